@@ -1,0 +1,1 @@
+"""Turning folders of code into an index: walk -> chunk -> encode -> store."""
