@@ -38,3 +38,8 @@ class Chunk:
     @property
     def n_lines(self) -> int:
         return self.end_line - self.start_line + 1
+
+    def encoder_text(self) -> str:
+        """What the encoder reads: a short header (file, enclosing scope) and the code."""
+        header = self.path if not self.context else f"{self.path} {self.context}"
+        return f"{header}\n{self.text}"

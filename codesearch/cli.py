@@ -1,0 +1,294 @@
+"""The `codesearch` command line: thin click commands over the indexer, searcher and eval."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from codesearch import __version__
+
+# Nothing here may reach a model hub: every model is loaded from local folders.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LANCE_LOG", "error")
+
+
+class Context:
+    def __init__(self, home: str | None, model: str | None, config: str | None, verbose: bool):
+        from codesearch.config import load_settings
+
+        self.settings = load_settings(config, home=home, model=model)
+        self.verbose = verbose
+        self._encoder = None
+
+    @property
+    def home(self) -> Path:
+        return Path(self.settings["home"])
+
+    def encoder(self):
+        if self._encoder is None:
+            from codesearch.model import load_encoder
+
+            self._encoder = load_encoder(self.settings["model"])
+        return self._encoder
+
+    def store(self, create: bool):
+        from codesearch.indexer.store import Store
+
+        return Store(self.home, create=create)
+
+    def searcher(self):
+        from codesearch.search import Searcher
+
+        store = self.store(create=False)
+        return Searcher(store, self.encoder(), self.settings)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"codesearch: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", envvar="CODESEARCH_HOME", type=click.Path(file_okay=False),
+              help="Index folder. Default: $CODESEARCH_HOME, else ~/.local/share/codesearch.")
+@click.option("--model", help='Encoder: "default" (shipped), "base" (untrained base model) or a model folder.')
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Settings file (YAML). Default: ~/.config/codesearch/config.yaml if it exists.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
+@click.version_option(__version__, prog_name="codesearch")
+@click.pass_context
+def main(ctx, home, model, config_file, verbose):
+    """Local semantic code search for Rust, formal methods (Lean, TLA+, SMT-LIB, Coq) and your own code.
+
+    \b
+    Index some folders, then search them in plain words:
+      codesearch index ~/repos
+      codesearch search "check if a value is within bounds"
+    Everything runs locally and offline; the index lives in --home.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = Context(home, model, config_file, verbose)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+# ---------------------------------------------------------------------------- index
+def _run_index(ctx: Context, paths, quiet: bool):
+    from tqdm import tqdm
+
+    from codesearch.indexer.pipeline import Indexer
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            unit = "files" if stage == "chunking" else "chunks"
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    indexer = Indexer(ctx.store(create=True), ctx.encoder(), ctx.settings)
+    try:
+        return indexer.run(paths, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _print_summary(summary) -> None:
+    s = summary
+    rate = f" ({s.embedded / s.seconds:.1f} chunks/s)" if s.embedded and s.seconds else ""
+    click.echo(
+        f"Indexed {s.files_seen} files in {s.repos} repositories in {s.seconds:.1f}s: "
+        f"{s.files_indexed} new or changed, {s.files_unchanged} unchanged, {s.files_removed} removed."
+    )
+    click.echo(f"Chunks written: {s.chunks} ({s.embedded} embedded{rate}, {s.reused} reused). Index total: {s.total_chunks}.")
+    if s.skipped:
+        parts = ", ".join(f"{n} {reason}" for reason, n in sorted(s.skipped.items()))
+        click.echo(f"Skipped files: {parts}.")
+        for reason, example in sorted(s.skipped_examples.items()):
+            click.echo(f"  {reason}: e.g. {example}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+def index(ctx: Context, paths, as_json, quiet):
+    """Index (or bring up to date) the repositories under PATHS.
+
+    Finds git repositories below each path, respects .gitignore, .ignore and .codesearchignore,
+    never indexes .git, build output, dependencies or secrets, and embeds only chunks whose text
+    changed since the last run. Safe to interrupt: running it again finishes the job.
+    """
+    from codesearch.indexer.store import IndexLocked
+
+    for p in paths:
+        if not Path(p).expanduser().exists():
+            _fail(f"{p} does not exist")
+    try:
+        summary = _run_index(ctx, paths, quiet or as_json)
+    except (IndexLocked, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        _print_summary(summary)
+
+
+# ---------------------------------------------------------------------------- search
+@main.command()
+@click.argument("query")
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=None, help="How many results (default 10).")
+@click.option("--lang", multiple=True, help="Only these languages (rust, python, lean, tlaplus, smtlib, coq, ...). Repeatable.")
+@click.option("--kind", multiple=True, help="Only these kinds (function, method, struct, theorem, operator, ...). Repeatable.")
+@click.option("--repo", help="Only this repository (folder name or path).")
+@click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/*.rs'); without * it is a prefix.")
+@click.option("--method", type=click.Choice(["hybrid", "multivector", "dense", "bm25"]), default=None,
+              help="Scoring: hybrid (default: MaxSim + full text), multivector (MaxSim only), dense (one vector), bm25.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
+@pass_ctx
+def search(ctx: Context, query, limit, lang, kind, repo, path_glob, method, as_json):
+    """Search the index for QUERY (plain words or a code fragment)."""
+    from codesearch.search import Filters
+
+    if not query.strip():
+        _fail("the query is empty")
+    try:
+        searcher = ctx.searcher()
+        results = searcher.search(query, limit=limit, filters=Filters(lang=lang, kind=kind, repo=repo, path=path_glob), method=method)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in results], indent=2))
+        return
+    if not results:
+        click.echo("No results.")
+        return
+    for i, r in enumerate(results, 1):
+        title = f"{r.kind} {r.name}".strip()
+        click.echo(click.style(f"{i:>2}. {r.path}:{r.start_line}-{r.end_line}", bold=True) + f"  {title}  [{r.language}, {r.score:.3f}]")
+        for line in r.snippet.splitlines():
+            click.echo(f"      {line}")
+        click.echo()
+
+
+# ---------------------------------------------------------------------------- eval
+@main.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="Corpus folder the eval's paths are relative to.")
+@click.option("--method", type=click.Choice(["hybrid", "multivector", "dense", "bm25"]), default=None,
+              help="Score one method (default: the search default) to compare baselines on the same queries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report (metrics and per-query results) as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
+    """Score search on an eval set (JSONL, see shared/eval-format.md): P@1, MRR@10, Recall@5.
+
+    Indexes ROOT first (incrementally), then searches only within ROOT.
+    """
+    from codesearch.eval import EvalSetError, evaluate, format_report, load_eval_set
+    from codesearch.search import Filters
+
+    try:
+        queries = load_eval_set(file)
+    except EvalSetError as exc:
+        _fail(str(exc))
+    root_path = Path(root).expanduser().absolute()
+    summary = _run_index(ctx, [root_path], quiet or as_json)
+    if not quiet and not as_json:
+        click.echo(f"Index of {root_path}: {summary.total_chunks} chunks ({summary.embedded} embedded now).", err=True)
+    searcher = ctx.searcher()
+    filters = Filters(under=str(root_path))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(queries), desc="queries", file=sys.stderr, disable=quiet or as_json, leave=False)
+
+    def run(q: str):
+        bar.update(1)
+        return searcher.search(q, limit=10, filters=filters, method=method)
+
+    report = evaluate(queries, run, root_path)
+    bar.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_report(report, title=f"{Path(file).name} ({method or searcher.method})"))
+
+
+# ---------------------------------------------------------------------------- bench
+@main.command()
+@click.option("--queries", "n_queries", default=100, show_default=True, help="How many timed queries.")
+@click.option("--index", "index_path", type=click.Path(exists=True), help="First index this folder and report throughput.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_ctx
+def bench(ctx: Context, n_queries, index_path, as_json):
+    """Measure indexing throughput and warm query latency (p50/p95) on the current index."""
+    from codesearch.bench import run_bench
+
+    try:
+        figures = run_bench(ctx, n_queries=n_queries, index_path=index_path)
+    except (FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+    else:
+        for k, v in figures.items():
+            click.echo(f"{k:>28}: {v}")
+
+
+# ---------------------------------------------------------------------------- status and gc
+@main.command()
+@pass_ctx
+def status(ctx: Context):
+    """Show what the index holds."""
+    try:
+        store = ctx.store(create=False)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    meta = store.meta()
+    click.echo(f"home:      {store.home}")
+    if not store.has_index():
+        click.echo("index:     empty")
+        return
+    n_chunks = store.count_chunks()
+    click.echo(f"files:     {store.table('files').count_rows()}")
+    click.echo(f"chunks:    {n_chunks}")
+    click.echo(f"vectors:   {store.table('vectors').count_rows()} distinct chunk texts")
+    size = store.disk_bytes()
+    click.echo(f"disk:      {size / 1e6:.1f} MB ({size / max(n_chunks, 1) / 1024:.1f} KB per chunk)")
+    click.echo(f"model:     {meta.get('model_fingerprint')} (dim {meta.get('dim')})")
+
+
+@main.command()
+@pass_ctx
+def gc(ctx: Context):
+    """Drop cached vectors that no indexed chunk uses any more, and compact the tables."""
+    store = ctx.store(create=False)
+    with store.lock():
+        n = store.gc()
+        store.optimize()
+    click.echo(f"Removed {n} unused cached vectors.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

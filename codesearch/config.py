@@ -1,0 +1,69 @@
+"""Settings: built-in defaults (config/default.yaml) <- user file <- environment <- flags."""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def defaults_file(name: str = "default.yaml"):
+    """A file of the top-level config/ folder: shipped in wheels as ``codesearch.defaults``,
+    read straight from the checkout in editable installs (which do not map that package)."""
+    checkout = Path(__file__).resolve().parent.parent / "config" / name
+    if checkout.exists():
+        return checkout
+    return resources.files("codesearch.defaults").joinpath(name)
+
+
+def default_settings() -> dict:
+    return yaml.safe_load(defaults_file().read_text())
+
+
+def user_config_file() -> Path:
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "codesearch" / "config.yaml"
+
+
+def default_home() -> Path:
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "codesearch"
+
+
+def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
+    """The effective settings. ``flags`` with value None are ignored."""
+    settings = default_settings()
+    path = Path(config_file) if config_file else user_config_file()
+    if path.exists():
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(user, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        settings = _deep_merge(settings, user)
+    elif config_file:
+        raise FileNotFoundError(f"config file {path} does not exist")
+    if os.environ.get("CODESEARCH_HOME"):
+        settings["home"] = os.environ["CODESEARCH_HOME"]
+    if os.environ.get("CODESEARCH_MODEL"):
+        settings["model"] = os.environ["CODESEARCH_MODEL"]
+    for key, value in flags.items():
+        if value is not None:
+            settings[key] = value
+    settings["home"] = str(Path(settings["home"]).expanduser()) if settings.get("home") else str(default_home())
+    return settings

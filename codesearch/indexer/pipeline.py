@@ -1,0 +1,245 @@
+"""`codesearch index`: walk -> chunk -> embed what is new -> store, resumable at any point."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from codesearch.indexer import walk as walker
+from codesearch.indexer.chunking import chunk_text
+from codesearch.indexer.chunking.base import Chunk
+from codesearch.indexer.store import Store, code_words
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_TEXT = 8000
+
+
+@dataclass
+class IndexSummary:
+    repos: int = 0
+    files_seen: int = 0
+    files_indexed: int = 0  # (re)chunked in this run
+    files_unchanged: int = 0
+    files_removed: int = 0
+    chunks: int = 0  # chunks written in this run
+    embedded: int = 0  # chunks that needed the model
+    reused: int = 0  # chunks whose vectors were already in the index
+    skipped: Counter = field(default_factory=Counter)
+    skipped_examples: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    total_chunks: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "repos": self.repos,
+            "files_seen": self.files_seen,
+            "files_indexed": self.files_indexed,
+            "files_unchanged": self.files_unchanged,
+            "files_removed": self.files_removed,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "skipped": dict(self.skipped),
+            "seconds": round(self.seconds, 2),
+            "total_chunks": self.total_chunks,
+            "chunks_per_second": round(self.embedded / self.seconds, 1) if self.seconds else None,
+        }
+
+
+@dataclass
+class _FileWork:
+    source: walker.SourceFile
+    chunks: list[Chunk]
+
+
+def chunk_id(path: str, chunk: Chunk, key: str) -> str:
+    return hashlib.sha1(f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode()).hexdigest()[:24]
+
+
+def embed_key(chunk: Chunk, fingerprint: str) -> str:
+    """Vectors are shared by every chunk with this key: same encoder input, same model."""
+    return hashlib.sha256(f"{fingerprint}\0{chunk.content_hash}".encode()).hexdigest()[:32]
+
+
+class Indexer:
+    """Brings the index of some roots up to date with the files on disk."""
+
+    def __init__(self, store: Store, encoder, settings: dict | None = None):
+        self.store = store
+        self.encoder = encoder
+        opts = (settings or {}).get("index", {})
+        self.max_file_bytes = int(opts.get("max_file_bytes", 2_000_000))
+        self.batch_chunks = int(opts.get("batch_chunks", 256))
+        self.encode_batch_size = int(opts.get("encode_batch_size", 32))
+        self.compact_every = int(opts.get("compact_every", 20))
+        self._commits = 0
+
+    def prepare(self) -> None:
+        """Check the index was built with this model; start afresh when it was not."""
+        meta = self.store.meta()
+        fp = self.encoder.fingerprint
+        if meta.get("model_fingerprint") not in (None, fp) or meta.get("dim") not in (None, self.encoder.dim):
+            log.warning("the model changed since this index was built: re-embedding everything")
+            self.store.reset()
+        self.store.dim = self.encoder.dim
+        self.store.write_meta(model_fingerprint=fp, dim=self.encoder.dim, format=1)
+
+    def run(
+        self,
+        roots: Sequence[str | Path],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> IndexSummary:
+        """Index ``roots``. ``progress(stage, done, total)`` is called as work advances."""
+        started = time.monotonic()
+        summary = IndexSummary()
+        roots = [Path(r).expanduser().absolute() for r in roots]
+        for root in roots:
+            if not root.exists():
+                raise FileNotFoundError(f"{root} does not exist")
+        self.prepare()
+        with self.store.lock():
+            # 1. What is on disk, and what changed since the last run.
+            sources: list[walker.SourceFile] = []
+            repos: set[str] = set()
+            for item in walker.walk(roots, max_file_bytes=self.max_file_bytes):
+                if isinstance(item, walker.Skipped):
+                    self._skip(summary, str(item.path), item.reason)
+                    continue
+                sources.append(item)
+                repos.add(str(item.repo))
+            summary.repos = len(repos)
+            summary.files_seen = len(sources)
+            known = self.store.file_states(roots)
+            on_disk = {str(s.path) for s in sources}
+            changed = [s for s in sources if known.get(str(s.path)) != (s.size, s.mtime_ns)]
+            summary.files_unchanged = len(sources) - len(changed)
+            removed = [p for p in known if p not in on_disk]
+
+            # 2. Forget files that are gone (or now ignored or skipped).
+            if removed:
+                self.store.forget_files(removed)
+                summary.files_removed = len(removed)
+                self._committed()
+
+            # 3. Chunk what changed.
+            work: list[_FileWork] = []
+            for n, source in enumerate(changed, 1):
+                try:
+                    text = walker.read_text(source)
+                except walker.SkipFile as exc:
+                    self._skip(summary, str(source.path), exc.reason)
+                    work.append(_FileWork(source, []))  # recorded, so a skipped file is not retried each run
+                    continue
+                work.append(_FileWork(source, chunk_text(source.rel_path, text)))
+                if progress:
+                    progress("chunking", n, len(changed))
+
+            # 4. Embed what the index has not seen, commit file by file group.
+            fp = self.encoder.fingerprint
+            keys_needed = {embed_key(c, fp) for w in work for c in w.chunks}
+            have = self.store.existing_keys(keys_needed) if keys_needed else set()
+            to_embed_total = len(keys_needed - have)
+            done = 0
+            if progress:
+                progress("embedding", 0, to_embed_total)
+            group: list[_FileWork] = []
+            group_new = 0
+            for w in work:
+                group.append(w)
+                group_new += sum(1 for c in w.chunks if embed_key(c, fp) not in have)
+                if group_new >= self.batch_chunks or sum(len(g.chunks) for g in group) >= 4 * self.batch_chunks:
+                    done += self._commit_group(group, have, summary, fp)
+                    if progress:
+                        progress("embedding", done, to_embed_total)
+                    group, group_new = [], 0
+            if group:
+                done += self._commit_group(group, have, summary, fp)
+                if progress:
+                    progress("embedding", done, to_embed_total)
+            summary.files_indexed = len(work)
+
+            # 5. Fold everything into compact files and fresh indexes.
+            if self._commits or not self.store.has_index():
+                self.store.optimize()
+            summary.total_chunks = self.store.count_chunks()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _skip(self, summary: IndexSummary, path: str, reason: str) -> None:
+        summary.skipped[reason] += 1
+        summary.skipped_examples.setdefault(reason, path)
+
+    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, fp: str) -> int:
+        """Embed the new chunks of some files, then store vectors, chunks, file records in that order."""
+        keyed = [(w, [(c, embed_key(c, fp)) for c in w.chunks]) for w in group]
+        new: dict[str, Chunk] = {}
+        for _, pairs in keyed:
+            for c, k in pairs:
+                if k not in have and k not in new:
+                    new[k] = c
+        pooled_by_key: dict[str, np.ndarray] = {}
+        if new:
+            keys = list(new)
+            tokens, pooled = self.encoder.encode_documents(
+                [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size
+            )
+            self.store.add_vectors(list(zip(keys, tokens, pooled)))
+            pooled_by_key = dict(zip(keys, pooled))
+            have.update(keys)
+            summary.embedded += len(keys)
+        missing_pooled = {k for _, pairs in keyed for _, k in pairs if k not in pooled_by_key}
+        if missing_pooled:
+            pooled_by_key.update(self.store.get_pooled(missing_pooled))
+        rows = []
+        for w, pairs in keyed:
+            path = str(w.source.path)
+            for c, k in pairs:
+                rows.append(
+                    {
+                        "id": chunk_id(path, c, k),
+                        "key": k,
+                        "repo": str(w.source.repo),
+                        "path": path,
+                        "rel_path": w.source.rel_path,
+                        "start_line": c.start_line,
+                        "end_line": c.end_line,
+                        "language": c.language,
+                        "kind": c.kind,
+                        "name": c.name,
+                        "context": c.context,
+                        "text": c.text[:MAX_STORED_TEXT],
+                        "search_text": " ".join(code_words(f"{w.source.rel_path} {c.name} {c.context} {c.text}")),
+                        "pooled": pooled_by_key[k].astype(np.float32).tolist(),
+                    }
+                )
+        summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
+        summary.chunks += len(rows)
+        self.store.replace_file_chunks([str(w.source.path) for w in group], rows)
+        self.store.record_files(
+            [
+                {
+                    "path": str(w.source.path),
+                    "repo": str(w.source.repo),
+                    "size": w.source.size,
+                    "mtime_ns": w.source.mtime_ns,
+                    "n_chunks": len(w.chunks),
+                }
+                for w in group
+            ]
+        )
+        self._committed()
+        return len(new)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % self.compact_every == 0:
+            self.store.optimize()

@@ -1,0 +1,372 @@
+"""The index on disk: embedded LanceDB tables under the index home.
+
+Three tables, each with one job:
+
+- ``vectors``: one row per distinct chunk content (``key`` = content hash), holding the chunk's
+  token vectors as a LanceDB multivector column (float16). Identical chunks in several repos,
+  branches or worktrees share one row, and rows whose chunks went away stay as a cache until
+  ``gc``: a chunk whose text did not change is never embedded again.
+- ``chunks``: one row per chunk occurrence (repo, path, lines, language, kind, name, text), its
+  ``key`` into ``vectors``, one pooled vector for candidate search, and ``search_text`` (code-aware
+  words: camelCase and snake_case split) with a full-text index for the lexical signal.
+- ``files``: what was indexed of each file (size, mtime), written only after the file's chunks,
+  so an interrupted run is simply resumed: anything not recorded here is redone.
+
+Every write is one atomic LanceDB commit; a file's chunks are replaced in a single merge, so a
+reader never sees a half-updated file and a kill at any moment leaves no duplicates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+INDEX_META = "index.json"
+_BATCH_IN = 500  # keys per `IN (...)` filter
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal (LanceDB filters are SQL)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def sql_like_prefix(column: str, prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{column} LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+
+
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
+
+
+def code_words(text: str) -> list[str]:
+    """Words for lexical search: identifiers split at snake_case and camelCase, lower-cased.
+
+    ``parseHTTPRequest_v2`` gives ``parse http request v2`` plus the whole identifier, so a
+    query for either the parts or the exact name matches.
+    """
+    words: list[str] = []
+    for ident in _WORD.findall(text):
+        parts = [p for piece in ident.split("_") for p in _CAMEL.findall(piece)]
+        lowered = [p.lower() for p in parts if p]
+        words.extend(lowered)
+        if len(lowered) > 1:
+            words.append(ident.lower())
+    return words
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk as stored and returned by search."""
+
+    id: str
+    key: str
+    repo: str
+    path: str  # absolute
+    rel_path: str
+    start_line: int
+    end_line: int
+    language: str
+    kind: str
+    name: str
+    context: str
+    text: str
+
+
+class IndexLocked(RuntimeError):
+    pass
+
+
+class Store:
+    """The LanceDB tables of one index home."""
+
+    def __init__(self, home: Path, dim: int | None = None, *, create: bool = True):
+        import lancedb
+
+        self.home = Path(home).expanduser()
+        if create:
+            self.home.mkdir(parents=True, exist_ok=True)
+        elif not (self.home / INDEX_META).exists():
+            raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
+        self.db = lancedb.connect(str(self.home / "lance"))
+        meta = self.meta()
+        self.dim = dim or meta.get("dim")
+        self._tables: dict = {}
+
+    # ------------------------------------------------------------------ metadata
+    def meta(self) -> dict:
+        f = self.home / INDEX_META
+        return json.loads(f.read_text()) if f.exists() else {}
+
+    def write_meta(self, **values) -> None:
+        meta = self.meta()
+        meta.update(values)
+        tmp = self.home / (INDEX_META + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, self.home / INDEX_META)
+
+    def lock(self) -> "_Lock":
+        """Exclusive writer lock (one indexer or watcher per home at a time)."""
+        return _Lock(self.home / "write.lock")
+
+    # ------------------------------------------------------------------ schemas and tables
+    def _schema(self, name: str) -> pa.Schema:
+        dim = self.dim
+        if name == "vectors":
+            return pa.schema(
+                [
+                    pa.field("key", pa.string()),
+                    pa.field("n_tokens", pa.int32()),
+                    pa.field("tokens", pa.list_(pa.list_(pa.float16(), dim))),
+                    pa.field("pooled", pa.list_(pa.float32(), dim)),
+                ]
+            )
+        if name == "chunks":
+            return pa.schema(
+                [
+                    pa.field("id", pa.string()),
+                    pa.field("key", pa.string()),
+                    pa.field("repo", pa.string()),
+                    pa.field("path", pa.string()),
+                    pa.field("rel_path", pa.string()),
+                    pa.field("start_line", pa.int32()),
+                    pa.field("end_line", pa.int32()),
+                    pa.field("language", pa.string()),
+                    pa.field("kind", pa.string()),
+                    pa.field("name", pa.string()),
+                    pa.field("context", pa.string()),
+                    pa.field("text", pa.string()),
+                    pa.field("search_text", pa.string()),
+                    pa.field("pooled", pa.list_(pa.float32(), dim)),
+                ]
+            )
+        if name == "files":
+            return pa.schema(
+                [
+                    pa.field("path", pa.string()),
+                    pa.field("repo", pa.string()),
+                    pa.field("size", pa.int64()),
+                    pa.field("mtime_ns", pa.int64()),
+                    pa.field("n_chunks", pa.int32()),
+                ]
+            )
+        raise KeyError(name)
+
+    def table(self, name: str):
+        if name not in self._tables:
+            try:
+                self._tables[name] = self.db.open_table(name)
+            except (FileNotFoundError, ValueError):
+                if self.dim is None:
+                    raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
+                self._tables[name] = self.db.create_table(name, schema=self._schema(name), exist_ok=True)
+                if name == "vectors":
+                    self._tables[name].create_scalar_index("key")
+                elif name == "chunks":
+                    self._tables[name].create_scalar_index("key")
+                    self._tables[name].create_scalar_index("path")
+                elif name == "files":
+                    self._tables[name].create_scalar_index("path")
+        return self._tables[name]
+
+    def has_index(self) -> bool:
+        return "chunks" in self.db.table_names()
+
+    def reset(self) -> None:
+        """Drop every table (used when the model, and so the vector space, changed)."""
+        for name in ("vectors", "chunks", "files"):
+            if name in self.db.table_names():
+                self.db.drop_table(name)
+        self._tables.clear()
+        fts = self.home / "fts.json"
+        fts.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ files
+    def file_states(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) for recorded files, optionally only those under some roots."""
+        tbl = self.table("files")
+        query = tbl.search().select(["path", "size", "mtime_ns"])
+        if under:
+            query = query.where(" OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under))
+        data = query.limit(None).to_arrow() if hasattr(query, "limit") else query.to_arrow()
+        paths = data.column("path").to_pylist()
+        sizes = data.column("size").to_pylist()
+        mtimes = data.column("mtime_ns").to_pylist()
+        return {p: (s, m) for p, s, m in zip(paths, sizes, mtimes)}
+
+    def record_files(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        data = pa.Table.from_pylist(rows, schema=self._schema("files"))
+        self.table("files").merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def forget_files(self, paths: Sequence[str]) -> None:
+        """Remove files (and their chunks) from the index."""
+        for i in range(0, len(paths), _BATCH_IN):
+            part = paths[i : i + _BATCH_IN]
+            self.table("chunks").delete(sql_in("path", part))
+            self.table("files").delete(sql_in("path", part))
+
+    # ------------------------------------------------------------------ vectors
+    def existing_keys(self, keys: Iterable[str]) -> set[str]:
+        keys = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        tbl = self.table("vectors")
+        for i in range(0, len(keys), _BATCH_IN):
+            part = keys[i : i + _BATCH_IN]
+            data = tbl.search().where(sql_in("key", part)).select(["key"]).limit(None).to_arrow()
+            found.update(data.column("key").to_pylist())
+        return found
+
+    def add_vectors(self, items: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        """Store (key, token vectors, pooled vector) triples."""
+        if not items:
+            return
+        dim = self.dim
+        flat = np.concatenate([v.astype(np.float16) for _, v, _ in items]).reshape(-1)
+        inner = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float16()), dim)
+        offsets = np.concatenate([[0], np.cumsum([len(v) for _, v, _ in items])]).astype(np.int32)
+        pooled = np.stack([p for _, _, p in items]).astype(np.float32).reshape(-1)
+        tokens = pa.ListArray.from_arrays(pa.array(offsets), inner)
+        data = pa.table(
+            {
+                "key": [k for k, _, _ in items],
+                "n_tokens": pa.array([len(v) for _, v, _ in items], pa.int32()),
+                "tokens": tokens,
+                "pooled": pa.FixedSizeListArray.from_arrays(pa.array(pooled, pa.float32()), dim),
+            },
+            schema=self._schema("vectors"),
+        )
+        self.table("vectors").add(data)
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """key -> (n_tokens, dim) float32 token vectors."""
+        out: dict[str, np.ndarray] = {}
+        keys = list(dict.fromkeys(keys))
+        tbl = self.table("vectors")
+        for i in range(0, len(keys), _BATCH_IN):
+            part = keys[i : i + _BATCH_IN]
+            data = tbl.search().where(sql_in("key", part)).select(["key", "tokens"]).limit(None).to_arrow()
+            out.update(_unpack_tokens(data, self.dim))
+        return out
+
+    def get_pooled(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        keys = list(dict.fromkeys(keys))
+        tbl = self.table("vectors")
+        for i in range(0, len(keys), _BATCH_IN):
+            part = keys[i : i + _BATCH_IN]
+            data = tbl.search().where(sql_in("key", part)).select(["key", "pooled"]).limit(None).to_arrow()
+            vecs = data.column("pooled").combine_chunks().values.to_numpy().reshape(-1, self.dim)
+            out.update(zip(data.column("key").to_pylist(), vecs))
+        return out
+
+    def iter_all_vectors(self, batch_rows: int = 2048) -> Iterator[dict[str, np.ndarray]]:
+        query = self.table("vectors").search().select(["key", "tokens"]).limit(None)
+        for batch in query.to_batches(batch_rows):
+            yield _unpack_tokens(batch, self.dim)
+
+    # ------------------------------------------------------------------ chunks
+    def replace_file_chunks(self, paths: Sequence[str], rows: list[dict]) -> None:
+        """Atomically make ``rows`` the only chunks of ``paths`` (one commit)."""
+        if not paths:
+            return
+        data = pa.Table.from_pylist(rows, schema=self._schema("chunks"))
+        (
+            self.table("chunks")
+            .merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(sql_in("path", paths))
+            .execute(data)
+        )
+
+    def count_chunks(self, where: str | None = None) -> int:
+        return self.table("chunks").count_rows(where) if where else self.table("chunks").count_rows()
+
+    # ------------------------------------------------------------------ maintenance
+    def optimize(self) -> None:
+        """Compact small commits, fold new rows into the indexes, drop old table versions."""
+        self.ensure_fts_index()
+        for name in ("vectors", "chunks", "files"):
+            if name in self.db.table_names():
+                self.table(name).optimize(cleanup_older_than=timedelta(seconds=0))
+
+    def ensure_fts_index(self) -> None:
+        tbl = self.table("chunks")
+        names = [getattr(ix, "name", "") for ix in tbl.list_indices()]
+        if not any("search_text" in n for n in names) and tbl.count_rows() > 0:
+            tbl.create_fts_index(
+                "search_text",
+                base_tokenizer="whitespace",
+                lower_case=True,
+                stem=False,
+                remove_stop_words=False,
+                ascii_folding=True,
+                replace=True,
+            )
+
+    def gc(self) -> int:
+        """Delete cached vectors no chunk refers to any more; returns how many."""
+        live = set(self.table("chunks").search().select(["key"]).limit(None).to_arrow().column("key").to_pylist())
+        all_keys = self.table("vectors").search().select(["key"]).limit(None).to_arrow().column("key").to_pylist()
+        dead = [k for k in set(all_keys) if k not in live]
+        for i in range(0, len(dead), _BATCH_IN):
+            self.table("vectors").delete(sql_in("key", dead[i : i + _BATCH_IN]))
+        return len(dead)
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in (self.home / "lance").rglob("*") if f.is_file())
+
+
+def _dir_prefix(path: Path) -> str:
+    s = str(path)
+    return s if s.endswith("/") else s + "/"
+
+
+def _unpack_tokens(data: pa.Table | pa.RecordBatch, dim: int) -> dict[str, np.ndarray]:
+    keys = data.column("key").to_pylist()
+    col = data.column("tokens")
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    offsets = col.offsets.to_numpy()
+    flat = col.values.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    base = offsets[0]
+    return {k: flat[offsets[i] - base : offsets[i + 1] - base] for i, k in enumerate(keys)}
+
+
+class _Lock:
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_Lock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise IndexLocked(
+                f"another codesearch process is writing the index at {self.path.parent}; "
+                "wait for it to finish (or stop it) and run again"
+            ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

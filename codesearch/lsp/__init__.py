@@ -1,0 +1,1 @@
+"""Language server (pygls): search inside any editor. See issue 4."""

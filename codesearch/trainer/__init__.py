@@ -1,0 +1,1 @@
+"""Trainer: specialises the encoder for Rust, formal methods and personal code. See issue 3."""
