@@ -1,0 +1,422 @@
+"""scripts/build_eval_sets.py on small fixtures: queries, blanking, spans, determinism."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from codesearch.eval import load_eval_set
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_eval_sets.py"
+
+
+@pytest.fixture(scope="module")
+def b():
+    spec = importlib.util.spec_from_file_location("build_eval_sets", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["build_eval_sets"] = mod  # dataclasses look the module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def by_name(items):
+    return {it.name: it for it in items}
+
+
+def span_text(text: str, start: int, end: int) -> list[str]:
+    return text.split("\n")[start - 1 : end]
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the first line containing needle."""
+    for i, line in enumerate(text.split("\n"), start=1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
+# --- Rust -----------------------------------------------------------------------------
+
+RUST = """\
+//! Crate docs that mention widgets.
+
+use std::fmt;
+
+/// Returns the number of widgets in the frobnicator.
+///
+/// More text here. Second sentence.
+#[inline]
+#[must_use]
+pub fn widget_count(x: &Frob) -> usize {
+    x.widgets.len()
+}
+
+#[derive(Debug)]
+/// A [`Frob`] holds widgets, see [the docs](https://example.com) for `more`.
+pub struct Frob {
+    /// The widgets of the frob.
+    widgets: Vec<u8>, // a plain comment stays
+}
+
+impl<T> Frob {
+    /// Creates an empty frob with no widgets at all. Then more.
+    pub fn new() -> Self {
+        Frob { widgets: Vec::new() }
+    }
+
+    /// Len.
+    pub fn len(&self) -> usize { self.widgets.len() }
+
+    //// Four slashes: not a doc comment.
+    fn private(&self) {}
+}
+
+/** Block doc comment describing the trait in detail. */
+pub trait Shiny {
+    /// Polishes the shiny thing until it gleams, e.g. with a cloth.
+    fn polish(&mut self);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Checks that the widget count works as expected.
+    #[test]
+    fn counts() {}
+}
+"""
+
+
+def test_rust_queries_and_spans(b):
+    res = b.process_rust(RUST, "demo/src/lib.rs")
+    items = by_name(res.items)
+    assert set(items) == {"widget_count", "Frob", "Frob::new", "Frob::len", "Shiny", "Shiny::polish"}
+    q = {name: it.query for name, it in items.items()}
+    assert q == {
+        "widget_count": "Returns the number of widgets in the frobnicator.",
+        "Frob": "A Frob holds widgets, see the docs for more.",
+        "Frob::new": "Creates an empty frob with no widgets at all.",
+        "Frob::len": None,  # "Len." is under 4 words
+        "Shiny": "Block doc comment describing the trait in detail.",
+        "Shiny::polish": "Polishes the shiny thing until it gleams, e.g. with a cloth.",
+    }
+    assert items["Frob::len"].skip == "too short"
+    # spans: the declaration without its doc, attributes included
+    wc = items["widget_count"]
+    assert (wc.start_line, wc.end_line) == (line_of(RUST, "#[inline]"), line_of(RUST, "x.widgets.len()") + 1)
+    assert span_text(res.text, wc.start_line, wc.end_line) == [
+        "#[inline]", "#[must_use]", "pub fn widget_count(x: &Frob) -> usize {", "    x.widgets.len()", "}",
+    ]
+    # an attribute above the doc starts the span; the blanked doc line is inside it
+    frob = items["Frob"]
+    assert frob.start_line == line_of(RUST, "#[derive(Debug)]")
+    assert span_text(res.text, frob.start_line, frob.end_line) == [
+        "#[derive(Debug)]", "", "pub struct Frob {", "", "    widgets: Vec<u8>, // a plain comment stays", "}",
+    ]
+    new = items["Frob::new"]
+    assert span_text(res.text, new.start_line, new.start_line)[0] == "    pub fn new() -> Self {"
+    assert items["Shiny::polish"].kind == "function" and items["Shiny"].kind == "trait"
+    assert span_text(res.text, *(items["Shiny::polish"].start_line,) * 2) == ["    fn polish(&mut self);"]
+
+
+def test_rust_declaration_count(b):
+    res = b.process_rust(RUST, "x.rs")
+    # widget_count, Frob, new, len, private, Shiny, polish, counts (test code counts too)
+    assert res.declarations == 8
+
+
+def test_rust_corpus_blanking(b):
+    res = b.process_rust(RUST, "x.rs")
+    orig, copy = RUST.split("\n"), res.text.split("\n")
+    assert len(copy) == len(orig)
+    for o, c in zip(orig, copy):
+        s = o.strip()
+        if s.startswith(("///", "//!", "/**")) and not s.startswith("////"):
+            assert c == "", o  # every doc line, including the field's and the test module's
+        else:
+            assert c == o
+    assert "    //// Four slashes: not a doc comment." in copy
+
+
+def test_rust_doc_sharing_a_line_with_code_is_blanked_not_queried(b):
+    src = "struct S { a: u8, /// The second field of the struct here.\n b: u8 }\n"
+    res = b.process_rust(src, "s.rs")
+    assert res.text == "struct S { a: u8, \n b: u8 }\n"
+    assert res.items == []
+
+
+def test_rust_crlf_keeps_line_endings(b):
+    src = "/// Returns the answer to everything at once.\r\nfn answer() -> u8 { 42 }\r\n"
+    res = b.process_rust(src, "a.rs")
+    assert res.text == "\r\nfn answer() -> u8 { 42 }\r\n"
+    assert res.items[0].query == "Returns the answer to everything at once."
+    assert (res.items[0].start_line, res.items[0].end_line) == (2, 2)
+
+
+# --- Python ---------------------------------------------------------------------------
+
+PY = '''\
+"""Module docstring."""
+
+import functools
+
+
+def plain(a, b):
+    """Add two numbers together and return the sum.
+
+    Longer description.
+    """
+    return a + b
+
+
+@functools.lru_cache(maxsize=None)
+def cached(n):
+    """Compute the ``n``-th value of the :func:`plain` sequence quickly."""
+    return n
+
+
+def doc_only():
+    """Do nothing at all, just a placeholder
+    for subclasses to override.
+    """
+
+
+class Widget:
+    """A widget that holds a single value for the caller.
+
+    Attributes: value.
+    """
+
+    def get(self):
+        """Return it."""
+        return 1
+
+    def one_liner(self): "Inline docstring that shares its line with the def."; return 2
+'''
+
+
+def test_python_queries_and_spans(b):
+    res = b.process_python(PY, "pkg/mod.py")
+    items = by_name(res.items)
+    assert {n: it.query for n, it in items.items()} == {
+        "plain": "Add two numbers together and return the sum.",
+        "cached": "Compute the n-th value of the plain sequence quickly.",
+        "doc_only": "Do nothing at all, just a placeholder for subclasses to override.",
+        "Widget": "A widget that holds a single value for the caller.",
+        "get": None,
+    }
+    assert res.declarations == 6  # plain, cached, doc_only, Widget, get, one_liner
+    cached = items["cached"]
+    assert span_text(res.text, cached.start_line, cached.end_line) == [
+        "@functools.lru_cache(maxsize=None)", "def cached(n):", "", "    return n",
+    ]
+    plain = items["plain"]
+    assert (plain.start_line, plain.end_line) == (line_of(PY, "def plain"), line_of(PY, "return a + b"))
+    # a docstring-only body keeps a `pass`, and the span ends there
+    d = items["doc_only"]
+    assert span_text(res.text, d.start_line, d.end_line) == ["def doc_only():", "    pass"]
+    w = items["Widget"]
+    assert (w.start_line, w.end_line) == (line_of(PY, "class Widget"), line_of(PY, "return 2"))
+
+
+def test_python_corpus_blanking(b):
+    res = b.process_python(PY, "mod.py")
+    orig, copy = PY.split("\n"), res.text.split("\n")
+    assert len(copy) == len(orig)
+    ast.parse(res.text)  # still valid Python
+    assert '"' not in res.text  # every docstring gone
+    for i in range(line_of(PY, '"""Add two'), line_of(PY, "return a + b")):
+        assert copy[i - 1] == ""
+    assert copy[line_of(PY, '"""Do nothing') - 1] == "    pass"
+    assert copy[line_of(PY, "one_liner") - 1] == "    def one_liner(self): ...; return 2"
+    assert copy[0] == ""  # module docstring
+
+
+# --- Coq ------------------------------------------------------------------------------
+
+COQ = """\
+(** * Title of the section *)
+
+Require Import List.
+
+(** The length of an appended list is the sum of the lengths. *)
+Lemma app_length_sum : forall (A : Type) (l m : list A),
+  length (l ++ m) = length l + length m.
+Proof.
+  intros. (* a nested (* comment *) with a dot. *) apply app_length.
+Qed.
+
+(** Doubles a natural number by adding it to itself. *)
+
+Definition double (n : nat) : nat := n + n.
+
+(** Results about the [double] function on naturals. *)
+
+Lemma double_0 : double 0 = 0.
+Proof. reflexivity. Qed.
+
+Lemma double_1 : double 1 = 2.
+Proof. reflexivity. Qed.
+
+(* A plain comment describing the triple function in words. *)
+Definition triple (n : nat) : nat := n + n + n.
+
+(** Computes the sum of the [list] of naturals. **)
+Fixpoint sum (l : list nat) : nat :=
+  match l with
+  | nil => 0
+  | x :: r => x + sum r
+  end.
+
+(** An instance whose proof comes after, with bullets. *)
+#[global]
+Instance two_ok : Proper eq 2.
+Proof.
+  - { reflexivity. }
+Defined.
+"""
+
+
+def test_coq_queries_and_spans(b):
+    res = b.process_coq(COQ, "Lists/Demo.v")
+    items = by_name(res.items)
+    assert {n: it.query for n, it in items.items()} == {
+        "app_length_sum": "The length of an appended list is the sum of the lengths.",
+        "double": "Doubles a natural number by adding it to itself.",  # one blank line, sole decl
+        "sum": "Computes the sum of the list of naturals.",
+        "two_ok": "An instance whose proof comes after, with bullets.",
+    }
+    # double_0 is not taken: its comment heads two lemmas; triple's comment is plain
+    assert res.declarations == 7
+    lem = items["app_length_sum"]
+    assert span_text(res.text, lem.start_line, lem.end_line)[0].startswith("Lemma app_length_sum")
+    assert span_text(res.text, lem.start_line, lem.end_line)[-1] == "Qed."
+    assert lem.end_line - lem.start_line == 4
+    assert items["double"].kind == "definition"
+    assert span_text(res.text, items["double"].start_line, items["double"].end_line) == [
+        "Definition double (n : nat) : nat := n + n.",
+    ]
+    s = items["sum"]
+    assert (s.start_line, s.end_line) == (line_of(COQ, "Fixpoint sum"), line_of(COQ, "  end."))
+    inst = items["two_ok"]
+    assert span_text(res.text, inst.start_line, inst.end_line) == [
+        "#[global]", "Instance two_ok : Proper eq 2.", "Proof.", "  - { reflexivity. }", "Defined.",
+    ]
+
+
+def test_coq_plain_comments_fallback(b):
+    res = b.process_coq(COQ, "Demo.v", accept_plain=True)
+    items = by_name(res.items)
+    assert items["triple"].query == "A plain comment describing the triple function in words."
+    assert res.text.split("\n")[line_of(COQ, "A plain comment") - 1] == ""
+    # without the fallback the plain comment stays in the corpus
+    plain = b.process_coq(COQ, "Demo.v")
+    assert "A plain comment" in plain.text and "triple" not in by_name(plain.items)
+
+
+def test_coq_corpus_blanking(b):
+    res = b.process_coq(COQ, "Demo.v")
+    orig, copy = COQ.split("\n"), res.text.split("\n")
+    assert len(copy) == len(orig)
+    assert "(**" not in res.text
+    for o, c in zip(orig, copy):
+        assert c == ("" if o.startswith("(**") else o)
+
+
+# --- queries --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "para, sentence",
+    [
+        ("Returns the thing. Then more.", "Returns the thing."),
+        ("Works on i.e. small inputs. More.", "Works on i.e. small inputs."),
+        ("Counts from 1..n inclusive! Yes.", "Counts from 1..n inclusive!"),
+        ("No period at all", "No period at all"),
+        ("Returns a date string, e.g.:", "Returns a date string"),
+        ("Joins the items with a separator, for example. Then more.", "Joins the items with a separator"),
+        ("Version 1.5 of the thing is here. Ok.", "Version 1.5 of the thing is here."),
+    ],
+)
+def test_first_sentence(b, para, sentence):
+    assert b.first_sentence(para) == sentence
+
+
+def test_simplify_markdown(b):
+    md = "Returns [`Foo`](crate::Foo) or [`Bar`] via [link text][ref], **bold** and `*const T`."
+    assert b.simplify_markdown(md) == "Returns Foo or Bar via link text, bold and *const T."
+
+
+def test_first_paragraph_stops_at_code(b):
+    assert b.first_paragraph("# Examples\n\nFirst line\nsecond line\n\nnext", lambda s: s.startswith("#")) == "First line second line"
+    assert b.first_paragraph("```\ncode\n```\ntext") == ""
+    assert b.first_paragraph("Does a thing, e.g.:\n>>> f(1)\n2") == "Does a thing, e.g.:"
+
+
+# --- sampling and the whole build -----------------------------------------------------
+
+
+def _items(b, n):
+    return [
+        b.DocItem(f"f{i % 7}.rs", f"name{i}", "function", i + 1, i + 3, i, i, "", query=f"Query number {i} about things.")
+        for i in range(n)
+    ]
+
+
+def test_sampling_is_deterministic(b):
+    a = b.sample_queries(_items(b, 60), 20, 0, "rust", "rust")
+    again = b.sample_queries(list(reversed(_items(b, 60))), 20, 0, "rust", "rust")  # input order does not matter
+    other = b.sample_queries(_items(b, 60), 20, 1, "rust", "rust")
+    assert a == again
+    assert [r["query"] for r in a] != [r["query"] for r in other]
+    assert [r["id"] for r in a] == [f"rust-{i}" for i in range(20)]
+    assert len({r["query"] for r in a}) == 20
+
+
+def test_same_query_text_makes_one_query_with_all_targets(b):
+    items = _items(b, 3)
+    items[1].query = items[0].query.upper()  # same text up to case
+    out = b.sample_queries(items, 10, 0, "rust", "rust")
+    assert len(out) == 2
+    multi = [r for r in out if len(r["relevant"]) == 2]
+    assert len(multi) == 1
+
+
+def test_build_end_to_end(b, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    (registry / "demo-0.1.0" / "src").mkdir(parents=True)
+    (registry / "demo-0.1.0" / "src" / "lib.rs").write_text(RUST)
+    (registry / "demo-0.1.0" / "src" / "util.rs").write_text("/// Helper that has no sampled query at all.\nfn h() {}\n")
+    (registry / "demo-0.1.0" / "tests").mkdir()
+    (registry / "demo-0.1.0" / "tests" / "t.rs").write_text("fn t() {}\n")  # not src/: not copied
+    monkeypatch.setattr(b, "RUST_CRATES", ("demo-0.1.0",))
+    out, samples, held = tmp_path / "out", tmp_path / "samples", tmp_path / "heldout.txt"
+    argv = ["--sets", "rust", "--out", str(out), "--samples", str(samples), "--heldout-file", str(held),
+            "--cargo-registry", str(registry), "--max-queries", "3"]
+    assert b.main(argv) == 0
+    first = (out / "rust.jsonl").read_text()
+    corpus = out / "rust" / "corpus"
+    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.rs")) == ["demo-0.1.0/src/lib.rs", "demo-0.1.0/src/util.rs"]
+    assert (corpus / "demo-0.1.0/src/util.rs").read_text() == "\nfn h() {}\n"
+    queries = load_eval_set(out / "rust.jsonl")
+    assert len(queries) == 3 and all(q.domain == "rust" for q in queries)
+    for q in queries:
+        for s in q.relevant:
+            lines = (corpus / s.path).read_text().split("\n")
+            assert lines[s.start_line - 1].strip() and lines[s.end_line - 1].strip()
+    assert (samples / "rust.jsonl").read_text() == first  # fewer than 20 lines: all of them
+    assert f"rust\tcrate\tdemo\t0.1.0\t{registry / 'demo-0.1.0'}" in held.read_text().splitlines()
+    # a rebuild gives the same bytes
+    assert b.main(argv) == 0
+    assert (out / "rust.jsonl").read_text() == first
+
+
+def test_missing_source_skips_the_set(b, tmp_path, capsys):
+    rc = b.main(["--sets", "coq", "--out", str(tmp_path / "o"), "--samples", "", "--heldout-file", "",
+                 "--coq-theories", str(tmp_path / "nope")])
+    assert rc == 1
+    assert "[coq] skipped: missing source" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "coq.jsonl").exists()
