@@ -32,6 +32,7 @@ import pyarrow as pa
 
 INDEX_META = "index.json"
 _BATCH_IN = 500  # keys per `IN (...)` filter
+KEEP_VERSIONS_SECONDS = 60
 
 
 def sql_str(value: str) -> str:
@@ -182,13 +183,22 @@ class Store:
                     self._tables[name].create_scalar_index("path")
         return self._tables[name]
 
+    def table_names(self) -> set[str]:
+        names, token = set(), None
+        while True:
+            page = self.db.list_tables(page_token=token) if token else self.db.list_tables()
+            names.update(page.tables)
+            token = page.page_token
+            if not token:
+                return names
+
     def has_index(self) -> bool:
-        return "chunks" in self.db.table_names()
+        return "chunks" in self.table_names()
 
     def reset(self) -> None:
         """Drop every table (used when the model, and so the vector space, changed)."""
         for name in ("vectors", "chunks", "files"):
-            if name in self.db.table_names():
+            if name in self.table_names():
                 self.db.drop_table(name)
         self._tables.clear()
         fts = self.home / "fts.json"
@@ -301,9 +311,11 @@ class Store:
     def optimize(self) -> None:
         """Compact small commits, fold new rows into the indexes, drop old table versions."""
         self.ensure_fts_index()
+        present = self.table_names()
         for name in ("vectors", "chunks", "files"):
-            if name in self.db.table_names():
-                self.table(name).optimize(cleanup_older_than=timedelta(seconds=0))
+            if name in present:
+                # Keep the last minute of versions: a search running meanwhile may still read one.
+                self.table(name).optimize(cleanup_older_than=timedelta(seconds=KEEP_VERSIONS_SECONDS))
 
     def ensure_fts_index(self) -> None:
         tbl = self.table("chunks")

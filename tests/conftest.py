@@ -1,0 +1,45 @@
+"""Shared fixtures: the real model (loaded once), real LanceDB in tmp folders, small real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LANCE_LOG", "error")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from codesearch.model import load_encoder
+
+    return load_encoder("default")
+
+
+@pytest.fixture
+def small_repo(tmp_path) -> Path:
+    """A git repository with a few real-looking Rust, Python, Lean, SMT-LIB and TLA+ files."""
+    repo = tmp_path / "repos" / "small"
+    shutil.copytree(FIXTURES / "repo_small", repo)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    return repo
+
+
+@pytest.fixture
+def index_env(tmp_path, encoder):
+    """(store, indexer, searcher factory) on a fresh index home."""
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(Path(settings["home"]))
+    indexer = Indexer(store, encoder, settings)
+    return store, indexer, lambda: Searcher(store, encoder, settings)

@@ -1,0 +1,87 @@
+"""Indexing and searching real files with the real model and a real LanceDB index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from codesearch.search import Filters
+
+
+def _chunk_rows(store):
+    return store.table("chunks").search().select(["id", "path", "start_line", "end_line", "name"]).limit(None).to_arrow().to_pylist()
+
+
+def test_search_finds_the_described_function(small_repo, index_env):
+    store, indexer, searcher = index_env
+    summary = indexer.run([small_repo.parent])
+    assert summary.repos == 1 and summary.files_seen == 5
+    assert summary.embedded == summary.chunks > 0
+    results = searcher().search("check if a value is within bounds", limit=3)
+    assert results[0].name == "contains"
+    assert results[0].path == str(small_repo / "src" / "bounds.rs")
+    top = searcher().search("evict the least recently used entry", limit=3)
+    assert top[0].name == "put" and top[0].language == "python"
+
+
+def test_second_run_embeds_nothing(small_repo, index_env):
+    store, indexer, _ = index_env
+    first = indexer.run([small_repo])
+    again = indexer.run([small_repo])
+    assert first.embedded > 0
+    assert again.embedded == 0 and again.files_indexed == 0 and again.files_unchanged == 5
+    assert again.total_chunks == first.total_chunks
+
+
+def test_changed_and_deleted_files_are_updated(small_repo, index_env):
+    store, indexer, searcher = index_env
+    indexer.run([small_repo])
+    before = {r["id"] for r in _chunk_rows(store)}
+    py = small_repo / "src" / "cache.py"
+    py.write_text(py.read_text() + '\n\ndef fibonacci_numbers(n):\n    """Yield the first n Fibonacci numbers."""\n    a, b = 0, 1\n    for _ in range(n):\n        yield a\n        a, b = b, a + b\n')
+    os.utime(py, ns=(py.stat().st_atime_ns, py.stat().st_mtime_ns + 10**9))
+    (small_repo / "proofs" / "Counter.tla").unlink()
+    summary = indexer.run([small_repo])
+    assert summary.files_removed == 1 and summary.files_indexed == 1
+    # Only the new function needed the model; the file's other chunks were reused.
+    assert summary.embedded == 1
+    rows = _chunk_rows(store)
+    assert not any(r["path"].endswith("Counter.tla") for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert searcher().search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
+    assert before - {r["id"] for r in rows}  # the deleted file's chunks are gone
+
+
+def test_identical_files_in_two_repos_are_embedded_once(small_repo, index_env, tmp_path):
+    import shutil
+
+    store, indexer, _ = index_env
+    clone = small_repo.parent / "clone"
+    shutil.copytree(small_repo, clone)
+    summary = indexer.run([small_repo.parent])
+    assert summary.repos == 2
+    assert summary.chunks == 2 * summary.embedded
+    assert store.table("vectors").count_rows() == summary.embedded
+
+
+def test_filters(small_repo, index_env):
+    _, indexer, searcher = index_env
+    indexer.run([small_repo])
+    s = searcher()
+    q = "length of a list or interval"
+    assert {r.language for r in s.search(q, filters=Filters(lang=["lean"]))} == {"lean"}
+    assert {r.kind for r in s.search(q, filters=Filters(kind=["theorem"]))} == {"theorem"}
+    by_glob = s.search(q, filters=Filters(path="src/*.rs"))
+    assert by_glob and all(r.rel_path == "src/bounds.rs" for r in by_glob)
+    by_prefix = s.search(q, filters=Filters(path="proofs/"))
+    assert by_prefix and all(r.rel_path.startswith("proofs/") for r in by_prefix)
+    assert s.search(q, filters=Filters(repo="small")) and not s.search(q, filters=Filters(repo="other"))
+
+
+def test_every_method_ranks_the_obvious_answer_first(small_repo, index_env):
+    _, indexer, searcher = index_env
+    indexer.run([small_repo])
+    s = searcher()
+    for method in ("hybrid", "multivector", "dense", "bm25"):
+        results = s.search("parse lo..hi into an interval", method=method, limit=3)
+        assert results[0].name == "parse_interval", method
