@@ -121,7 +121,7 @@ class Searcher:
         self.method = opts.get("method", "hybrid")
         self.n_dense = int(opts.get("candidates_dense", 300))
         self.n_lexical = int(opts.get("candidates_lexical", 100))
-        self.exact_below = int(opts.get("exact_below", 3000))
+        self.exact_below = int(opts.get("exact_below", 400))
         self.lexical_weight = float(opts.get("lexical_weight", 0.3))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
@@ -177,7 +177,7 @@ class Searcher:
         if not candidates:
             return []
         vectors = self._token_vectors([r["key"] for r in candidates])
-        maxsim = np.array([_maxsim(q_tokens, vectors[r["key"]]) for r in candidates]) / len(q_tokens)
+        maxsim = maxsim_many(q_tokens, [vectors[r["key"]] for r in candidates]) / len(q_tokens)
         scores = maxsim
         if method == "hybrid" and lex_rows:
             lex = {r["id"]: s for r, s in zip(lex_rows, lex_scores)}
@@ -269,5 +269,11 @@ class Searcher:
         return dict(zip(data.column("id").to_pylist(), data.column("text").to_pylist()))
 
 
-def _maxsim(q: np.ndarray, d: np.ndarray) -> float:
-    return float((q @ d.T).max(axis=1).sum())
+def maxsim_many(q: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
+    """MaxSim of one query against many documents in one matrix product."""
+    lengths = np.array([len(d) for d in docs])
+    flat = np.concatenate(docs).astype(np.float32)
+    sim = q.astype(np.float32) @ flat.T  # (query tokens, all document tokens)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    best = np.maximum.reduceat(sim, starts, axis=1)  # best document token per query token, per document
+    return best.sum(axis=0)

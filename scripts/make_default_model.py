@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build the shipped default model folder: the base model plus a 128-dim PCA head.
+"""Build the shipped default model folder: the base model plus a 256-dim PCA head.
 
 The head is fitted on token states of code that is NOT in any held-out eval set
 (evals/heldout_sources.txt): Rust's std/alloc sources, Python stdlib modules outside the
@@ -69,7 +69,7 @@ def sample_texts(n_per_source: int, seed: int) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "codesearch" / "model" / "assets" / "default"))
-    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--per-source", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -85,3 +85,16 @@ def test_every_method_ranks_the_obvious_answer_first(small_repo, index_env):
     for method in ("hybrid", "multivector", "dense", "bm25"):
         results = s.search("parse lo..hi into an interval", method=method, limit=3)
         assert results[0].name == "parse_interval", method
+
+
+def test_file_that_turns_binary_or_ignored_leaves_the_index(small_repo, index_env):
+    store, indexer, _ = index_env
+    indexer.run([small_repo])
+    py = small_repo / "src" / "cache.py"
+    py.write_bytes(b"\x00\x01binary now" * 50)
+    (small_repo / ".codesearchignore").write_text("proofs/\n")
+    summary = indexer.run([small_repo])
+    assert summary.skipped["binary"] == 1
+    paths = {r["path"] for r in _chunk_rows(store)}
+    assert paths == {str(small_repo / "src" / "bounds.rs")}
+    assert indexer.run([small_repo]).embedded == 0

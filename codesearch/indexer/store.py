@@ -263,7 +263,7 @@ class Store:
         self.table("vectors").add(data)
 
     def get_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """key -> (n_tokens, dim) float32 token vectors."""
+        """key -> (n_tokens, dim) float16 token vectors, as stored."""
         out: dict[str, np.ndarray] = {}
         keys = list(dict.fromkeys(keys))
         tbl = self.table("vectors")
@@ -355,7 +355,7 @@ def _unpack_tokens(data: pa.Table | pa.RecordBatch, dim: int) -> dict[str, np.nd
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     offsets = col.offsets.to_numpy()
-    flat = col.values.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    flat = col.values.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
     base = offsets[0]
     return {k: flat[offsets[i] - base : offsets[i + 1] - base] for i, k in enumerate(keys)}
 

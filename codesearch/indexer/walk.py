@@ -127,11 +127,12 @@ EXCLUDED_DIRS = frozenset({
 })
 
 #: File-name globs (matched against the lower-cased name) never indexed and not
-#: reported: lock files, minified bundles, source maps, OS litter. A ``.git`` *file*
-#: marks a worktree or submodule.
+#: reported: lock files, minified bundles, source maps, OS litter, the ignore files
+#: themselves (rules, not code). A ``.git`` *file* marks a worktree or submodule.
 EXCLUDED_FILES = (
     ".git", "*.lock", "package-lock.json", "pnpm-lock.yaml",
     "*.min.js", "*.min.css", "*.map", ".ds_store",
+    ".gitignore", ".ignore", ".codesearchignore",
 )
 
 #: Extensions (lower case, no dot) of files that are binary by nature. They are skipped

@@ -1,0 +1,58 @@
+"""The encoder: unit token vectors, model folders that load back the same, LoRA adapters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codesearch.model import MultiVectorEncoder, load_encoder
+from codesearch.model.encoder import packaged_base_path
+
+CODE = "pub fn contains(&self, value: i64) -> bool {\n    self.lo <= value && value <= self.hi\n}"
+
+
+def test_token_vectors_are_unit_length_and_one_per_token(encoder):
+    (q,), q_pooled = encoder.encode_queries_pooled(["check if a value is within bounds"])
+    (d,), d_pooled = encoder.encode_documents([CODE])
+    assert q.shape[1] == d.shape[1] == encoder.dim
+    n_tokens = len(encoder.tokenizer(CODE)["input_ids"])
+    assert d.shape[0] == n_tokens  # nothing dropped by default (measured best, see EncoderConfig)
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-3)
+    assert np.allclose(np.linalg.norm(q_pooled, axis=1), 1.0, atol=1e-3)
+
+
+def test_relevant_code_scores_higher(encoder):
+    from codesearch.model import maxsim
+
+    (q,) = encoder.encode_queries(["check if a value is within bounds"])
+    docs, _ = encoder.encode_documents([CODE, "def read_lines(path):\n    return open(path).read().splitlines()"])
+    assert maxsim(q, docs[0]) > maxsim(q, docs[1])
+
+
+def test_model_folder_round_trip_with_head_and_adapter(encoder, tmp_path):
+    from peft import LoraConfig
+
+    model = load_encoder("default")
+    before = model.encode_queries(["parse an interval"])[0]
+    model.add_adapter("rust", LoraConfig(r=4, target_modules=["query", "value"], init_lora_weights=False))
+    with_adapter = model.encode_queries(["parse an interval"])[0]
+    assert not np.allclose(before, with_adapter)
+    model.save(tmp_path / "m")
+    loaded = MultiVectorEncoder.load(tmp_path / "m")
+    assert loaded.adapter_names == ["rust"] and loaded.dim == model.dim
+    assert np.allclose(loaded.encode_queries(["parse an interval"])[0], before, atol=1e-4)
+    loaded.use_adapter("rust")
+    assert np.allclose(loaded.encode_queries(["parse an interval"])[0], with_adapter, atol=1e-4)
+    assert loaded.fingerprint != MultiVectorEncoder.load(tmp_path / "m").fingerprint  # adapter = another space
+    with pytest.raises(KeyError):
+        loaded.use_adapter("lean")
+
+
+def test_any_local_hugging_face_folder_loads(tmp_path):
+    model = load_encoder(str(packaged_base_path()))
+    assert model.dim == model.hidden_size == 384 and model.head_weight is None
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_encoder(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        load_encoder(str(tmp_path / "empty"))
