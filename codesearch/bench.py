@@ -23,15 +23,15 @@ SAMPLE_QUERIES = [
 ]
 
 
-def run_bench(ctx, n_queries: int = 100, index_path: str | None = None) -> dict:
+def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = ()) -> dict:
     from codesearch.search import Searcher
 
     figures: dict = {}
     encoder = ctx.encoder()
-    if index_path:
+    if index_paths:
         from codesearch.cli import _run_index
 
-        summary = _run_index(ctx, [index_path], quiet=True)
+        summary = _run_index(ctx, list(index_paths), quiet=True)
         figures["indexed_chunks"] = summary.chunks
         figures["embedded_chunks"] = summary.embedded
         figures["index_seconds"] = round(summary.seconds, 2)

@@ -238,15 +238,16 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
 # ---------------------------------------------------------------------------- bench
 @main.command()
 @click.option("--queries", "n_queries", default=100, show_default=True, help="How many timed queries.")
-@click.option("--index", "index_path", type=click.Path(exists=True), help="First index this folder and report throughput.")
+@click.option("--index", "index_paths", multiple=True, type=click.Path(exists=True),
+              help="First index this folder (repeatable) and report indexing throughput.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx
-def bench(ctx: Context, n_queries, index_path, as_json):
+def bench(ctx: Context, n_queries, index_paths, as_json):
     """Measure indexing throughput and warm query latency (p50/p95) on the current index."""
     from codesearch.bench import run_bench
 
     try:
-        figures = run_bench(ctx, n_queries=n_queries, index_path=index_path)
+        figures = run_bench(ctx, n_queries=n_queries, index_paths=index_paths)
     except (FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     if as_json:
@@ -254,6 +255,32 @@ def bench(ctx: Context, n_queries, index_path, as_json):
     else:
         for k, v in figures.items():
             click.echo(f"{k:>28}: {v}")
+
+
+# ---------------------------------------------------------------------------- lsp
+@main.command()
+@click.option("--stdio", is_flag=True, help="Talk LSP on stdin/stdout (the default and only transport).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write the server log to this file.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True, help="Server log level (the log goes to stderr, never stdout).")
+@click.pass_context
+def lsp(click_ctx, stdio, log_file, log_level):
+    """Run the language server (for VS Code, Neovim, Helix, Emacs and any LSP client).
+
+    \b
+    Searches the workspace folders the editor opens and keeps their index current:
+    codesearch/search, workspace/symbol and the codesearch.* commands. See README "Editors".
+    --home, --model and --config set defaults that the editor's settings override.
+    """
+    from codesearch.lsp.config import LspConfig
+    from codesearch.lsp.server import main as serve
+
+    flags = click_ctx.parent.params
+    serve(
+        LspConfig(home=flags.get("home"), model=flags.get("model"), config_file=flags.get("config_file")),
+        log_level=log_level if not click_ctx.obj.verbose else "info",
+        log_file=log_file,
+    )
 
 
 # ---------------------------------------------------------------------------- status and gc

@@ -119,10 +119,10 @@ class Searcher:
         opts = (settings or {}).get("search", {})
         self.limit = int(opts.get("limit", 10))
         self.method = opts.get("method", "hybrid")
-        self.n_dense = int(opts.get("candidates_dense", 300))
-        self.n_lexical = int(opts.get("candidates_lexical", 100))
+        self.n_dense = int(opts.get("candidates_dense", 150))
+        self.n_lexical = int(opts.get("candidates_lexical", 50))
         self.exact_below = int(opts.get("exact_below", 400))
-        self.lexical_weight = float(opts.get("lexical_weight", 0.3))
+        self.lexical_weight = float(opts.get("lexical_weight", 0.05))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes

@@ -61,6 +61,7 @@ class EncoderConfig:
     skip_punctuation: bool = False  # drop punctuation-only tokens from documents
     skip_special: bool = False  # drop [CLS]/[SEP]-style tokens from queries and documents
     adapters: dict[str, str] = field(default_factory=dict)  # name -> subfolder with a peft adapter
+    routing: dict[str, str] = field(default_factory=dict)  # domain (general/rust/formal/personal) -> adapter
     description: str = ""
 
     @classmethod
@@ -232,15 +233,25 @@ class MultiVectorEncoder:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the vector space: two encoders with equal fingerprints give equal vectors."""
+        """Identifies the vector space: two encoders with equal fingerprints give equal vectors.
+
+        Covers what changes the vectors (base, token limits, filters, prefixes, head, the active
+        adapter's weights), not descriptive fields such as the description or routing.
+        """
         import hashlib
 
-        h = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
-        h.update(str(self.base_path().name).encode())
-        h.update(f"adapter={self.active_adapter}".encode())
+        c = self.config
+        spec = [self.base_path().name, c.query_prefix, c.document_prefix, c.query_max_tokens,
+                c.document_max_tokens, c.skip_punctuation, c.skip_special]
+        h = hashlib.sha256(json.dumps(spec).encode())
         if self.head_weight is not None:
             h.update(self.head_weight.tobytes())
             h.update(self.head_bias.tobytes())
+        if self.active_adapter is not None:
+            h.update(f"adapter={self.active_adapter}".encode())
+            for name, p in sorted(self.model.named_parameters()):
+                if f".{self.active_adapter}." in name and "lora_" in name:
+                    h.update(p.detach().float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
     # ----------------------------------------------------------------- encoding
@@ -324,6 +335,35 @@ class MultiVectorEncoder:
                 if progress is not None:
                     progress(len(batch_idx))
         return out, pooled  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- training path
+    def token_tensors(self, texts: Sequence[str], *, is_query: bool):
+        """Differentiable encoding for training: (vectors (B, L, dim) unit length, mask (B, L) bool).
+
+        Same tokens, filters, head and normalisation as the inference path, in torch, with
+        gradients flowing into whatever is trainable (LoRA adapters).
+        """
+        import torch
+
+        prefix = self.config.query_prefix if is_query else self.config.document_prefix
+        max_tokens = self.config.query_max_tokens if is_query else self.config.document_max_tokens
+        batch = self.tokenizer(
+            [prefix + t for t in texts], truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
+        ).to(self.device)
+        hidden = self._forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = hidden.float()
+        mask = batch["attention_mask"].bool()
+        ids = batch["input_ids"]
+        if len(self._special_ids):
+            mask &= ~torch.isin(ids, torch.as_tensor(self._special_ids, device=ids.device))
+        if not is_query and len(self._skip_ids):
+            mask &= ~torch.isin(ids, torch.as_tensor(self._skip_ids, device=ids.device))
+        if self.head_weight is not None:
+            w = torch.as_tensor(self.head_weight, device=hidden.device)
+            b = torch.as_tensor(self.head_bias, device=hidden.device)
+            hidden = hidden @ w.T + b
+        vectors = torch.nn.functional.normalize(hidden, dim=-1)
+        return vectors, mask
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
         if self.head_weight is not None:
