@@ -1,0 +1,38 @@
+"""Which adapter (vector space) serves which code, and which spaces a query should search.
+
+Documents are encoded with the adapter of their language's domain; a query is encoded with
+the adapter of every space it searches, so a query always meets documents in their own space.
+"""
+
+from __future__ import annotations
+
+FORMAL_LANGUAGES = frozenset({"lean", "coq", "tlaplus", "smtlib", "why3", "dafny", "agda", "isabelle"})
+DOMAINS = ("general", "rust", "formal", "personal")
+
+def domain_of_language(language: str) -> str:
+    if language == "rust":
+        return "rust"
+    if language in FORMAL_LANGUAGES:
+        return "formal"
+    return "general"
+
+
+def adapter_for(routing: dict[str, str], language: str, personal: bool = False) -> str | None:
+    """The adapter that encodes documents of ``language`` (None: the base model)."""
+    if personal and routing.get("personal"):
+        return routing["personal"]
+    domain = domain_of_language(language)
+    return routing.get(domain) or routing.get("general") or None
+
+
+def spaces_for_query(routing: dict[str, str], languages: tuple[str, ...] | list[str] = ()) -> set[str | None] | None:
+    """The adapters (spaces) a query must be encoded with; None: every space in the index.
+
+    The router is the language filter (on the command line) or the language of the file open
+    in the editor: documents of those languages live in exactly these spaces. Without one,
+    the query is encoded once per space (a short query costs ~10 ms per space on CPU) and
+    every document is scored against the query in its own space.
+    """
+    if not languages:
+        return None
+    return {adapter_for(routing, lang) for lang in languages}

@@ -1,0 +1,207 @@
+"""The curriculum: phases run in order, each gated on held-out data, into one model folder.
+
+For every phase: train its domain's adapter (starting from the adapter that served that
+domain so far: "the previous best"), evaluate every domain with the routing the phase would
+produce, keep the adapter only if the phase's target domain improves (MRR@10 on held-out
+pairs), and record a table row. The result is a codesearch model folder (base by reference,
+head, the kept adapters and a routing table domain -> adapter) plus a report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from codesearch.model.routing import DOMAINS
+from codesearch.trainer.gate import evaluate_routing, heldout_by_domain
+from codesearch.trainer.phase import PhaseConfig
+from codesearch.trainer.train import read_pairs, train_phase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CurriculumConfig:
+    phases: list[Path]
+    data: Path  # folder with train.jsonl and heldout.jsonl (`codesearch data build`)
+    output: Path
+    base_model: str = "default"
+    gate_metric: str = "mrr@10"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CurriculumConfig":
+        path = Path(path)
+        data = yaml.safe_load(path.read_text()) or {}
+        if "phases" not in data:  # a single phase file: a curriculum of one
+            return cls(phases=[path], data=Path(data.get("data", "data/pairs")), output=Path(data.get("output", "runs/" + path.stem)))
+        here = path.parent
+
+        def rel(p: str) -> Path:
+            q = Path(p)
+            return q if q.is_absolute() or q.exists() else here / q
+
+        return cls(
+            phases=[rel(p) for p in data["phases"]],
+            data=Path(data.get("data", "data/pairs")),
+            output=Path(data.get("output", "runs/curriculum")),
+            base_model=data.get("base_model", "default"),
+            gate_metric=data.get("gate_metric", "mrr@10"),
+        )
+
+
+@dataclass
+class CurriculumReport:
+    columns: list[str] = field(default_factory=list)  # "base", then each phase
+    table: dict[str, dict[str, dict]] = field(default_factory=dict)  # column -> domain -> metrics
+    decisions: list[dict] = field(default_factory=list)
+
+    def markdown(self, metric: str = "p@1") -> str:
+        domains = [d for d in DOMAINS if any(d in self.table[c] for c in self.columns)]
+        lines = [f"| {metric} | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
+        for d in domains:
+            cells = []
+            for c in self.columns:
+                m = self.table[c].get(d)
+                cells.append(f"{m[metric]:.3f}" if m else "-")
+            lines.append(f"| {d} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = None, data_limit: int | None = None) -> CurriculumReport:
+    from codesearch.model import load_encoder
+
+    out = cfg.output
+    out.mkdir(parents=True, exist_ok=True)
+    train_pairs = read_pairs(cfg.data / "train.jsonl")
+    heldout_pairs = read_pairs(cfg.data / "heldout.jsonl")
+    if data_limit:
+        train_pairs = train_pairs[:data_limit]
+    phases = [PhaseConfig.load(p) for p in cfg.phases]
+    max_q = min(p.eval_max_queries for p in phases)
+    heldout = heldout_by_domain(heldout_pairs, max_queries=max_q)
+
+    import torch
+
+    # CPU: train in float32 (bf16 gradients lose too much); CUDA: bf16 base, fp32 LoRA weights.
+    encoder = load_encoder(cfg.base_model, dtype="auto" if torch.cuda.is_available() else "float32")
+    routing: dict[str, str] = dict(encoder.config.routing)
+    report = CurriculumReport()
+    state_file = out / "curriculum.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+
+    report.columns.append("base")
+    report.table["base"] = state.get("base") or evaluate_routing(encoder, heldout, routing)
+    state["base"] = report.table["base"]
+    current = report.table["base"]
+    for phase in phases:
+        column = f"after {phase.name}"
+        phase_dir = out / phase.name
+        done = state.get("phases", {}).get(phase.name)
+        if done and done.get("complete"):
+            log.info("phase %s already done: %s", phase.name, "kept" if done["kept"] else "rejected")
+            if done["kept"]:
+                encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
+                routing = done["routing"]
+            report.columns.append(column)
+            report.table[column] = done["metrics"]
+            report.decisions.append(done["decision"])
+            current = done["metrics"]
+            continue
+        previous = routing.get(phase.target_domain) or routing.get("general")
+        t0 = time.monotonic()
+        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase)
+        if result.steps < phase.steps:
+            log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
+            state_file.write_text(json.dumps(state, indent=2))
+            return report
+        candidate = dict(routing)
+        candidate[phase.target_domain] = phase.adapter
+        if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
+            for d in DOMAINS:
+                candidate.setdefault(d, phase.adapter)
+        metrics = evaluate_routing(encoder, heldout, candidate)
+        before = current.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)
+        after = metrics.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)
+        kept = after > before
+        decision = {
+            "phase": phase.name, "adapter": phase.adapter, "target": phase.target_domain, "metric": cfg.gate_metric,
+            "before": before, "after": after, "kept": kept, "train_seconds": round(result.seconds, 1),
+            "pairs_per_second": round(result.pairs_per_second, 2), "final_loss": round(result.final_loss, 4),
+            "forgetting_general": round(metrics.get("general", {}).get("p@1", 0) - report.table["base"].get("general", {}).get("p@1", 0), 4),
+        }
+        if kept:
+            routing = candidate
+            encoder.use_adapter(phase.adapter)
+            (phase_dir / "adapter").mkdir(parents=True, exist_ok=True)
+            encoder.model.save_pretrained(str(phase_dir / "adapter_export"), selected_adapters=[phase.adapter])
+            _move_adapter(phase_dir / "adapter_export", phase.adapter, phase_dir / "adapter")
+            current = metrics
+        else:
+            metrics = current
+            encoder.model.delete_adapter(phase.adapter)
+            encoder.config.adapters.pop(phase.adapter, None)
+        encoder.use_adapter(None)
+        report.columns.append(column)
+        report.table[column] = metrics
+        report.decisions.append(decision)
+        state.setdefault("phases", {})[phase.name] = {"complete": True, "kept": kept, "routing": routing, "metrics": metrics, "decision": decision}
+        state_file.write_text(json.dumps(state, indent=2))
+        _plot_phase(phase_dir, phase.name, decision)
+        log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
+
+    encoder.config.routing = routing
+    encoder.config.description = (encoder.config.description + " " if encoder.config.description else "") + (
+        f"Curriculum {', '.join(p.name for p in phases)}; adapters kept: {sorted(set(routing.values())) or 'none'}."
+    )
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    encoder.save(model_dir)
+    (out / "report.md").write_text(
+        "# Curriculum report\n\nHeld-out pairs, exact MaxSim, routed adapters.\n\n"
+        + report.markdown("p@1") + "\n\n" + report.markdown("mrr@10") + "\n\n"
+        + "| phase | target | metric before | after | kept | pairs/s |\n|---|---|---|---|---|---|\n"
+        + "\n".join(f"| {d['phase']} | {d['target']} | {d['before']:.3f} | {d['after']:.3f} | {'yes' if d['kept'] else 'no'} | {d['pairs_per_second']} |" for d in report.decisions)
+        + "\n"
+    )
+    (out / "report.json").write_text(json.dumps({"columns": report.columns, "table": report.table, "decisions": report.decisions}, indent=2))
+    return report
+
+
+def _move_adapter(export: Path, name: str, dest: Path) -> None:
+    src = export / name if (export / name).exists() else export
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.move(str(src), str(dest))
+    shutil.rmtree(export, ignore_errors=True)
+
+
+def _plot_phase(phase_dir: Path, name: str, decision: dict) -> None:
+    """loss.png: the training loss per step, with the gate's before/after in the title."""
+    metrics = phase_dir / "metrics.jsonl"
+    if not metrics.exists():
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is optional
+        return
+    rows = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"{name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(phase_dir / "loss.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,93 @@
+"""The trainer: objectives, domain weighting, and a tiny curriculum end to end on real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from codesearch.trainer.loss import contrastive_loss, maxsim_scores, xtr_scores
+from codesearch.trainer.train import DomainSampler
+
+FIXTURES = Path(__file__).parent / "fixtures" / "trainer"
+PHASES = Path(__file__).resolve().parent.parent / "config" / "phases"
+
+
+def _unit(*shape):
+    return torch.nn.functional.normalize(torch.randn(*shape), dim=-1)
+
+
+def test_xtr_equals_maxsim_when_every_token_is_retrieved():
+    torch.manual_seed(0)
+    q, d = _unit(3, 5, 16), _unit(4, 7, 16)
+    q_mask = torch.ones(3, 5, dtype=torch.bool)
+    d_mask = torch.ones(4, 7, dtype=torch.bool)
+    d_mask[2, 4:] = False  # padding must never be retrieved or matched
+    full = xtr_scores(q, q_mask, d, d_mask, k=4 * 7)
+    assert torch.allclose(full, maxsim_scores(q, q_mask, d, d_mask), atol=1e-5)
+    # With k=1 each query token retrieves one token of the whole batch: a document that holds
+    # none of them scores exactly 0, one that does gets the mean of its retrieved similarities.
+    sparse = xtr_scores(q, q_mask, d, d_mask, k=1)
+    sims = torch.einsum("bqd,ntd->bqnt", q, d).masked_fill(~d_mask[None, None], -1e4)
+    owner = sims.reshape(3, 5, -1).argmax(-1) // 7  # which document each query token retrieved from
+    best = sims.reshape(3, 5, -1).max(-1).values
+    for b in range(3):
+        for n in range(4):
+            mine = owner[b] == n
+            expected = best[b][mine].mean() if mine.any() else torch.tensor(0.0)
+            assert sparse[b, n] == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_contrastive_loss_prefers_the_diagonal():
+    good = torch.eye(4) * 0.9 + 0.1
+    bad = 1.0 - torch.eye(4) * 0.9
+    assert contrastive_loss(good) < contrastive_loss(bad)
+
+
+def test_domain_weights_are_applied_by_sampling():
+    pairs = [{"domain": d, "query": f"{d}{i}", "positive": f"p{d}{i}"} for d in ("formal", "general", "personal") for i in range(50)]
+    sampler = DomainSampler(pairs, {"formal": 5, "personal": 3, "general": 1}, seed=1)
+    counts = Counter(p["domain"] for p in sampler.sample(9000))
+    assert counts["formal"] / counts["general"] == pytest.approx(5, rel=0.15)
+    assert counts["personal"] / counts["general"] == pytest.approx(3, rel=0.15)
+
+
+def _tiny_phases(tmp: Path, steps: int) -> list[Path]:
+    paths = []
+    for name in ("general", "rust", "formal"):
+        cfg = yaml.safe_load((PHASES / f"{name}.yaml").read_text())
+        cfg.update(steps=steps, batch_size=4, checkpoint_every=1, log_every=1, warmup_steps=1, lr=5e-3, eval_max_queries=10)
+        cfg["lora"]["r"] = 4
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        paths.append(tmp / f"{name}.yaml")
+    return paths
+
+
+def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
+    from codesearch.model import MultiVectorEncoder
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+
+    cfg = CurriculumConfig(phases=_tiny_phases(tmp_path, steps=3), data=FIXTURES, output=tmp_path / "run")
+    # Interrupted after 2 steps of the first phase: a checkpoint is on disk, no report yet.
+    partial = run_curriculum(cfg, max_steps_per_phase=2)
+    ckpt = json.loads((tmp_path / "run" / "general" / "checkpoint" / "state.json").read_text())
+    assert ckpt["step"] == 2 and partial.columns == ["base"]
+    # Run again: resumes at step 3 (not from scratch), then runs the other phases.
+    report = run_curriculum(cfg)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "general" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert report.columns == ["base", "after general", "after rust", "after formal"]
+    assert {"general", "rust", "formal"} <= set(report.table["base"])
+    for d in report.decisions:  # every phase was gated on its own domain
+        assert d["kept"] == (d["after"] > d["before"])
+    table = (tmp_path / "run" / "report.md").read_text()
+    assert "| general |" in table and "after formal" in table
+    model = MultiVectorEncoder.load(tmp_path / "run" / "model")
+    kept = {d["adapter"] for d in report.decisions if d["kept"]}
+    assert set(model.adapter_names) == kept
+    assert set(model.config.routing.values()) <= kept
