@@ -126,8 +126,7 @@ COQ_FOLDERS = (
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
 SAMPLE_LINES = 20
-MIN_QUERY_WORDS = 4
-MAX_QUERY_WORDS = 60
+from codesearch.trainer.docs import MAX_QUERY_WORDS, MIN_QUERY_WORDS  # noqa: E402,F401  (4 and 60)
 # Targets longer than this are not used as queries: under the hit rule any small chunk
 # inside a huge target (a 1,000-line class or trait) would count as a hit.
 MAX_TARGET_LINES = 200
@@ -203,145 +202,25 @@ def blank_ranges(lines: list, ranges: Sequence[tuple[int, int, int, int]]) -> No
 
 
 # ---------------------------------------------------------------------------------------
-# Queries: the first sentence of a doc, with markup simplified.
+# Queries: the first sentence of a doc, with markup simplified. The text rules live in
+# codesearch.trainer.docs, shared with the trainer's pair miner.
 # ---------------------------------------------------------------------------------------
 
-_ABBREV_END = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|resp|approx|incl|viz|Mr|Dr|No)\.|\.\.\.)$", re.I)
-_SENT_END = re.compile(r"[.!?](?=\s|$)")
-
-
-def first_paragraph(doc: str, is_heading: Callable[[str], bool] | None = None) -> str:
-    """The first paragraph of a doc (lines up to the first blank line), joined by spaces.
-
-    Leading blank lines and headings are skipped; a ``` code fence ends the paragraph.
-    """
-    para: list[str] = []
-    for raw in doc.splitlines():
-        line = raw.strip()
-        if not line:
-            if para:
-                break
-            continue
-        if line.startswith(("```", "~~~", ">>>", "[[")):
-            break  # a code block or doctest ends the paragraph
-        if not para and is_heading is not None and is_heading(line):
-            continue
-        para.append(line)
-    return " ".join(para)
-
-
-def first_sentence(paragraph: str) -> str:
-    """Cut a paragraph at its first sentence end ('.', '!', '?' followed by a space)."""
-    text = " ".join(paragraph.split())
-    for m in _SENT_END.finditer(text):
-        head = text[: m.end()]
-        if _ABBREV_END.search(head) or text[m.start() - 1 : m.start()] == ".":
-            continue
-        return _drop_dangling_example(head)
-    return _drop_dangling_example(text)
-
-
-def _drop_dangling_example(sentence: str) -> str:
-    """'Returns X, e.g.:' (the example is in the next paragraph) -> 'Returns X'."""
-    return re.sub(r"[,;]?\s*\b(?:e\.g|i\.e|for example|for instance|such as)\.?:?$", "", sentence, flags=re.I)
-
-
-def _protect_code(text: str, fn: Callable[[str], str]) -> str:
-    """Apply fn to the text outside `code` spans; code spans lose their backticks."""
-    parts = re.split(r"(`+[^`]*?`+)", text)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 1:
-            out.append(part.strip("`"))
-        else:
-            out.append(fn(part))
-    return "".join(out)
-
-
-def _md_outside_code(s: str) -> str:
-    s = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", s)  # [text](url), images
-    s = re.sub(r"\[([^\]]*)\]\[[^\]]*\]", r"\1", s)  # [text][ref]
-    s = re.sub(r"\[([^\]]*)\]", r"\1", s)  # [text]
-    s = re.sub(r"\*\*([^*]+)\*\*", r"\1", s)
-    s = re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"\1", s)
-    s = re.sub(r"(?<!\w)__([^_]+)__(?!\w)", r"\1", s)
-    s = re.sub(r"(?<!\w)_([^_\s][^_]*?)_(?!\w)", r"\1", s)
-    s = re.sub(r"</?(?:code|em|strong|b|i|a|p|br|sup|sub|span|kbd|pre|tt)\b[^>]*>", "", s)
-    return s
-
-
-def simplify_markdown(text: str) -> str:
-    """Rust doc markdown to plain text: keep identifiers, drop link targets and markup."""
-    # [`Foo`](crate::Foo) / [`Foo`] / [`Foo`][x]: link markup first, while the backticks
-    # still delimit code, then the code spans lose their backticks.
-    text = re.sub(r"\[(`[^`\]]*`)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"\[(`[^`\]]*`)\]\[[^\]]*\]", r"\1", text)
-    text = re.sub(r"\[(`[^`\]]*`)\]", r"\1", text)
-    return " ".join(_protect_code(text, _md_outside_code).split())
-
-
-def simplify_rest(text: str) -> str:
-    """Python docstring reST to plain text: roles, ``literals``, *emphasis*."""
-
-    def role(m: re.Match) -> str:
-        target = m.group(1)
-        target = re.sub(r"^.*<(.+)>$", r"\1", target)  # :ref:`text <target>` -> target
-        if target.startswith("~"):
-            target = target[1:].rsplit(".", 1)[-1]
-        return target
-
-    text = re.sub(r":[\w:.-]+:`([^`]+)`", role, text)
-    text = re.sub(r"``([^`]+)``", r"\1", text)
-    text = re.sub(r"`([^`]+)`_?", r"\1", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
-    text = re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"\1", text)
-    return " ".join(text.split())
-
-
-def simplify_coqdoc(text: str) -> str:
-    """coqdoc to plain text: [code] loses its brackets, _emphasis_ its underscores."""
-    text = re.sub(r"\[\[(.*?)\]\]", r"\1", text, flags=re.S)
-    prev = None
-    while prev != text:  # innermost brackets first: [f [x]] -> f x
-        prev = text
-        text = re.sub(r"\[([^\[\]]*)\]", r"\1", text)
-    text = re.sub(r"(?<!\w)_([^_\s][^_]*?)_(?!\w)", r"\1", text)
-    text = re.sub(r"#[^#]*#", "", text)  # raw html
-    text = re.sub(r"(\S)\{\^\s*([^}]*)\}", r"\1-\2", text)  # n{^ th} -> n-th
-    return " ".join(text.split())
-
-
-_STOP = {"a", "an", "the", "this", "that", "of", "for", "to", "and", "or", "is", "it", "its",
-         "returns", "return", "get", "gets", "new", "create", "creates", "construct",
-         "constructs", "function", "method", "struct", "type", "trait", "enum", "macro",
-         "lemma", "theorem", "definition", "class", "value", "given", "self"}
-
-
-def _words(text: str) -> list[str]:
-    # split identifiers: snake_case, CamelCase, dotted paths
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", text.lower()) if w]
+from codesearch.trainer.docs import (  # noqa: E402  (re-exported: tests and callers use them from here)
+    _STOP,
+    _words,
+    first_paragraph,
+    first_sentence,
+    query_from_paragraph,
+    simplify_coqdoc,
+    simplify_markdown,
+    simplify_rest,
+)
 
 
 def make_query(item: DocItem, simplify: Callable[[str], str], para: str) -> None:
     """Set item.query (or item.skip) from the first paragraph of its doc."""
-    if not para:
-        item.skip = "no text"
-        return
-    sentence = first_sentence(simplify(para)).strip()
-    sentence = sentence.rstrip(":").strip()
-    words = sentence.split()
-    if len(words) < MIN_QUERY_WORDS:
-        item.skip = "too short"
-        return
-    if len(words) > MAX_QUERY_WORDS:
-        item.skip = "too long"
-        return
-    content = {w for w in _words(sentence) if w not in _STOP}
-    if not content or content <= set(_words(item.name)):
-        item.skip = "repeats the name"
-        return
-    item.query = sentence
+    item.query, item.skip = query_from_paragraph(para, item.name, simplify)
 
 
 def finish_items(items: list[DocItem], corpus_lines: list) -> None:
