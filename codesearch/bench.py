@@ -1,10 +1,20 @@
-"""`codesearch bench`: indexing throughput and warm query latency, measured in-process."""
+"""`codesearch bench`: indexing throughput, warm query latency, watcher latency, index size.
+
+Measured in-process. ``--synthetic N`` builds a throw-away index of N chunks whose token and
+pooled vectors are real ones (sampled from the current index, or from freshly embedded
+Python stdlib code when there is none) with noise, so that latency at 100k or 1M chunks can be
+measured without embedding that much code; see :func:`run_synthetic`.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import resource
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +33,7 @@ SAMPLE_QUERIES = [
 ]
 
 
-def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = ()) -> dict:
+def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watch_edits: int = 0) -> dict:
     from codesearch.search import Searcher
 
     figures: dict = {}
@@ -40,10 +50,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = ()) -> d
     searcher = Searcher(store, encoder, ctx.settings)
     n_chunks = store.count_chunks()
     figures["chunks_in_index"] = n_chunks
-    names = store.table("chunks").search().select(["name"]).limit(5000).to_arrow().column("name").to_pylist()
-    rng = random.Random(0)
-    pool = [n.replace("_", " ") for n in names if n and len(n) > 3]
-    queries = [SAMPLE_QUERIES[i % len(SAMPLE_QUERIES)] if i % 2 == 0 or not pool else rng.choice(pool) for i in range(n_queries)]
+    queries = _queries(store, n_queries)
     for method in ("hybrid", "multivector"):
         searcher.search(queries[0], method=method)  # warm up: model, caches, file handles
         times = []
@@ -53,8 +60,287 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = ()) -> d
             times.append((time.perf_counter() - t0) * 1000)
         figures[f"{method}_query_ms_p50"] = round(float(np.percentile(times, 50)), 1)
         figures[f"{method}_query_ms_p95"] = round(float(np.percentile(times, 95)), 1)
-    size = store.disk_bytes()
-    figures["index_bytes"] = size
-    figures["bytes_per_chunk"] = round(size / max(n_chunks, 1))
+    figures.update(_ann_figures(store, encoder, ctx.settings, queries))
+    figures.update(_size_figures(store, n_chunks))
+    if watch_edits:
+        with tempfile.TemporaryDirectory(prefix="codesearch-bench-") as tmp:
+            from codesearch.indexer.store import Store
+
+            figures.update(watch_latency(Store(Path(tmp) / "home"), encoder, ctx.settings, Path(tmp) / "live", watch_edits))
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return figures
+
+
+def _queries(store, n_queries: int) -> list[str]:
+    names = store.table("chunks").search().select(["name"]).limit(5000).to_arrow().column("name").to_pylist()
+    rng = random.Random(0)
+    pool = [n.replace("_", " ") for n in names if n and len(n) > 3]
+    return [SAMPLE_QUERIES[i % len(SAMPLE_QUERIES)] if i % 2 == 0 or not pool else rng.choice(pool) for i in range(n_queries)]
+
+
+def _timed(searcher, queries: list[str], **kw) -> tuple[list[float], list[list[str]]]:
+    searcher.search(queries[0], **kw)  # warm up: model, caches, file handles
+    times, ids = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        results = searcher.search(q, **kw)
+        times.append((time.perf_counter() - t0) * 1000)
+        ids.append([f"{r.path}:{r.start_line}" for r in results])
+    return times, ids
+
+
+def _pct(times: list[float], q: int) -> float:
+    return round(float(np.percentile(times, q)), 1)
+
+
+def _ann_figures(store, encoder, settings, queries: list[str], n_exact: int | None = None) -> dict:
+    """The ANN path against exact (flat) candidates: latency of each and Recall@10 of ANN."""
+    from codesearch.search import Searcher
+
+    if not store.has_ann_index():
+        return {"ann_index": False}
+    out: dict = {"ann_index": True}
+    exact_q = queries[: n_exact or len(queries)]
+    ann = Searcher(store, encoder, settings)
+    ann_times, ann_ids = _timed(ann, exact_q, limit=10)
+    exact = Searcher(store, encoder, settings)
+    exact.use_ann = False
+    exact_times, exact_ids = _timed(exact, exact_q, limit=10)
+    recall = [len(set(a) & set(e)) / max(len(e), 1) for a, e in zip(ann_ids, exact_ids) if e]
+    out["ann_recall_at_10"] = round(float(np.mean(recall)), 4) if recall else None
+    out["exact_query_ms_p50"] = _pct(exact_times, 50)
+    out["exact_query_ms_p95"] = _pct(exact_times, 95)
+    out["ann_query_ms_p50_same_queries"] = _pct(ann_times, 50)
+    return out
+
+
+def _size_figures(store, n_chunks: int) -> dict:
+    size = store.disk_bytes()
+    live = store.live_bytes()
+    return {
+        "index_bytes": size,
+        "bytes_per_chunk": round(size / max(n_chunks, 1)),  # on disk now (old versions kept <= 60 s included)
+        "live_bytes_per_chunk": round(live / max(n_chunks, 1)),  # the current version's data and indexes
+    }
+
+
+# ---------------------------------------------------------------------------- watcher latency
+def watch_latency(store, encoder, settings, folder: Path, edits: int = 20) -> dict:
+    """Save-to-searchable: time from a file write returning to a search returning the new code.
+
+    Runs a watcher on ``folder`` (created, with a few files) indexing into ``store``; each edit
+    adds a function with a unique name to one file, then a search polls every 20 ms.
+    """
+    from codesearch.indexer.watch import Watcher
+    from codesearch.search import Searcher
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"module_{i}.py" for i in range(5)]
+    for i, f in enumerate(files):
+        f.write_text(f"def helper_{_letters(i)}(x):\n    return x * {i}\n")
+    watcher = Watcher(store, encoder, settings, [folder]).start()
+    try:
+        if not watcher.wait_idle(600):
+            raise RuntimeError("the watcher did not finish its first pass")
+        searcher = Searcher(store, encoder, settings)
+        times: list[float] = []
+        missed = 0
+        for k in range(edits):
+            word = "zq" + _letters(1000 + k)
+            target = files[k % len(files)]
+            code = target.read_text() + f"\n\ndef checksum_{word}(data):\n    return sum(data) % 65521\n"
+            t0 = time.monotonic()
+            target.write_text(code)
+            found = False
+            while time.monotonic() - t0 < 20:
+                hits = searcher.search(f"checksum {word}", limit=10)
+                if any(r.name == f"checksum_{word}" for r in hits):
+                    found = True
+                    break
+                time.sleep(0.02)
+            if found:
+                times.append(time.monotonic() - t0)
+            else:
+                missed += 1
+            watcher.wait_idle(30)
+    finally:
+        watcher.stop()
+    return {
+        "watch_edits": edits,
+        "save_to_searchable_s_p50": round(float(np.percentile(times, 50)), 3) if times else None,
+        "save_to_searchable_s_p95": round(float(np.percentile(times, 95)), 3) if times else None,
+        "save_to_searchable_missed": missed,
+    }
+
+
+def _letters(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 26)
+        out = chr(97 + r) + out
+        if n == 0:
+            return out
+
+
+# ---------------------------------------------------------------------------- synthetic scale
+def run_synthetic(
+    ctx,
+    n: int,
+    *,
+    n_queries: int = 100,
+    distinct: int | None = None,
+    folder: str | None = None,
+    watch_edits: int = 0,
+    n_exact: int = 30,
+    progress=None,
+) -> dict:
+    """Build (or reuse) a synthetic index of ``n`` chunks and measure search on it.
+
+    The index lives in ``folder`` (default: ``$TMPDIR/codesearch-synthetic-N``) and is reused
+    by the next run with the same N and model. ``distinct``: how many distinct token-vector
+    matrices back the N chunks (default min(N, 100,000)); identical chunks share one row of the
+    vectors table in real indexes too, and this keeps a 1M-chunk table within a few GB.
+    """
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    encoder = ctx.encoder()
+    distinct = min(n, distinct or 100_000)
+    dest = Path(folder) if folder else Path(tempfile.gettempdir()) / f"codesearch-synthetic-{n}"
+    figures: dict = {"synthetic_chunks": n, "distinct_token_matrices": distinct}
+    store = Store(dest) if dest.exists() else None
+    meta = store.meta() if store else {}
+    if not (meta.get("synthetic") == n and meta.get("distinct") == distinct
+            and meta.get("model_fingerprint") == encoder.fingerprint and meta.get("complete")):
+        shutil.rmtree(dest, ignore_errors=True)
+        store = Store(dest)
+        t0 = time.monotonic()
+        source = _source_store(ctx)
+        build_synthetic(store, encoder, n, source=source, distinct=distinct, settings=ctx.settings, progress=progress)
+        figures["build_seconds"] = round(time.monotonic() - t0, 1)
+    store.ann_min_rows = int(ctx.settings.get("index", {}).get("ann_min_rows", store.ann_min_rows))
+    figures["home"] = str(dest)
+    queries = _queries(store, n_queries)
+    searcher = Searcher(store, encoder, ctx.settings)
+    times, _ = _timed(searcher, queries)
+    figures["hybrid_query_ms_p50"] = _pct(times, 50)
+    figures["hybrid_query_ms_p95"] = _pct(times, 95)
+    figures.update(_ann_figures(store, encoder, ctx.settings, queries, n_exact=n_exact))
+    figures.update(_size_figures(store, n))
+    if watch_edits:  # a folder outside the index home (the watcher ignores its own home)
+        with tempfile.TemporaryDirectory(prefix="codesearch-bench-live-") as live:
+            figures.update(watch_latency(store, encoder, ctx.settings, Path(live), watch_edits))
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return figures
+
+
+def _source_store(ctx):
+    """The current index if it has real chunks to sample, else None."""
+    from codesearch.indexer.store import Store
+
+    try:
+        store = Store(ctx.home, create=False)
+        if store.has_index() and store.count_chunks() >= 200 and store.meta().get("model_fingerprint") == ctx.encoder().fingerprint:
+            return store
+    except (FileNotFoundError, ValueError):
+        pass
+    return None
+
+
+def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) -> list[dict]:
+    """Real chunks with their token and pooled vectors: from ``source``, else embedded here."""
+    columns = ["key", "language", "kind", "name", "context", "text", "search_text"]
+    if source is not None:
+        rows = source.table("chunks").search().select(columns).limit(None).to_arrow().to_pylist()
+        rows = [rows[i] for i in rng.permutation(len(rows))[:limit]]
+        tokens = source.get_vectors([r["key"] for r in rows])
+        pooled = source.get_pooled([r["key"] for r in rows])
+        for r in rows:
+            r["tokens"], r["pooled"] = tokens[r["key"]].astype(np.float32), pooled[r["key"]].astype(np.float32)
+        return [r for r in rows if len(r["tokens"])]
+    # No index to sample: cut and embed some Python stdlib code (about a minute on 2 cores).
+    from codesearch.indexer.chunking import chunk_text
+    from codesearch.indexer.store import code_words
+
+    stdlib = Path(os.__file__).parent
+    chunks = []
+    for f in sorted(stdlib.glob("*.py"))[:80]:
+        try:
+            chunks.extend(chunk_text(f.name, f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue
+    chunks = chunks[: min(limit, 600)]
+    tokens, pooled = encoder.encode_documents([c.encoder_text() for c in chunks])
+    return [
+        {
+            "language": c.language, "kind": c.kind, "name": c.name, "context": c.context, "text": c.text[:8000],
+            "search_text": " ".join(code_words(f"{c.path} {c.name} {c.context} {c.text}")),
+            "tokens": t, "pooled": p,
+        }
+        for c, t, p in zip(chunks, tokens, pooled)
+    ]
+
+
+def _noisy(v: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Unit vectors moved by Gaussian noise of norm ~``scale`` (cosine to the original ~1/sqrt(1+scale^2))."""
+    out = v + rng.standard_normal(v.shape).astype(np.float32) * (scale / np.sqrt(v.shape[-1]))
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None = None, settings: dict | None = None,
+                    seed: int = 0, batch: int = 20_000, noise: float = 0.7, progress=None) -> None:
+    """Write ``n`` synthetic chunks (and their vectors) into an empty ``store``, then optimize it
+    (full-text index; the ANN index when ``n`` reaches ``ann_min_rows``)."""
+    import pyarrow as pa
+
+    from codesearch.indexer.pipeline import Indexer
+
+    rng = np.random.default_rng(seed)
+    distinct = min(n, distinct or n)
+    Indexer(store, encoder, settings).prepare()  # model fingerprint, dimensions, storage format
+    protos = _prototypes(source, encoder, rng)
+    if not protos:
+        raise RuntimeError("no chunks to sample vectors from")
+    dim = encoder.dim
+    store.write_meta(synthetic=n, distinct=distinct, complete=False, roots=[])
+    key_proto = rng.integers(len(protos), size=distinct)
+    key_pooled = np.empty((distinct, dim), np.float16)
+    vbatch = 2_000  # token matrices in memory at once (~100 tokens x dim floats each)
+    for start in range(0, distinct, vbatch):
+        idx = range(start, min(start + vbatch, distinct))
+        items = []
+        for v in idx:
+            p = protos[key_proto[v]]
+            pooled = _noisy(p["pooled"], rng, noise)
+            key_pooled[v] = pooled
+            items.append((f"syn{v:08d}", _noisy(p["tokens"], rng, noise), pooled))
+        store.add_vectors(items)
+        if progress:
+            progress("vectors", min(start + vbatch, distinct), distinct)
+    schema = store._schema("chunks")
+    pooled_type = schema.field("pooled").type
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        i = np.arange(start, stop)
+        v = i % distinct
+        ps = [protos[k] for k in key_proto[v]]
+        rel = [f"src/m{(j // 8) % 5000:04d}/file{j // 8:07d}.x" for j in i]
+        repo = [f"/synthetic/repo{j // 50_000:03d}" for j in i]
+        flat = key_pooled[v].astype(pooled_type.value_type.to_pandas_dtype()).reshape(-1)
+        columns = {
+            "id": [f"syn-{j:09d}" for j in i],
+            "key": [f"syn{k:08d}" for k in v],
+            "repo": repo,
+            "path": [f"{r}/{x}" for r, x in zip(repo, rel)],
+            "rel_path": rel,
+            "start_line": pa.array(1 + (i % 8) * 20, pa.int32()),
+            "end_line": pa.array(19 + (i % 8) * 20, pa.int32()),
+            "pooled": pa.FixedSizeListArray.from_arrays(pa.array(flat, pooled_type.value_type), dim),
+        }
+        for col in ("language", "kind", "name", "context", "text", "search_text"):
+            columns[col] = [p[col] for p in ps]
+        store.table("chunks").add(pa.table({f.name: columns[f.name] for f in schema}, schema=schema))
+        if progress:
+            progress("chunks", stop, n)
+    store.optimize()
+    store.write_meta(complete=True)

@@ -117,7 +117,7 @@ def _print_summary(summary) -> None:
     s = summary
     rate = f" ({s.embedded / s.seconds:.1f} chunks/s)" if s.embedded and s.seconds else ""
     click.echo(
-        f"Indexed {s.files_seen} files in {s.repos} repositories in {s.seconds:.1f}s: "
+        f"Indexed {s.files_seen} files in {s.repos} {'repository' if s.repos == 1 else 'repositories'} in {s.seconds:.1f}s: "
         f"{s.files_indexed} new or changed, {s.files_unchanged} unchanged, {s.files_removed} removed."
     )
     click.echo(f"Chunks written: {s.chunks} ({s.embedded} embedded{rate}, {s.reused} reused). Index total: {s.total_chunks}.")
@@ -240,14 +240,35 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
 @click.option("--queries", "n_queries", default=100, show_default=True, help="How many timed queries.")
 @click.option("--index", "index_paths", multiple=True, type=click.Path(exists=True),
               help="First index this folder (repeatable) and report indexing throughput.")
+@click.option("--synthetic", "synthetic", type=click.IntRange(1, None), default=None,
+              help="Measure on a throw-away index of this many synthetic chunks (real vectors plus noise) instead.")
+@click.option("--distinct", type=click.IntRange(1, None), default=None,
+              help="With --synthetic: distinct token-vector matrices behind the chunks (default min(N, 100000)).")
+@click.option("--synthetic-home", type=click.Path(file_okay=False), default=None,
+              help="With --synthetic: where the synthetic index is built and kept for reuse (default $TMPDIR).")
+@click.option("--watch-edits", type=click.IntRange(0, 1000), default=0,
+              help="Also time this many save-to-searchable round trips through the watcher.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx
-def bench(ctx: Context, n_queries, index_paths, as_json):
-    """Measure indexing throughput and warm query latency (p50/p95) on the current index."""
-    from codesearch.bench import run_bench
+def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_home, watch_edits, as_json):
+    """Measure indexing throughput, warm query latency (p50/p95; exact and ANN paths), watcher
+    latency, index size and memory, on the current index or a synthetic one (--synthetic N)."""
+    from codesearch.bench import run_bench, run_synthetic
 
     try:
-        figures = run_bench(ctx, n_queries=n_queries, index_paths=index_paths)
+        if synthetic:
+            shown: dict = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                step = 10 * done // max(total, 1)
+                if not as_json and shown.get(stage) != step:
+                    shown[stage] = step
+                    click.echo(f"building the synthetic index: {stage} {done}/{total}", err=True)
+
+            figures = run_synthetic(ctx, synthetic, n_queries=n_queries, distinct=distinct, folder=synthetic_home,
+                                    watch_edits=watch_edits, progress=progress)
+        else:
+            figures = run_bench(ctx, n_queries=n_queries, index_paths=index_paths, watch_edits=watch_edits)
     except (FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     if as_json:
@@ -255,6 +276,47 @@ def bench(ctx: Context, n_queries, index_paths, as_json):
     else:
         for k, v in figures.items():
             click.echo(f"{k:>28}: {v}")
+
+
+# ---------------------------------------------------------------------------- data
+@main.group()
+def data():
+    """Training data for the trainer: mine (query, code) pairs from source trees."""
+
+
+@data.command("build")
+@click.option("--config", "data_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Sources file (YAML). Default: the shipped config/data.yaml.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/pairs", show_default=True,
+              help="Output folder: train.jsonl, heldout.jsonl, summary.json.")
+@click.option("--max-per-source", type=click.IntRange(1, None), default=None,
+              help="Cap on the pairs mined from each source (lowers the config's max_pairs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the file order, MinHash and random fill-in negatives.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def data_build(data_config, out_dir, max_per_source, seed, as_json):
+    """Mine training pairs: doc comments, names, tests, commits and formal-methods phrasings.
+
+    \b
+    Writes OUT/train.jsonl and OUT/heldout.jsonl (one pair per line: query, positive,
+    negatives, domain, language, source, origin) and OUT/summary.json (counts per domain,
+    source and language; sources used and skipped). The eval sets' sources are never read.
+    """
+    from codesearch.trainer.mine import build_from_config
+
+    def say(msg: str) -> None:
+        if not as_json:
+            click.echo(msg, err=True)
+
+    summary = build_from_config(data_config, out_dir, max_per_source=max_per_source, seed=seed, progress=say)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for side in ("train", "heldout"):
+        c = summary[side]
+        click.echo(f"{side}: {c['total']} pairs  domains {c['domain']}  sources {c['source']}")
+    for s in summary["sources_skipped"]:
+        click.echo(f"skipped source {s['name']}: {s['reason']} ({s['path']})")
+    click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}, heldout.jsonl, summary.json in {summary['wall_s']:.0f}s")
 
 
 # ---------------------------------------------------------------------------- lsp
@@ -272,6 +334,9 @@ def lsp(click_ctx, stdio, log_file, log_level):
     codesearch/search, workspace/symbol and the codesearch.* commands. See README "Editors".
     --home, --model and --config set defaults that the editor's settings override.
     """
+    # Small matrix products only: one BLAS thread (set before numpy loads) answers faster than
+    # several competing with the model's threads.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from codesearch.lsp.config import LspConfig
     from codesearch.lsp.server import main as serve
 
@@ -281,6 +346,41 @@ def lsp(click_ctx, stdio, log_file, log_level):
         log_level=log_level if not click_ctx.obj.verbose else "info",
         log_file=log_file,
     )
+
+
+# ---------------------------------------------------------------------------- train
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A curriculum (config/curriculum.yaml) or a single phase (config/phases/rust.yaml).")
+@click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl, heldout.jsonl); overrides the config.")
+@click.option("--output", type=click.Path(file_okay=False), help="Run folder; overrides the config.")
+@click.option("--max-steps", type=int, default=None, help="Stop each phase after this many steps (resume later by running again).")
+def train(config_path, data, output, max_steps):
+    """Train the encoder: curriculum phases, each gated on held-out pairs.
+
+    \b
+    Resumable: run the same command again after an interruption.
+    Writes OUTPUT/model (a model folder for --model), OUTPUT/report.md (the eval table) and a
+    loss plot per phase. Multi-GPU: `accelerate launch -m codesearch.cli train --config ...`.
+    """
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+
+    try:
+        cfg = CurriculumConfig.load(config_path)
+        if data:
+            cfg.data = Path(data)
+        if output:
+            cfg.output = Path(output)
+        for name in ("train.jsonl", "heldout.jsonl"):
+            if not (cfg.data / name).exists():
+                _fail(f"{cfg.data / name} does not exist: build pairs first with `codesearch data build --out {cfg.data}`")
+        report = run_curriculum(cfg, max_steps_per_phase=max_steps)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(report.markdown("p@1"))
+    click.echo(report.markdown("mrr@10"))
+    if (cfg.output / "model").exists():
+        click.echo(f"Model: {cfg.output / 'model'} (use it with --model {cfg.output / 'model'})")
 
 
 # ---------------------------------------------------------------------------- status and gc
@@ -315,6 +415,123 @@ def gc(ctx: Context):
         n = store.gc()
         store.optimize()
     click.echo(f"Removed {n} unused cached vectors.")
+
+
+# ---------------------------------------------------------------------------- watch and doctor
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per update.")
+@click.option("--debounce-ms", type=click.IntRange(0, 60_000), default=None,
+              help="Apply a burst of changes once no event came for this long (default 300).")
+@click.option("--no-initial", is_flag=True, help="Skip the initial catch-up pass over PATHS.")
+@pass_ctx
+def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
+    """Keep the index of PATHS up to date while files change, until interrupted (Ctrl-C).
+
+    Starts with an incremental pass (what changed while nothing was watching), then
+    re-indexes each saved, created, deleted or renamed file within about a second; a
+    changed ignore file re-checks its folder; a branch switch is batched. Idle, it uses no CPU.
+    """
+    import signal
+    import threading
+
+    from codesearch.indexer.watch import Watcher
+
+    if debounce_ms is not None:
+        ctx.settings.setdefault("watch", {})["debounce_ms"] = debounce_ms
+
+    def report(update) -> None:
+        if as_json:
+            click.echo(json.dumps({"time": time.strftime("%H:%M:%S"), **update.as_dict()}), nl=True)
+            sys.stdout.flush()
+            return
+        stamp = time.strftime("%H:%M:%S")
+        if update.error:
+            click.echo(f"{stamp} update failed ({update.error}); retrying", err=True)
+            return
+        s = update.summary
+        what = "full pass" if update.full else f"{len(update.paths)} changed path(s)"
+        latency = f", searchable {update.latency:.2f}s after the change" if update.latency is not None else ""
+        click.echo(
+            f"{stamp} {what}: {s.files_indexed} file(s) re-indexed, {s.files_removed} removed, "
+            f"{s.embedded} chunk(s) embedded{latency}. Index total: {s.total_chunks} chunks."
+        )
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        watcher = Watcher(ctx.store(create=True), ctx.encoder(), ctx.settings, paths,
+                          on_update=report, initial_sync=not no_initial).start()
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    if not as_json:
+        click.echo(f"Watching {', '.join(str(Path(p).absolute()) for p in paths)} (Ctrl-C to stop).", err=True)
+    stop.wait()
+    watcher.stop()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--fix", is_flag=True, help="Repair what is found by re-indexing exactly those files.")
+@click.option("--deep", is_flag=True, help="Also re-cut every file into chunks to catch edits that kept the mtime.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_ctx
+def doctor(ctx: Context, paths, fix, deep, as_json):
+    """Compare the index with the files on disk: stale, missing and orphaned files and chunks.
+
+    Checks PATHS (default: every folder indexed into this home). Exit status: 0 when the
+    index matches the disk (after --fix: when the repair left nothing to fix), 1 when
+    differences remain, 2 on errors.
+    """
+    from codesearch.indexer.store import IndexLocked
+    from codesearch.indexer.verify import diagnose, index_roots, repair
+
+    try:
+        store = ctx.store(create=False)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    roots = [str(Path(p).expanduser().absolute()) for p in paths] or index_roots(store)
+    if not roots:
+        _fail("this index records no indexed folders: give the PATHS to check")
+    max_bytes = int(ctx.settings.get("index", {}).get("max_file_bytes", 2_000_000))
+    found = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
+    after, summary = found, None
+    if fix and not found.ok:
+        try:
+            summary = repair(store, ctx.encoder(), ctx.settings, found)
+        except IndexLocked as exc:
+            _fail(str(exc))
+        after = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
+    if as_json:
+        out = found.as_dict()
+        if fix:
+            out["fixed"] = summary.as_dict() if summary else None
+            out["after"] = after.as_dict()
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(f"Checked {found.files_on_disk} files on disk against {found.files_indexed} indexed "
+                   f"({found.chunks} chunks) under {', '.join(roots)}.")
+        labels = {"stale": "changed since indexed", "missing": "on disk, not indexed",
+                  "orphaned": "indexed, gone from disk or now excluded", "damaged": "chunk rows not matching the record",
+                  "duplicate_ids": "chunk ids stored twice", "dangling": "chunks without vectors"}
+        for kind, label in labels.items():
+            items = getattr(found, kind)
+            if items:
+                click.echo(f"  {kind} ({label}): {len(items)}")
+                for p in items[:5]:
+                    click.echo(f"    {p}")
+                if len(items) > 5:
+                    click.echo(f"    ... and {len(items) - 5} more")
+        if found.ok:
+            click.echo("The index matches the disk.")
+        elif fix:
+            s = summary
+            click.echo(f"Repaired: {s.files_indexed} file(s) re-indexed, {s.files_removed} removed, {s.embedded} chunk(s) embedded.")
+            click.echo("The index matches the disk." if after.ok else f"Still {after.differences} difference(s).")
+        else:
+            click.echo(f"{found.differences} difference(s); run `codesearch doctor --fix` to repair them.")
+    sys.exit(0 if after.ok else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from codesearch.indexer.store import Store, code_words, sql_in, sql_like_prefix, sql_str
+from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
 
 METHODS = ("hybrid", "multivector", "dense", "bm25")
 _META_COLUMNS = ["id", "key", "repo", "path", "rel_path", "start_line", "end_line", "language", "kind", "name", "context"]
@@ -102,8 +102,10 @@ class SearchResult:
 
 
 def snippet_of(text: str, max_lines: int = 8) -> str:
-    lines = text.splitlines()
-    # Skip leading doc/attribute noise only if what remains still says something.
+    """The first lines of a chunk, dedented, with '...' when there is more."""
+    import textwrap
+
+    lines = textwrap.dedent(text).splitlines()
     out = lines[:max_lines]
     if len(lines) > max_lines:
         out.append("...")
@@ -123,10 +125,20 @@ class Searcher:
         self.n_lexical = int(opts.get("candidates_lexical", 50))
         self.exact_below = int(opts.get("exact_below", 400))
         self.lexical_weight = float(opts.get("lexical_weight", 0.05))
+        # The ANN path (used when the index has an IVF index on the pooled vectors, see
+        # Store.ensure_ann_index): partitions probed, and exact re-ranking of k * refine rows.
+        self.ann_nprobes = int(opts.get("ann_nprobes", 32))
+        self.ann_refine = int(opts.get("ann_refine", 2))
+        self.use_ann = True  # False: exact (flat) pooled-vector candidates, e.g. to measure recall
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         meta = store.meta()
+        if meta.get("model_fingerprint") and meta.get("format") != FORMAT:
+            raise RuntimeError(
+                f"the index at {store.home} was built by another version of codesearch (storage format "
+                f"{meta.get('format')}, this one reads {FORMAT}); run `codesearch index PATH` again to rebuild it"
+            )
         if meta.get("model_fingerprint") and meta["model_fingerprint"] != encoder.fingerprint:
             raise RuntimeError(
                 f"the index at {store.home} was built with another model; "
@@ -177,7 +189,11 @@ class Searcher:
         if not candidates:
             return []
         vectors = self._token_vectors([r["key"] for r in candidates])
-        maxsim = maxsim_many(q_tokens, [vectors[r["key"]] for r in candidates]) / len(q_tokens)
+        candidates = [r for r in candidates if r["key"] in vectors]  # (vectors lost: `codesearch doctor --fix`)
+        if not candidates:
+            return []
+        q_scoring = self.store.scoring_query(q_tokens)  # the stored tokens' (rotated) space
+        maxsim = maxsim_many(q_scoring, [vectors[r["key"]] for r in candidates]) / len(q_tokens)
         scores = maxsim
         if method == "hybrid" and lex_rows:
             lex = {r["id"]: s for r, s in zip(lex_rows, lex_scores)}
@@ -188,6 +204,12 @@ class Searcher:
     # ------------------------------------------------------------------ candidate sources
     def _dense(self, q_pooled: np.ndarray, where: str | None, n: int) -> tuple[list[dict], list[float]]:
         query = self.store.table("chunks").search(q_pooled.tolist(), vector_column_name="pooled").distance_type("cosine")
+        if not self.use_ann:
+            query = query.bypass_vector_index()
+        else:
+            query = query.nprobes(self.ann_nprobes)
+            if self.ann_refine > 1:
+                query = query.refine_factor(self.ann_refine)
         if where:
             query = query.where(where, prefilter=True)
         data = query.select(_META_COLUMNS + ["_distance"]).limit(n).to_arrow()
@@ -222,7 +244,7 @@ class Searcher:
                 self._cache.move_to_end(k)
                 out[k] = v
         if missing:
-            fetched = self.store.get_vectors(missing)
+            fetched = self.store.get_scoring_vectors(missing)
             for k, v in fetched.items():
                 out[k] = v
                 self._cache[k] = v

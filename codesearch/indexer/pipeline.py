@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import chunk_text
 from codesearch.indexer.chunking.base import Chunk
-from codesearch.indexer.store import Store, code_words
+from codesearch.indexer.quant import DEFAULT_CODEC, DEFAULT_MERGE
+from codesearch.indexer.store import FORMAT, Store, code_words
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +83,42 @@ class Indexer:
         self.encode_batch_size = int(opts.get("encode_batch_size", 32))
         self.compact_every = int(opts.get("compact_every", 20))
         self._commits = 0
+        self.token_codec = str(opts.get("token_codec", DEFAULT_CODEC))
+        merge = opts.get("token_merge", DEFAULT_MERGE)
+        self.token_merge = float(merge) if merge else None
+        if "ann_min_rows" in opts:
+            store.ann_min_rows = int(opts["ann_min_rows"])
 
     def prepare(self) -> None:
-        """Check the index was built with this model; start afresh when it was not."""
+        """Check the index was built with this model and storage format; start afresh when not."""
+        from codesearch.indexer.quant import TokenCodec
+
         meta = self.store.meta()
         fp = self.encoder.fingerprint
         if meta.get("model_fingerprint") not in (None, fp) or meta.get("dim") not in (None, self.encoder.dim):
             log.warning("the model changed since this index was built: re-embedding everything")
             self.store.reset()
+        elif meta.get("model_fingerprint") and (
+            meta.get("format") != FORMAT
+            or meta.get("token_codec") != self.token_codec
+            or meta.get("token_merge") != self.token_merge
+            or self.store.codec is None
+        ):
+            log.warning(
+                "the index storage format changed (format %s, codec %s, merge %s -> format %s, codec %s, merge %s): "
+                "re-indexing everything",
+                meta.get("format"), meta.get("token_codec"), meta.get("token_merge"),
+                FORMAT, self.token_codec, self.token_merge,
+            )
+            self.store.reset()
         self.store.dim = self.encoder.dim
-        self.store.write_meta(model_fingerprint=fp, dim=self.encoder.dim, format=1)
+        codec = self.store.codec
+        if codec is None or codec.name != self.token_codec or codec.dim != self.encoder.dim:
+            self.store.set_codec(TokenCodec.new(self.token_codec, self.encoder.dim))
+        wanted = dict(model_fingerprint=fp, dim=self.encoder.dim, format=FORMAT, token_codec=self.token_codec,
+                      token_merge=self.token_merge)
+        if any(meta.get(k) != v for k, v in wanted.items()):
+            self.store.write_meta(**wanted)
 
     def run(
         self,
@@ -106,7 +134,9 @@ class Indexer:
             if not root.exists():
                 raise FileNotFoundError(f"{root} does not exist")
         self.prepare()
+        commits_before = self._commits
         with self.store.lock():
+            self._remember_roots(roots)
             # 1. What is on disk, and what changed since the last run.
             sources: list[walker.SourceFile] = []
             repos: set[str] = set()
@@ -117,62 +147,144 @@ class Indexer:
                 sources.append(item)
                 repos.add(str(item.repo))
             summary.repos = len(repos)
-            summary.files_seen = len(sources)
-            known = self.store.file_states(roots)
-            on_disk = {str(s.path) for s in sources}
-            changed = [s for s in sources if known.get(str(s.path)) != (s.size, s.mtime_ns)]
-            summary.files_unchanged = len(sources) - len(changed)
-            removed = [p for p in known if p not in on_disk]
-
-            # 2. Forget files that are gone (or now ignored or skipped).
-            if removed:
-                self.store.forget_files(removed)
-                summary.files_removed = len(removed)
-                self._committed()
-
-            # 3. Chunk what changed.
-            work: list[_FileWork] = []
-            for n, source in enumerate(changed, 1):
-                try:
-                    text = walker.read_text(source)
-                except walker.SkipFile as exc:
-                    self._skip(summary, str(source.path), exc.reason)
-                    work.append(_FileWork(source, []))  # recorded, so a skipped file is not retried each run
-                    continue
-                work.append(_FileWork(source, chunk_text(source.rel_path, text)))
-                if progress:
-                    progress("chunking", n, len(changed))
-
-            # 4. Embed what the index has not seen, commit file by file group.
-            fp = self.encoder.fingerprint
-            keys_needed = {embed_key(c, fp) for w in work for c in w.chunks}
-            have = self.store.existing_keys(keys_needed) if keys_needed else set()
-            to_embed_total = len(keys_needed - have)
-            done = 0
-            if progress:
-                progress("embedding", 0, to_embed_total)
-            group: list[_FileWork] = []
-            group_new = 0
-            for w in work:
-                group.append(w)
-                group_new += sum(1 for c in w.chunks if embed_key(c, fp) not in have)
-                if group_new >= self.batch_chunks or sum(len(g.chunks) for g in group) >= 4 * self.batch_chunks:
-                    done += self._commit_group(group, have, summary, fp)
-                    if progress:
-                        progress("embedding", done, to_embed_total)
-                    group, group_new = [], 0
-            if group:
-                done += self._commit_group(group, have, summary, fp)
-                if progress:
-                    progress("embedding", done, to_embed_total)
-            summary.files_indexed = len(work)
+            known = self.store.file_records(roots)
+            self._apply(sources, known, set(), summary, progress)
 
             # 5. Fold everything into compact files and fresh indexes.
-            if self._commits or not self.store.has_index():
+            if self._commits != commits_before or not self.store.has_index():
                 self.store.optimize()
             summary.total_chunks = self.store.count_chunks()
         summary.seconds = time.monotonic() - started
         return summary
+
+    def update(
+        self,
+        roots: Sequence[str | Path],
+        paths: Iterable[str | Path],
+        *,
+        force: Iterable[str | Path] = (),
+        purge: Iterable[str | Path] = (),
+        optimize: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> IndexSummary:
+        """Bring the index up to date for ``paths`` (files or folders, existing or not) only.
+
+        ``roots`` are the indexed roots the paths belong to (they decide repositories and
+        which ignore files apply); paths outside every root are ignored. Each path is checked
+        with the walker's rules (ignore files, secrets, binaries, sizes); a folder stands for
+        everything below it. Recorded files at or below a path that the walker no longer
+        yields (deleted, moved away, now ignored) are removed. Files whose size and mtime
+        match the record are left alone unless they are at or below a path in ``force``.
+        ``purge``: drop every stored row of these files first (repairs duplicated or damaged
+        rows; their vectors are kept and reused). ``optimize``: also compact the tables
+        afterwards (the watcher does it when idle).
+        """
+        from codesearch.indexer.scope import under, walk_paths
+
+        started = time.monotonic()
+        summary = IndexSummary()
+        roots = [Path(r).expanduser().absolute() for r in roots]
+        force_list = [os.path.abspath(os.fspath(p)) for p in force]
+        paths = [os.path.abspath(os.fspath(p)) for p in paths] + force_list
+        self.prepare()
+        commits_before = self._commits
+        with self.store.lock():
+            self._remember_roots(roots)
+            purge_list = sorted({os.path.abspath(os.fspath(p)) for p in purge})
+            if purge_list:
+                self.store.forget_files(purge_list)
+                self._committed()
+            scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes)
+            for item in scope.skipped:
+                self._skip(summary, str(item.path), item.reason)
+            summary.repos = len({str(s.repo) for s in scope.sources})
+            known = self.store.file_records_at(scope.covered) if scope.covered else {}
+            forced = {str(s.path) for s in scope.sources if force_list and under(str(s.path), force_list)}
+            self._apply(scope.sources, known, forced, summary, progress)
+            if optimize and self._commits != commits_before:
+                self.store.optimize()
+            summary.total_chunks = self.store.count_chunks()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def maintain(self) -> None:
+        """Compact small commits and refresh the indexes (takes the writer lock)."""
+        with self.store.lock():
+            self.store.optimize()
+
+    def _remember_roots(self, roots: Sequence[Path]) -> None:
+        known = list(self.store.meta().get("roots", []))
+        new = [str(r) for r in roots if str(r) not in known]
+        if new:
+            self.store.write_meta(roots=known + new)
+
+    def _apply(
+        self,
+        sources: list[walker.SourceFile],
+        known: dict[str, tuple[int, int, str]],
+        forced: set[str],
+        summary: IndexSummary,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> None:
+        """Make the index hold exactly ``sources`` where it held ``known`` (path -> size, mtime, repo)."""
+        summary.files_seen += len(sources)
+        on_disk = {str(s.path) for s in sources}
+        changed = [
+            s
+            for s in sources
+            if str(s.path) in forced or known.get(str(s.path)) != (s.size, s.mtime_ns, str(s.repo))
+        ]
+        summary.files_unchanged += len(sources) - len(changed)
+        removed = [p for p in known if p not in on_disk]
+
+        # 2. Forget files that are gone (or now ignored or skipped).
+        if removed:
+            self.store.forget_files(removed)
+            summary.files_removed += len(removed)
+            self._committed()
+
+        # 3. Chunk what changed.
+        work: list[_FileWork] = []
+        for n, source in enumerate(changed, 1):
+            try:
+                text = walker.read_text(source)
+            except walker.SkipFile as exc:
+                self._skip(summary, str(source.path), exc.reason)
+                if exc.reason == "vanished":
+                    if str(source.path) in known:
+                        self.store.forget_files([str(source.path)])
+                        summary.files_removed += 1
+                        self._committed()
+                    continue
+                work.append(_FileWork(source, []))  # recorded, so a skipped file is not retried each run
+                continue
+            work.append(_FileWork(source, chunk_text(source.rel_path, text)))
+            if progress:
+                progress("chunking", n, len(changed))
+
+        # 4. Embed what the index has not seen, commit file by file group.
+        fp = self.encoder.fingerprint
+        keys_needed = {embed_key(c, fp) for w in work for c in w.chunks}
+        have = self.store.existing_keys(keys_needed) if keys_needed else set()
+        to_embed_total = len(keys_needed - have)
+        done = 0
+        if progress:
+            progress("embedding", 0, to_embed_total)
+        group: list[_FileWork] = []
+        group_new = 0
+        for w in work:
+            group.append(w)
+            group_new += sum(1 for c in w.chunks if embed_key(c, fp) not in have)
+            if group_new >= self.batch_chunks or sum(len(g.chunks) for g in group) >= 4 * self.batch_chunks:
+                done += self._commit_group(group, have, summary, fp)
+                if progress:
+                    progress("embedding", done, to_embed_total)
+                group, group_new = [], 0
+        if group:
+            done += self._commit_group(group, have, summary, fp)
+            if progress:
+                progress("embedding", done, to_embed_total)
+        summary.files_indexed += len(work)
 
     def _skip(self, summary: IndexSummary, path: str, reason: str) -> None:
         summary.skipped[reason] += 1
@@ -218,7 +330,7 @@ class Indexer:
                         "context": c.context,
                         "text": c.text[:MAX_STORED_TEXT],
                         "search_text": " ".join(code_words(f"{w.source.rel_path} {c.name} {c.context} {c.text}")),
-                        "pooled": pooled_by_key[k].astype(np.float32).tolist(),
+                        "pooled": pooled_by_key[k].astype(np.float16),
                     }
                 )
         summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)

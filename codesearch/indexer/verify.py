@@ -1,0 +1,197 @@
+"""`codesearch doctor`: compare the index with the files on disk, and repair the differences.
+
+What is checked, for the files under the given roots (by default every root ever indexed
+into this home):
+
+- ``stale``: indexed, but the file's size, mtime or repository changed since (with
+  ``deep``: or its chunks, re-cut from the current text, differ from the stored ones);
+- ``missing``: a file the walker would index that the index has no record of;
+- ``orphaned``: a file recorded in the index that is gone from disk, or now ignored,
+  a secret, too large, ...;
+- ``damaged``: a file whose chunk rows do not match its record (rows without a record, a
+  count that differs from the recorded one);
+- ``duplicate_ids``: chunk ids stored more than once;
+- ``dangling``: chunks whose token vectors are missing from the ``vectors`` table.
+
+``repair`` runs the incremental indexer on exactly the paths concerned (rows of damaged,
+duplicated and dangling files are dropped first; their vectors are reused where they exist).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from codesearch.indexer import walk as walker
+from codesearch.indexer.scope import under
+from codesearch.indexer.store import Store, sql_like_prefix, sql_str
+
+__all__ = ["Diagnosis", "diagnose", "repair", "index_roots"]
+
+_KINDS = ("stale", "missing", "orphaned", "damaged", "duplicate_ids", "dangling")
+
+
+@dataclass
+class Diagnosis:
+    roots: list[str]
+    files_on_disk: int = 0
+    files_indexed: int = 0
+    chunks: int = 0
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)
+    dangling: list[str] = field(default_factory=list)  # paths with chunks whose vectors are gone
+    duplicate_paths: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(getattr(self, k) for k in _KINDS)
+
+    @property
+    def differences(self) -> int:
+        return sum(len(getattr(self, k)) for k in _KINDS)
+
+    def as_dict(self, limit: int | None = None) -> dict:
+        out = {
+            "ok": self.ok,
+            "roots": self.roots,
+            "files_on_disk": self.files_on_disk,
+            "files_indexed": self.files_indexed,
+            "chunks": self.chunks,
+            "differences": self.differences,
+        }
+        for k in _KINDS:
+            items = getattr(self, k)
+            out[k] = items if limit is None else items[:limit]
+        return out
+
+
+def index_roots(store: Store) -> list[str]:
+    """Every root indexed into this home (recorded by ``index`` and ``watch``)."""
+    return [r for r in store.meta().get("roots", [])]
+
+
+def diagnose(
+    store: Store,
+    roots: Sequence[str | Path] | None = None,
+    *,
+    max_file_bytes: int = 2_000_000,
+    deep: bool = False,
+) -> Diagnosis:
+    """Compare the index with the disk under ``roots`` (default: :func:`index_roots`)."""
+    root_list = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in (roots or index_roots(store))]
+    diag = Diagnosis(roots=root_list)
+    present = [r for r in root_list if os.path.exists(r)]
+
+    on_disk: dict[str, walker.SourceFile] = {}
+    if present:
+        for item in walker.walk(present, max_file_bytes=max_file_bytes):
+            if isinstance(item, walker.SourceFile):
+                on_disk[str(item.path)] = item
+    diag.files_on_disk = len(on_disk)
+    if not store.has_index():
+        diag.missing = sorted(on_disk)
+        return diag
+
+    where = _under_sql(root_list)
+    q = store.table("files").search().select(["path", "size", "mtime_ns", "repo", "n_chunks"])
+    data = (q.where(where) if where else q).limit(None).to_arrow()
+    records = {
+        p: (s, m, r, n)
+        for p, s, m, r, n in zip(*(data.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "repo", "n_chunks")))
+    }
+    diag.files_indexed = len(records)
+
+    cq = store.table("chunks").search().select(["id", "path", "key"])
+    if where:
+        cq = cq.where(where)
+    chunks = cq.limit(None).to_arrow()
+    ids = chunks.column("id").to_pylist()
+    paths = chunks.column("path").to_pylist()
+    keys = chunks.column("key").to_pylist()
+    diag.chunks = len(ids)
+
+    id_counts = Counter(ids)
+    dup_ids = {i for i, n in id_counts.items() if n > 1}
+    diag.duplicate_ids = sorted(dup_ids)
+    diag.duplicate_paths = sorted({p for i, p in zip(ids, paths) if i in dup_ids})
+
+    rows_per_path = Counter(paths)
+    existing = store.existing_keys(set(keys)) if keys else set()
+    diag.dangling = sorted({p for p, k in zip(paths, keys) if k not in existing})
+
+    for path, src in on_disk.items():
+        rec = records.get(path)
+        if rec is None:
+            diag.missing.append(path)
+        elif rec[:3] != (src.size, src.mtime_ns, str(src.repo)):
+            diag.stale.append(path)
+    for path in records:
+        if path not in on_disk:
+            diag.orphaned.append(path)
+    for path in set(records) | set(rows_per_path):
+        if path in on_disk and path not in records:
+            continue  # already "missing" (a crash between writing its chunks and its record)
+        if path not in records:
+            diag.damaged.append(path)  # chunk rows without a file record
+        elif records[path][3] != rows_per_path.get(path, 0) and path in on_disk:
+            diag.damaged.append(path)
+
+    if deep:
+        diag.stale.extend(_deep_stale(store, on_disk, records, ids, paths, set(diag.stale) | set(diag.damaged)))
+
+    for k in _KINDS:
+        setattr(diag, k, sorted(set(getattr(diag, k))))
+    return diag
+
+
+def _under_sql(roots: Sequence[str]) -> str | None:
+    """SQL: path at or below one of ``roots`` (a root may be a single file)."""
+    parts = [f"path = {sql_str(r)}" for r in roots] + [sql_like_prefix("path", r.rstrip("/") + "/") for r in roots]
+    return " OR ".join(parts) if parts else None
+
+
+def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[str]:
+    """Files whose chunks, cut again from their current text, are not the stored ones."""
+    from codesearch.indexer.chunking import chunk_text
+    from codesearch.indexer.pipeline import chunk_id, embed_key
+
+    fp = store.meta().get("model_fingerprint")
+    if not fp:
+        return []
+    stored: dict[str, set[str]] = {}
+    for i, p in zip(ids, paths):
+        stored.setdefault(p, set()).add(i)
+    out = []
+    for path, src in on_disk.items():
+        if path not in records or path in already:
+            continue
+        try:
+            text = walker.read_text(src)
+        except walker.SkipFile:
+            if stored.get(path):
+                out.append(path)
+            continue
+        want = {chunk_id(path, c, embed_key(c, fp)) for c in chunk_text(src.rel_path, text)}
+        if want != stored.get(path, set()):
+            out.append(path)
+    return out
+
+
+def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
+    """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary."""
+    from codesearch.indexer.pipeline import Indexer
+
+    purge = set(diag.damaged) | set(diag.duplicate_paths) | set(diag.dangling)
+    force = set(diag.stale)  # with --deep a stale file may have its old size and mtime
+    paths = set(diag.missing) | set(diag.orphaned) | purge
+    indexer = Indexer(store, encoder, settings)
+    roots = [r for r in diag.roots]
+    # Paths outside the roots (orphaned chunks of a root that was removed) are purged only.
+    outside = {p for p in paths | force if not under(p, roots)}
+    return indexer.update(roots, paths - outside, force=force - outside, purge=purge, optimize=True)

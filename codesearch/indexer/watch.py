@@ -1,0 +1,406 @@
+"""`codesearch watch`: keep the index of some roots up to date while files change.
+
+A :class:`Watcher` listens to file-system events (watchdog's inotify observer on Linux:
+the kernel wakes it, nothing polls), turns each event into the path to re-check, and
+coalesces bursts: a batch is applied once no event came for ``debounce`` seconds (300 ms
+by default), or ``max_delay`` (2 s) after its first event at the latest, so an editor's
+save (temp file + rename), a formatter touching ten files or a ``git checkout`` rewriting
+thousands each become a few incremental updates.
+
+Each batch runs :meth:`Indexer.update` on exactly those paths: the walker's rules decide
+what is indexed (ignore files, secrets, binaries, sizes), only files whose size, mtime or
+repository changed are re-chunked, and only chunks whose text the index has never seen are
+embedded. A changed ``.gitignore``/``.ignore``/``.codesearchignore`` (or
+``.git/info/exclude``, or a new ``.git``) re-checks the whole folder it governs. A batch of
+more than ``mass_change`` paths (a branch switch, a pull) re-walks the roots concerned
+instead. Searches keep answering meanwhile: a file's new chunks replace the old ones in one
+LanceDB commit, so a reader sees the file either before or after, never a mix.
+
+On start the watcher first brings the index up to date with a full incremental run (what
+changed while nothing was watching), listening already, so nothing saved meanwhile is lost.
+Killing it at any moment is safe: the next start converges to the same index.
+
+Use from a thread (the language server does)::
+
+    watcher = Watcher(store, encoder, settings, [root], on_update=print).start()
+    ...
+    watcher.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from codesearch.indexer import walk as walker
+from codesearch.indexer.pipeline import IndexSummary, Indexer
+from codesearch.indexer.scope import owning_root, under
+from codesearch.indexer.store import IndexLocked, Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WatchUpdate", "Watcher"]
+
+
+@dataclass
+class WatchUpdate:
+    """What one applied batch did (passed to ``on_update``)."""
+
+    paths: list[str]  # the paths checked (files or folders); all roots for a full pass
+    summary: IndexSummary | None
+    full: bool = False  # a full incremental pass over the roots (start, mass change, recovery)
+    first_event: float | None = None  # time.monotonic() of the batch's first event
+    finished: float = 0.0  # time.monotonic() when the index held the update
+    error: str | None = None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the first event of the batch to searchable (None for the initial pass)."""
+        return None if self.first_event is None else self.finished - self.first_event
+
+    def as_dict(self) -> dict:
+        return {
+            "paths": len(self.paths),
+            "full": self.full,
+            "latency_s": None if self.latency is None else round(self.latency, 3),
+            "error": self.error,
+            **({"summary": self.summary.as_dict()} if self.summary else {}),
+        }
+
+
+@dataclass
+class _Pending:
+    paths: set[str] = field(default_factory=set)
+    first: float | None = None
+    last: float = 0.0
+
+
+class Watcher:
+    """Watches ``roots`` and applies changes to the index of ``store``; see the module doc."""
+
+    def __init__(
+        self,
+        store: Store,
+        encoder,
+        settings: dict | None = None,
+        roots: Sequence[str | Path] = (),
+        *,
+        on_update: Callable[[WatchUpdate], None] | None = None,
+        initial_sync: bool = True,
+    ):
+        opts = (settings or {}).get("watch", {}) or {}
+        self.store = store
+        self.indexer = Indexer(store, encoder, settings)
+        self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
+        if not self.roots:
+            raise ValueError("nothing to watch: give at least one folder")
+        for r in self.roots:
+            if not os.path.isdir(r):
+                raise FileNotFoundError(f"{r} is not a folder")
+        self.on_update = on_update
+        self.initial_sync = initial_sync
+        self.debounce = float(opts.get("debounce_ms", 300)) / 1000
+        self.max_delay = float(opts.get("max_delay_ms", 2000)) / 1000
+        self.mass_change = int(opts.get("mass_change_files", 1000))
+        self.optimize_idle = float(opts.get("optimize_idle_s", 10))
+        self.retry_s = float(opts.get("retry_s", 1.0))
+        self._home = str(Path(store.home).absolute())
+        self._cond = threading.Condition()
+        self._pending = _Pending()
+        self._full_pending = False
+        self._busy = False
+        self._synced = not initial_sync
+        self._stopping = False
+        self._dirty_since: float | None = None  # commits not yet compacted, since when
+        self._failures = 0
+        self._observer = None
+        self._thread: threading.Thread | None = None
+        self.updates = 0
+        self.latencies: list[float] = []  # seconds, event -> searchable, for every batch
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Watcher":
+        """Start listening and updating (returns at once; work happens in background threads)."""
+        from watchdog.events import (
+            DirAttribEvent,
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+            FileAttribEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+        )
+        from watchdog.observers import Observer
+
+        if self._thread is not None:
+            raise RuntimeError("this watcher was started already")
+        # Not DirModifiedEvent (every create/delete also "modifies" its folder) and not
+        # opened/closed-without-writing (our own reads would wake us up).
+        kinds = [
+            FileCreatedEvent, DirCreatedEvent, FileDeletedEvent, DirDeletedEvent,
+            FileMovedEvent, DirMovedEvent, FileModifiedEvent, FileClosedEvent,
+            FileAttribEvent, DirAttribEvent,
+        ]
+        handler = _Handler(self)
+        observer = Observer()
+        try:
+            for root in self.roots:
+                observer.schedule(handler, root, recursive=True, event_filter=kinds)
+            observer.start()
+        except OSError as exc:
+            observer.stop()
+            if exc.errno == 28:  # ENOSPC from inotify_add_watch
+                raise OSError(
+                    exc.errno,
+                    "the system's limit on watched folders was reached; raise it with "
+                    "`sudo sysctl fs.inotify.max_user_watches=524288` (or watch fewer folders)",
+                ) from exc
+            raise
+        self._observer = observer
+        self._thread = threading.Thread(target=self._loop, name="codesearch-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30) -> None:
+        """Stop listening; an update in progress is finished first."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "Watcher":
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_idle(self, timeout: float | None = None, settle: float | None = None) -> bool:
+        """Block until the initial pass is done and no change is pending or being applied.
+
+        ``settle``: also require that no new event arrived for this long (default: the
+        debounce window), so that events still on their way from the kernel are counted.
+        """
+        settle = self.debounce if settle is None else settle
+        called = time.monotonic()
+        deadline = None if timeout is None else called + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                idle = self._synced and not self._busy and not self._pending.paths and not self._full_pending
+                quiet_since = max(self._pending.last, called)
+                if idle and now - quiet_since >= settle:
+                    return True
+                if not self.running:
+                    return idle
+                if deadline is not None and now >= deadline:
+                    return False
+                wait = quiet_since + settle - now if idle else None
+                if deadline is not None:
+                    wait = deadline - now if wait is None else min(wait, deadline - now)
+                self._cond.wait(wait)
+
+    # ------------------------------------------------------------------ events in
+    def notify(self, paths: Iterable[str | Path]) -> None:
+        """Re-check these paths (files or folders) as if they had changed on disk."""
+        now = time.monotonic()
+        added = False
+        with self._cond:
+            for p in paths:
+                target = self._target(os.path.abspath(os.fspath(p)))
+                if target is not None:
+                    self._pending.paths.add(target)
+                    added = True
+            if added:
+                if self._pending.first is None:
+                    self._pending.first = now
+                self._pending.last = now
+                self._cond.notify_all()
+
+    def _target(self, path: str) -> str | None:
+        """The path to re-check for an event on ``path``, or None when it cannot matter."""
+        root = owning_root(path, self.roots)
+        if root is None or under(path, [self._home]):
+            return None
+        rel = path[len(root):].strip("/")
+        parts = rel.split("/") if rel else []
+        if ".git" in parts:
+            i = parts.index(".git")
+            repo = os.path.join(root, *parts[:i])
+            tail = parts[i + 1 :]
+            # A new or removed repository boundary, or its exclude file: re-check the repository.
+            return repo if tail in ([], ["info"], ["info", "exclude"]) else None
+        if any(p in walker.EXCLUDED_DIRS for p in parts[:-1]):
+            return None  # the walker never enters these folders (build output, dependencies)
+        if parts and parts[-1] in walker.IGNORE_FILES:
+            return os.path.dirname(path)  # rules changed for everything in that folder
+        return path
+
+    # ------------------------------------------------------------------ the worker
+    def _loop(self) -> None:
+        if self.initial_sync:
+            self._apply_full(list(self.roots), None)
+            with self._cond:
+                self._synced = True
+                self._cond.notify_all()
+        while True:
+            with self._cond:
+                batch, full, first = self._next_batch()
+                if batch is None:
+                    return
+                self._busy = True
+            try:
+                if not batch and not full:
+                    self._maintain()
+                elif full or len(batch) > self.mass_change:
+                    roots = self.roots if full else sorted({owning_root(p, self.roots) for p in batch} - {None})
+                    self._apply_full(roots, first)
+                else:
+                    self._apply_paths(sorted(batch), first)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _next_batch(self) -> tuple[set[str] | None, bool, float | None]:
+        """Wait (under the lock) for the next batch: (paths, full pass?, first event time).
+
+        Returns (None, False, None) on stop, and (set(), False, None) when the tables are due
+        for compaction. Waits without a timeout while nothing is pending: an idle watcher
+        costs no CPU.
+        """
+        while True:
+            if self._stopping:
+                return None, False, None
+            if self._pending.paths or self._full_pending:
+                now = time.monotonic()
+                due = min(self._pending.last + self.debounce, (self._pending.first or now) + self.max_delay)
+                if self._retry_at > now:
+                    due = max(due, self._retry_at)
+                if now >= due:
+                    batch, first, full = self._pending.paths, self._pending.first, self._full_pending
+                    self._pending = _Pending(last=self._pending.last)
+                    self._full_pending = False
+                    return batch, full, first
+                self._cond.wait(due - now)
+                continue
+            if self._dirty_since is not None:
+                due = self._dirty_since + self.optimize_idle
+                now = time.monotonic()
+                if now >= due:
+                    return set(), False, None
+                self._cond.wait(due - now)
+                continue
+            self._cond.wait()
+
+    _retry_at = 0.0
+
+    def _requeue(self, paths: Iterable[str], full: bool, first: float | None, error: str) -> None:
+        self._failures += 1
+        delay = min(self.retry_s * 2 ** (self._failures - 1), 60.0)
+        with self._cond:
+            self._pending.paths.update(paths)
+            self._full_pending = self._full_pending or full
+            if self._pending.first is None:
+                self._pending.first = first if first is not None else time.monotonic()
+            self._retry_at = time.monotonic() + delay
+            self._cond.notify_all()
+        self.last_error = error
+
+    def _apply_paths(self, paths: list[str], first: float | None) -> None:
+        try:
+            summary = self.indexer.update(self.roots, paths)
+        except IndexLocked as exc:  # another indexer is writing: try again shortly
+            log.info("index busy, retrying: %s", exc)
+            self._requeue(paths, False, first, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - keep watching; a full pass repairs later
+            log.exception("update failed")
+            self._after_failure(exc, first)
+            return
+        self._done(WatchUpdate(paths, summary, False, first, time.monotonic()))
+
+    def _apply_full(self, roots: list[str], first: float | None) -> None:
+        try:
+            summary = self.indexer.run(roots)
+        except IndexLocked as exc:
+            log.info("index busy, retrying: %s", exc)
+            self._requeue([], True, first, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.exception("full pass failed")
+            self._after_failure(exc, first)
+            return
+        self._done(WatchUpdate(list(roots), summary, True, first, time.monotonic()), compacted=True)
+
+    def _after_failure(self, exc: Exception, first: float | None) -> None:
+        """A failed update is retried as a full pass (which re-checks everything), with backoff."""
+        error = f"{type(exc).__name__}: {exc}"
+        self._requeue([], True, first, error)
+        self._emit(WatchUpdate([], None, True, first, time.monotonic(), error=error))
+
+    def _maintain(self) -> None:
+        try:
+            self.indexer.maintain()
+        except IndexLocked:
+            with self._cond:
+                self._dirty_since = time.monotonic()
+            return
+        except Exception:  # noqa: BLE001
+            log.exception("compaction failed")
+        with self._cond:
+            self._dirty_since = None
+
+    def _done(self, update: WatchUpdate, compacted: bool = False) -> None:
+        self._failures = 0
+        self._retry_at = 0.0
+        self.last_error = None
+        self.updates += 1
+        s = update.summary
+        wrote = s is not None and (s.files_indexed or s.files_removed)
+        with self._cond:
+            if compacted:
+                self._dirty_since = None
+            elif wrote and self._dirty_since is None:
+                self._dirty_since = time.monotonic()
+        if update.latency is not None:
+            self.latencies.append(update.latency)
+        self._emit(update)
+
+    def _emit(self, update: WatchUpdate) -> None:
+        if self.on_update is None:
+            return
+        try:
+            self.on_update(update)
+        except Exception:  # noqa: BLE001 - a broken callback must not stop the watcher
+            log.exception("on_update callback failed")
+
+
+class _Handler:
+    """watchdog calls ``dispatch`` on its observer thread: only record paths, return fast."""
+
+    def __init__(self, watcher: Watcher):
+        self.watcher = watcher
+
+    def dispatch(self, event) -> None:
+        paths = [event.src_path]
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            paths.append(dest)
+        self.watcher.notify(os.fsdecode(p) for p in paths if p)

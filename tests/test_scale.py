@@ -1,0 +1,209 @@
+"""Crash safety under churn, and the scale machinery (synthetic tables, the ANN path).
+
+The kill-at-random-points run is slow (marked ``slow``; run it with ``-m slow``); the fast
+tests check the same convergence once, and the synthetic bench on a small table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+STDLIB = Path(os.__file__).parent
+
+
+def _stdlib_repo(dest: Path, n_files: int) -> Path:
+    dest.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    files = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < 20_000)[:n_files]
+    for p in files:
+        shutil.copy(p, dest / p.name)
+    return dest
+
+
+def _state(home: Path) -> tuple[list, list, list]:
+    from codesearch.indexer.store import Store
+
+    store = Store(home, create=False)
+    chunks = store.table("chunks").search().select(["id", "path", "start_line", "end_line", "key"]).limit(None).to_arrow().to_pylist()
+    keys = store.table("vectors").search().select(["key"]).limit(None).to_arrow().column("key").to_pylist()
+    files = store.table("files").search().select(["path", "size", "mtime_ns"]).limit(None).to_arrow().to_pylist()
+    return chunks, keys, files
+
+
+def _norm(rows: list) -> list:
+    return sorted((c["path"], c["start_line"], c["end_line"], c["key"]) for c in rows)
+
+
+def _churn(repo: Path, rng: random.Random, pool: list[Path]) -> None:
+    """One random user action: edit, create, delete, rename, or an atomic save."""
+    files = sorted(p for p in repo.glob("**/*.py") if ".git" not in p.parts)
+    action = rng.choice(["edit", "create", "delete", "rename", "atomic", "folder"])
+    if action == "edit" and files:
+        f = rng.choice(files)
+        f.write_text(f.read_text() + f"\n\ndef added_{rng.randrange(10**6)}(x):\n    return x + {rng.randrange(100)}\n")
+    elif action == "create":
+        src = rng.choice(pool)
+        shutil.copy(src, repo / f"new_{rng.randrange(10**6)}_{src.name}")
+    elif action == "delete" and len(files) > 5:
+        rng.choice(files).unlink()
+    elif action == "rename" and files:
+        f = rng.choice(files)
+        f.rename(f.with_name(f"moved_{rng.randrange(10**6)}_{f.name}"))
+    elif action == "atomic" and files:
+        f = rng.choice(files)
+        tmp = f.with_name(f".{f.name}.tmp")
+        tmp.write_text(f.read_text().replace("def ", "def  ", 1))
+        os.replace(tmp, f)
+    elif action == "folder":
+        sub = repo / f"pkg_{rng.randrange(4)}"
+        if sub.exists() and rng.random() < 0.5:
+            shutil.rmtree(sub)
+        else:
+            sub.mkdir(exist_ok=True)
+            for src in rng.sample(pool, 2):
+                shutil.copy(src, sub / src.name)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_watcher_and_indexer_under_churn_converges(tmp_path):
+    """kill -9 the watcher (and the indexer) at random moments while files change, many times;
+    a final start converges to exactly the index a clean run builds."""
+    pool = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < 8_000)[:30]
+    repo = _stdlib_repo(tmp_path / "repo", 25)
+    home = tmp_path / "home"
+    config = tmp_path / "config.yaml"
+    config.write_text("index:\n  batch_chunks: 16\n  compact_every: 5\nwatch:\n  debounce_ms: 100\n  max_delay_ms: 500\n")
+    base = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "--config", str(config)]
+    rng = random.Random(int(os.environ.get("CODESEARCH_CRASH_SEED", "11")))
+    kills = int(os.environ.get("CODESEARCH_CRASH_KILLS", "12"))
+    for round_ in range(kills):
+        if round_ % 3 == 2:
+            cmd = [*base, "index", str(repo), "-q"]
+        else:
+            cmd = [*base, "watch", str(repo), "--json", "--debounce-ms", "100"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + rng.uniform(3.0, 12.0)
+        while time.monotonic() < deadline and proc.poll() is None:
+            _churn(repo, rng, pool)
+            time.sleep(rng.uniform(0.05, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    # Final start: catch up, then a few more changes while watching, then stop cleanly.
+    proc = subprocess.Popen([*base, "watch", str(repo), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(line)) for line in proc.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=600)
+        assert first["full"] and first["error"] is None
+        for _ in range(5):
+            _churn(repo, rng, pool)
+            time.sleep(0.3)
+        while True:  # every batch prints a line: wait for 5 s without one
+            try:
+                assert lines.get(timeout=5)["error"] is None
+            except queue.Empty:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+
+    chunks, keys, _ = _state(home)
+    assert len({c["id"] for c in chunks}) == len(chunks)  # no duplicated chunk
+    assert len(set(keys)) == len(keys)  # no vector embedded twice
+    doctor = subprocess.run([*base, "doctor", "--deep", "--json"], capture_output=True, text=True)
+    assert doctor.returncode == 0, doctor.stdout[-3000:]
+    clean_home = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "codesearch.cli", "--home", str(clean_home), "index", str(repo), "-q"],
+                   check=True, capture_output=True)
+    clean_chunks, _, _ = _state(clean_home)
+    assert _norm(chunks) == _norm(clean_chunks)
+
+
+# ---------------------------------------------------------------------------- fast: storage and ANN
+def test_token_codecs_keep_dot_products_and_sizes():
+    import numpy as np
+
+    from codesearch.indexer.quant import CODECS, TokenCodec
+
+    rng = np.random.default_rng(0)
+    scales = np.linspace(3, 0.5, 256)  # a PCA head: variance falls along the dimensions
+    docs = rng.standard_normal((400, 256)) * scales
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = rng.standard_normal((16, 256)) * scales
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    expected = {"float16": (512, 0.999), "int8": (258, 0.999), "q2": (64, 0.95), "q2q1": (57, 0.93), "q1": (32, 0.85)}
+    for name in CODECS:
+        codec = TokenCodec.new(name, 256, split=192 if name == "q2q1" else None)
+        codes = codec.encode(docs)
+        assert codes.shape == (400, codec.bytes_per_token) and codes.dtype == np.uint8
+        size, min_corr = expected[name]
+        assert codec.bytes_per_token == size
+        approx = codec.query(queries) @ codec.decode(codes).astype(np.float32).T
+        assert np.corrcoef(approx.ravel(), (queries @ docs.T).ravel())[0, 1] > min_corr, name
+        back = codec.to_original(codec.decode(codes))
+        assert np.abs(back - docs).mean() < 0.05, name
+
+
+def test_a_changed_storage_format_rebuilds_the_index(small_repo, tmp_path, encoder):
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    first = Indexer(store, encoder, settings).run([small_repo])
+    assert first.embedded == first.total_chunks > 0
+    assert Indexer(store, encoder, settings).run([small_repo]).embedded == 0
+    # An index written by an older codesearch: search says what to do, index rebuilds it.
+    store.write_meta(format=1)
+    with pytest.raises(RuntimeError, match="codesearch index"):
+        Searcher(Store(tmp_path / "home"), encoder, settings)
+    again = Indexer(store, encoder, settings).run([small_repo])
+    assert again.embedded == first.embedded and again.total_chunks == first.total_chunks
+    # Another token codec: also a clean rebuild, and search works on it.
+    settings["index"]["token_codec"] = "float16"
+    other = Indexer(store, encoder, settings).run([small_repo])
+    assert other.embedded == first.embedded and store.meta()["token_codec"] == "float16"
+    assert Searcher(store, encoder, settings).search("check if a value is within bounds", limit=1)[0].name == "contains"
+
+
+def test_ann_index_is_built_past_the_threshold_and_matches_exact_candidates(small_repo, tmp_path, encoder):
+    """A synthetic table (real vectors plus noise) past ``ann_min_rows`` gets an IVF index on
+    the pooled vectors; search through it finds what exact candidates find."""
+    from codesearch.bench import build_synthetic
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "src"))
+    source = Store(tmp_path / "src")
+    Indexer(source, encoder, settings).run([small_repo])
+    settings["index"]["ann_min_rows"] = 2000
+    store = Store(tmp_path / "syn")
+    build_synthetic(store, encoder, 3000, source=source, settings=settings, noise=0.5)
+    assert store.count_chunks() == 3000 and store.has_ann_index()
+    ann, exact = Searcher(store, encoder, settings), Searcher(store, encoder, settings)
+    exact.use_ann = False
+    queries = ["check if a value is within bounds", "evict the least recently used entry", "parse an interval",
+               "lemma about list length", "counter invariant"]
+    recall = []
+    for q in queries:
+        a = {(r.path, r.start_line) for r in ann.search(q, limit=10)}
+        e = {(r.path, r.start_line) for r in exact.search(q, limit=10)}
+        recall.append(len(a & e) / len(e))
+    assert sum(recall) / len(recall) >= 0.9, recall
