@@ -85,7 +85,7 @@ def _timed(searcher, queries: list[str], **kw) -> tuple[list[float], list[list[s
         t0 = time.perf_counter()
         results = searcher.search(q, **kw)
         times.append((time.perf_counter() - t0) * 1000)
-        ids.append([f"{r.path}:{r.start_line}" for r in results])
+        ids.append([r.key for r in results])  # content, not location: copies of a chunk are equivalent
     return times, ids
 
 
@@ -94,7 +94,11 @@ def _pct(times: list[float], q: int) -> float:
 
 
 def _ann_figures(store, encoder, settings, queries: list[str], n_exact: int | None = None) -> dict:
-    """The ANN path against exact (flat) candidates: latency of each and Recall@10 of ANN."""
+    """The ANN path against exact (flat) candidates: latency of each and Recall@10 of ANN.
+
+    Recall@10: the share of the exact path's top-10 chunk contents (keys) that the ANN path's
+    top-10 also returns (identical chunks at several paths tie, so locations would not do).
+    """
     from codesearch.search import Searcher
 
     if not store.has_ann_index():
@@ -106,7 +110,7 @@ def _ann_figures(store, encoder, settings, queries: list[str], n_exact: int | No
     exact = Searcher(store, encoder, settings)
     exact.use_ann = False
     exact_times, exact_ids = _timed(exact, exact_q, limit=10)
-    recall = [len(set(a) & set(e)) / max(len(e), 1) for a, e in zip(ann_ids, exact_ids) if e]
+    recall = [len(set(a) & set(e)) / max(len(set(e)), 1) for a, e in zip(ann_ids, exact_ids) if e]
     out["ann_recall_at_10"] = round(float(np.mean(recall)), 4) if recall else None
     out["exact_query_ms_p50"] = _pct(exact_times, 50)
     out["exact_query_ms_p95"] = _pct(exact_times, 95)
@@ -139,6 +143,7 @@ def watch_latency(store, encoder, settings, folder: Path, edits: int = 20) -> di
     for i, f in enumerate(files):
         f.write_text(f"def helper_{_letters(i)}(x):\n    return x * {i}\n")
     watcher = Watcher(store, encoder, settings, [folder]).start()
+    run = random.Random().randrange(26**6)  # fresh names: an earlier run's chunks must not answer
     try:
         if not watcher.wait_idle(600):
             raise RuntimeError("the watcher did not finish its first pass")
@@ -146,7 +151,7 @@ def watch_latency(store, encoder, settings, folder: Path, edits: int = 20) -> di
         times: list[float] = []
         missed = 0
         for k in range(edits):
-            word = "zq" + _letters(1000 + k)
+            word = "zq" + _letters(run) + _letters(k)
             target = files[k % len(files)]
             code = target.read_text() + f"\n\ndef checksum_{word}(data):\n    return sum(data) % 65521\n"
             t0 = time.monotonic()
@@ -154,7 +159,7 @@ def watch_latency(store, encoder, settings, folder: Path, edits: int = 20) -> di
             found = False
             while time.monotonic() - t0 < 20:
                 hits = searcher.search(f"checksum {word}", limit=10)
-                if any(r.name == f"checksum_{word}" for r in hits):
+                if any(r.name == f"checksum_{word}" and r.path == str(target) for r in hits):
                     found = True
                     break
                 time.sleep(0.02)
@@ -165,12 +170,24 @@ def watch_latency(store, encoder, settings, folder: Path, edits: int = 20) -> di
             watcher.wait_idle(30)
     finally:
         watcher.stop()
+        _forget_folder(store, encoder, settings, folder)
     return {
         "watch_edits": edits,
         "save_to_searchable_s_p50": round(float(np.percentile(times, 50)), 3) if times else None,
         "save_to_searchable_s_p95": round(float(np.percentile(times, 95)), 3) if times else None,
         "save_to_searchable_missed": missed,
     }
+
+
+def _forget_folder(store, encoder, settings, folder: Path) -> None:
+    """Take the bench's scratch folder out of the index again (files and recorded root)."""
+    from codesearch.indexer.pipeline import Indexer
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    Indexer(store, encoder, settings).update([folder], [folder])
+    roots = [r for r in store.meta().get("roots", []) if r != str(folder.absolute())]
+    store.write_meta(roots=roots)
 
 
 def _letters(n: int) -> str:
@@ -303,6 +320,9 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
         raise RuntimeError("no chunks to sample vectors from")
     dim = encoder.dim
     store.write_meta(synthetic=n, distinct=distinct, complete=False, roots=[])
+    # Noise is added in the codec's rotated space (the rotation is orthogonal: Gaussian noise
+    # stays Gaussian), which saves rotating every synthetic token vector.
+    rotated = [store.scoring_query(p["tokens"]) for p in protos]
     key_proto = rng.integers(len(protos), size=distinct)
     key_pooled = np.empty((distinct, dim), np.float16)
     vbatch = 2_000  # token matrices in memory at once (~100 tokens x dim floats each)
@@ -313,8 +333,8 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
             p = protos[key_proto[v]]
             pooled = _noisy(p["pooled"], rng, noise)
             key_pooled[v] = pooled
-            items.append((f"syn{v:08d}", _noisy(p["tokens"], rng, noise), pooled))
-        store.add_vectors(items)
+            items.append((f"syn{v:08d}", _noisy(rotated[key_proto[v]], rng, noise), pooled))
+        store.add_vectors(items, rotated=True)
         if progress:
             progress("vectors", min(start + vbatch, distinct), distinct)
     schema = store._schema("chunks")
@@ -326,10 +346,15 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
         ps = [protos[k] for k in key_proto[v]]
         rel = [f"src/m{(j // 8) % 5000:04d}/file{j // 8:07d}.x" for j in i]
         repo = [f"/synthetic/repo{j // 50_000:03d}" for j in i]
-        flat = key_pooled[v].astype(pooled_type.value_type.to_pandas_dtype()).reshape(-1)
+        pooled = key_pooled[v].astype(np.float32)
+        copies = i >= distinct  # chunks sharing token vectors: near-duplicates, not exact copies
+        if copies.any():
+            pooled[copies] = _noisy(pooled[copies], rng, 0.3)
+        flat = pooled.astype(pooled_type.value_type.to_pandas_dtype()).reshape(-1)
         columns = {
             "id": [f"syn-{j:09d}" for j in i],
             "key": [f"syn{k:08d}" for k in v],
+            "space": [""] * len(i),
             "repo": repo,
             "path": [f"{r}/{x}" for r, x in zip(repo, rel)],
             "rel_path": rel,
@@ -342,5 +367,5 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
         store.table("chunks").add(pa.table({f.name: columns[f.name] for f in schema}, schema=schema))
         if progress:
             progress("chunks", stop, n)
-    store.optimize()
+    store.optimize(keep_versions_seconds=0)  # nobody reads this fresh index yet: drop old versions now
     store.write_meta(complete=True)

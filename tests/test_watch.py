@@ -268,37 +268,40 @@ def _body(i: int, variant: int) -> str:
     return BODIES[i % 3].format(k=variant)
 
 
-def test_a_branch_switch_touching_hundreds_of_files_converges(tmp_path, encoder):
+def branch_switch_converges(tmp_path, encoder, n_files: int, mass_change: int, switches=("topic", "main", "topic")):
+    """A repository with two branches differing in ``n_files`` files (a third deleted, a third
+    modified, as many added); the watcher follows each checkout and converges."""
     repo = tmp_path / "repos" / "big"
     (repo / "pkg").mkdir(parents=True)
     _git(repo, "init", "-q", "-b", "main")
-    for i in range(450):
-        (repo / "pkg" / f"m{i:03d}.py").write_text(_body(i, i % 4))
+    for i in range(n_files):
+        (repo / "pkg" / f"m{i:04d}.py").write_text(_body(i, i % 4))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "main")
     _git(repo, "checkout", "-q", "-b", "topic")
-    for i in range(0, 450, 3):
-        (repo / "pkg" / f"m{i:03d}.py").unlink()  # 150 deleted
-    for i in range(1, 450, 3):
-        (repo / "pkg" / f"m{i:03d}.py").write_text(_body(i, 4 + i % 3))  # 150 modified
+    for i in range(0, n_files, 3):
+        (repo / "pkg" / f"m{i:04d}.py").unlink()
+    for i in range(1, n_files, 3):
+        (repo / "pkg" / f"m{i:04d}.py").write_text(_body(i, 4 + i % 3))
     (repo / "lib").mkdir()
-    for i in range(150):
-        (repo / "lib" / f"n{i:03d}.py").write_text(_body(i, i % 2))  # 150 added
+    for i in range(len(range(0, n_files, 3))):
+        (repo / "lib" / f"n{i:04d}.py").write_text(_body(i, i % 2))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "topic")
     _git(repo, "checkout", "-q", "main")
 
     e = Env(repo, tmp_path / "home", encoder)
-    e.settings["watch"]["mass_change_files"] = 200  # exercise both paths: batches above it re-walk
-    e.watcher.mass_change = 200
+    e.watcher.mass_change = mass_change
     e.start()
     try:
-        assert len(e.paths()) == 450
-        for branch in ("topic", "main", "topic"):
+        assert len(e.paths()) == n_files
+        for branch in switches:
             _git(repo, "checkout", "-q", branch)
             e.settle()
             assert e.converged()
-        assert len(e.paths()) == 450 and "lib/n000.py" in e.paths() and "pkg/m000.py" not in e.paths()
+        on_topic = switches[-1] == "topic"
+        assert len(e.paths()) == n_files
+        assert ("lib/n0000.py" in e.paths()) == on_topic and ("pkg/m0000.py" in e.paths()) != on_topic
     finally:
         e.watcher.stop()
     # The same index as one built from scratch.
@@ -310,6 +313,18 @@ def test_a_branch_switch_touching_hundreds_of_files_converges(tmp_path, encoder)
         return sorted(map(tuple, (r.values() for r in rows.to_pylist())))
 
     assert state(e.store) == state(clean)
+    return e
+
+
+def test_a_branch_switch_touching_hundreds_of_files_converges(tmp_path, encoder):
+    # mass_change 150: the switches (~300 paths) re-walk; smaller batches go path by path.
+    branch_switch_converges(tmp_path, encoder, 300, mass_change=150, switches=("topic", "main"))
+
+
+@pytest.mark.slow
+def test_a_2000_file_branch_switch_converges(tmp_path, encoder):
+    """The issue's scale: a checkout rewriting 2,000 files, with the default batching."""
+    branch_switch_converges(tmp_path, encoder, 3000, mass_change=1000)
 
 
 def test_searches_keep_answering_and_never_mix_two_versions_of_a_file(env):

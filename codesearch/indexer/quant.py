@@ -64,13 +64,21 @@ _LUT1 = _lut1()
 
 
 def _pack2(codes: np.ndarray) -> np.ndarray:
-    c = codes.reshape(codes.shape[0], -1, 4).astype(np.uint8)
-    return (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
+    c = codes.reshape(codes.shape[0], -1, 4).astype(np.uint8, copy=False)
+    out = c[..., 0].copy()
+    out |= c[..., 1] << 2
+    out |= c[..., 2] << 4
+    out |= c[..., 3] << 6
+    return out
 
 
 def _code2(x: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    t = _T2 * sd
-    return np.where(x < -t, 0, np.where(x < 0, 1, np.where(x < t, 2, 3)))
+    """Codes 0..3 for x < -t, -t <= x < 0, 0 <= x < t, x >= t (t: the Lloyd-Max threshold)."""
+    t = (_T2 * sd).astype(np.float32)
+    codes = (x >= -t).view(np.uint8).copy()
+    codes += (x >= 0).view(np.uint8)
+    codes += (x >= t).view(np.uint8)
+    return codes
 
 
 def merge_tokens(v: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -163,8 +171,11 @@ class TokenCodec:
                 "q1": d // 8}[self.name]
 
     # ------------------------------------------------------------------ encode / decode
-    def encode(self, v: np.ndarray) -> np.ndarray:
-        """(n, dim) float token vectors -> (n, bytes_per_token) uint8."""
+    def encode(self, v: np.ndarray, *, rotated: bool = False) -> np.ndarray:
+        """(n, dim) float token vectors -> (n, bytes_per_token) uint8.
+
+        ``rotated``: ``v`` is already in the scoring space (``query(v)``), e.g. synthetic data.
+        """
         v = np.asarray(v, np.float32)
         n, d = v.shape
         if d != self.dim:
@@ -175,7 +186,7 @@ class TokenCodec:
             scale = np.maximum(np.abs(v).max(axis=1, keepdims=True), 1e-8).astype(np.float16)
             q = np.clip(np.round(v / scale.astype(np.float32) * 127), -127, 127).astype(np.int8)
             return np.concatenate([scale.view(np.uint8).reshape(n, 2), q.view(np.uint8)], axis=1)
-        r = v @ self.rotation
+        r = v if rotated else v @ self.rotation
         norms = np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
         if self.name == "q2":
             return _pack2(_code2(r, norms / np.sqrt(d)))
@@ -197,6 +208,11 @@ class TokenCodec:
             scale = codes[:, :2].copy().view(np.float16).astype(np.float32)
             q = codes[:, 2:].view(np.int8).astype(np.float32)
             return (q * (scale / 127)).astype(dtype)
+        if self.name in ("q2", "q1") and dtype == np.float16:
+            # One table lookup per byte: the byte's 4 (or 8) float16 values read as one
+            # (or two) 64-bit words; far faster than gathering float rows.
+            table = self._word_table()
+            return np.take(table, codes, axis=0).view(np.float16).reshape(n, d)
         if self.name == "q2":
             return (_LUT2[codes].reshape(n, d) * (1 / np.sqrt(d))).astype(dtype)
         if self.name == "q1":
@@ -208,6 +224,12 @@ class TokenCodec:
         rest = np.sqrt(np.maximum(1.0 - share * share, 0.0))
         out[:, h:] = _LUT1[codes[:, 1 + h // 4 :]].reshape(n, d - h) * (rest * _SIGN_MEAN / np.sqrt(d - h))
         return out.astype(dtype, copy=False)
+
+    def _word_table(self) -> np.ndarray:
+        if self._lut16 is None:
+            lut = _LUT2 / np.sqrt(self.dim) if self.name == "q2" else _LUT1 * (_SIGN_MEAN / np.sqrt(self.dim))
+            self._lut16 = np.ascontiguousarray(lut.astype(np.float16)).view(np.uint64)  # (256, 1) or (256, 2)
+        return self._lut16
 
     def query(self, q: np.ndarray) -> np.ndarray:
         """Query token vectors in the scoring space: dot products with decoded tokens approximate the true ones."""
