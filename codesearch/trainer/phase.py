@@ -34,6 +34,9 @@ class PhaseConfig:
     objective: str = "xtr"  # "xtr" or "maxsim"
     xtr_k: int = 256  # document tokens retrieved per query token, over the whole batch
     temperature: float = 0.05
+    # Document tokens seen in training. 128 covers the signature and first lines of nearly
+    # every declaration and makes a CPU step ~2x cheaper than the index's 256.
+    document_max_tokens: int = 128
     full_finetune: bool = False  # train every weight instead of a LoRA adapter
     lora: LoraSettings = field(default_factory=LoraSettings)
     checkpoint_every: int = 50

@@ -172,6 +172,8 @@ def train_phase(
         log.info("phase %s: resuming at step %d", cfg.name, start)
 
     metrics_file = out_dir / "metrics.jsonl"
+    index_doc_tokens = encoder.config.document_max_tokens
+    encoder.config.document_max_tokens = cfg.document_max_tokens
     model.train()
     t0 = time.monotonic()
     seen = 0
@@ -214,6 +216,7 @@ def train_phase(
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
             _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step + 1, ckpt)
     bar.close()
+    encoder.config.document_max_tokens = index_doc_tokens
     model.eval()
     encoder.model = accelerator.unwrap_model(model)
     seconds = time.monotonic() - t0
