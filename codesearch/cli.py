@@ -34,9 +34,10 @@ class Context:
 
     def encoder(self):
         if self._encoder is None:
+            from codesearch.config import resolve_model
             from codesearch.model import load_encoder
 
-            self._encoder = load_encoder(self.settings["model"])
+            self._encoder = load_encoder(resolve_model(self.settings))
         return self._encoder
 
     def store(self, create: bool):
@@ -381,6 +382,56 @@ def train(config_path, data, output, max_steps):
     click.echo(report.markdown("mrr@10"))
     if (cfg.output / "model").exists():
         click.echo(f"Model: {cfg.output / 'model'} (use it with --model {cfg.output / 'model'})")
+
+
+@main.command()
+@click.option("--personal", is_flag=True, help="Train the personal adapter on the code indexed in this home (required).")
+@click.option("--steps", type=int, default=None, help="Training steps (default: config/phases/personal.yaml).")
+@click.option("--batch-size", type=int, default=None, help="Pairs per step (default: the phase config's).")
+@click.option("--max-pairs", type=int, default=20000, show_default=True, help="Pairs mined per indexed folder at most.")
+@click.option("--phase-config", type=click.Path(exists=True, dir_okay=False), help="Another phase config to train with.")
+@click.option("--remove", is_flag=True, help="Go back to the shipped model: delete the personal model, update the index.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+def finetune(ctx: Context, personal, steps, batch_size, max_pairs, phase_config, remove, as_json):
+    """Specialise the model on your own code (`--personal`).
+
+    \b
+    Mines pairs from the repositories indexed in this home (doc comments, names, tests, git
+    history) and from the results you marked in the editor, trains the personal LoRA adapter
+    on them (with some general code against forgetting), and keeps it only if held-out
+    queries on your own code improve while general code loses at most 0.03 P@1. A kept
+    adapter becomes this home's model ("default" resolves to HOME/personal/model) and the
+    index is brought up to date, embedding again only what the new adapter encodes.
+    Takes about 10-25 minutes on a 2-core CPU. Report: HOME/personal/runs/<time>/report.json.
+    """
+    from codesearch.trainer.personal import finetune_personal, remove_personal_model
+
+    def say(msg: str) -> None:
+        if not as_json:
+            click.echo(msg, err=True)
+
+    if remove:
+        out = remove_personal_model(ctx.settings, say=say)
+        click.echo(json.dumps(out) if as_json else ("Personal model removed." if out["removed"] else "No personal model in this home."))
+        return
+    if not personal:
+        _fail("say what to fine-tune: `codesearch finetune --personal` (or --remove)")
+    try:
+        report = finetune_personal(ctx.settings, steps=steps, batch_size=batch_size, max_pairs=max_pairs,
+                                   phase_config=phase_config, say=say)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(report.table() if report.before else "")
+    click.echo(f"{'Kept' if report.kept else 'Not kept'}: {report.reason}")
+    if report.steps:
+        click.echo(f"Trained {report.steps} steps at {report.pairs_per_second} pairs/s ({report.train_seconds}s).")
+    if report.reindex:
+        click.echo(f"Index updated: {report.reindex['embedded']} chunks embedded again, {report.reindex['reused']} reused.")
+    click.echo(f"Report: {report.run_dir}/report.json")
 
 
 # ---------------------------------------------------------------------------- status and gc

@@ -67,3 +67,20 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
             settings[key] = value
     settings["home"] = str(Path(settings["home"]).expanduser()) if settings.get("home") else str(default_home())
     return settings
+
+
+def shipped_phase_config(name: str):
+    """config/phases/NAME.yaml as shipped (checkout or package)."""
+    return defaults_file(f"phases/{name}.yaml")
+
+
+def resolve_model(settings: dict) -> str:
+    """The model spec to load. "default" means the user's personal model when
+    `codesearch finetune --personal` made one in this home (HOME/personal/model), else the
+    shipped model; "shipped" always means the shipped model."""
+    model = str(settings.get("model") or "default")
+    if model == "default":
+        personal = Path(settings["home"]) / "personal" / "model"
+        if (personal / "codesearch-model.json").exists():
+            return str(personal)
+    return model

@@ -355,7 +355,13 @@ async def test_without_the_watcher_saves_reindex_the_folder(lsp):
 # ---------------------------------------------------------------------------- configuration changes
 async def test_configuration_change_applies_ignore_patterns(lsp):
     client = lsp.client
-    assert await search(lsp, query="length of a list", lang="lean")
+    from codesearch.indexer.store import Store
+
+    def indexed_proofs() -> int:
+        return Store(lsp.home).count_chunks("rel_path LIKE 'proofs/%'")
+
+    assert await search(lsp, query="length of a list", lang="lean") and indexed_proofs() > 0
+    indexed = waiter(client, "codesearch/indexed")
     client.set_configuration({"symbolLimit": 5, "ignore": ["proofs/"], "limit": 6}, section="codesearch")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     deadline = time.monotonic() + 30
@@ -365,11 +371,16 @@ async def test_configuration_change_applies_ignore_patterns(lsp):
     assert not await search(lsp, query="length of a list", lang="lean")
     results = await search(lsp, query="length of a list")
     assert len(results) == 6 and not any(r["relPath"].startswith("proofs/") for r in results)
+    await asyncio.wait_for(indexed, TIMEOUT)
+    assert indexed_proofs() == 0  # out of the index itself, not only out of the results
+    indexed = waiter(client, "codesearch/indexed")
     client.set_configuration({"symbolLimit": 5}, section="codesearch")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     while (await request(client, "codesearch/status", None))["config"]["ignore"]:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    await asyncio.wait_for(indexed, TIMEOUT)
+    assert indexed_proofs() > 0
     assert await search(lsp, query="length of a list", lang="lean")
 
 
@@ -462,5 +473,10 @@ async def test_after_a_fine_tune_the_model_is_reloaded_and_the_personal_eval_rep
     client.set_configuration({"symbolLimit": 5}, section="codesearch")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     summary = await asyncio.wait_for(indexed, TIMEOUT)
-    assert summary["embedded"] == summary["total_chunks"]
+    from codesearch.indexer.store import Store
+    from codesearch.model import load_encoder
+
+    # Re-keyed for the default model: chunks it has no vectors for are embedded again.
+    assert 0 < summary["embedded"] <= summary["total_chunks"]
+    assert Store(lsp.home).meta()["model_fingerprint"] == load_encoder("default").fingerprint
     assert (await search(lsp, query=BOUNDS_QUERY, limit=1))[0]["name"] == "contains"

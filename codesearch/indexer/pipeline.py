@@ -67,16 +67,64 @@ def chunk_id(path: str, chunk: Chunk, key: str) -> str:
 
 
 def embed_key(chunk: Chunk, fingerprint: str) -> str:
-    """Vectors are shared by every chunk with this key: same encoder input, same model."""
+    """Vectors are shared by every chunk with this key: same encoder input, same vector space."""
     return hashlib.sha256(f"{fingerprint}\0{chunk.content_hash}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class KeySpace:
+    """Which vector space (adapter) encodes a chunk, and the key its vectors are stored under.
+
+    Built from the encoder when indexing, or from the index's metadata (``from_meta``) when
+    checking it without a model. A space's fingerprint changes only when its own weights do,
+    so a new adapter (say, a personal fine-tune) re-embeds only the chunks routed to it.
+    """
+
+    fingerprints: dict[str, str]  # space ("" = base model) -> fingerprint
+    by_language: dict[str, str]  # language -> space
+    default: str = ""
+
+    @classmethod
+    def of(cls, encoder) -> "KeySpace":
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        by_language = {lang: encoder.space_for(lang) or "" for lang in sorted(KNOWN_LANGUAGES)}
+        fps = {space or "": encoder.space_fingerprint(space) for space in encoder.spaces}
+        return cls(fps, by_language, encoder.space_for("text") or "")
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "KeySpace | None":
+        if meta.get("spaces"):
+            return cls(dict(meta["spaces"]), dict(meta.get("space_by_language", {})), meta.get("default_space", ""))
+        fp = meta.get("model_fingerprint")  # an index written before spaces were recorded
+        return cls({"": fp}, {}, "") if fp else None
+
+    def space(self, chunk: Chunk) -> str:
+        return self.by_language.get(chunk.language, self.default)
+
+    def key(self, chunk: Chunk) -> str:
+        return embed_key(chunk, self.fingerprints[self.space(chunk)])
+
+    def meta(self) -> dict:
+        return {"spaces": self.fingerprints, "space_by_language": self.by_language, "default_space": self.default}
 
 
 class Indexer:
     """Brings the index of some roots up to date with the files on disk."""
 
-    def __init__(self, store: Store, encoder, settings: dict | None = None):
+    def __init__(
+        self,
+        store: Store,
+        encoder,
+        settings: dict | None = None,
+        *,
+        exclude: Callable[[walker.SourceFile], bool] | None = None,
+    ):
+        """``exclude``: extra rules on top of the walker's (e.g. the editor's ignore patterns):
+        files it returns True for are treated as absent, so indexed ones are removed."""
         self.store = store
         self.encoder = encoder
+        self.exclude = exclude
         opts = (settings or {}).get("index", {})
         self.max_file_bytes = int(opts.get("max_file_bytes", 2_000_000))
         self.batch_chunks = int(opts.get("batch_chunks", 256))
@@ -95,8 +143,10 @@ class Indexer:
 
         meta = self.store.meta()
         fp = self.encoder.fingerprint
-        if meta.get("model_fingerprint") not in (None, fp) or meta.get("dim") not in (None, self.encoder.dim):
-            log.warning("the model changed since this index was built: re-embedding everything")
+        self.keys = KeySpace.of(self.encoder)
+        self.rekey = False
+        if meta.get("dim") not in (None, self.encoder.dim):
+            log.warning("the model's vector size changed since this index was built: re-embedding everything")
             self.store.reset()
         elif meta.get("model_fingerprint") and (
             meta.get("format") != FORMAT
@@ -115,8 +165,18 @@ class Indexer:
         codec = self.store.codec
         if codec is None or codec.name != self.token_codec or codec.dim != self.encoder.dim:
             self.store.set_codec(TokenCodec.new(self.token_codec, self.encoder.dim))
-        wanted = dict(model_fingerprint=fp, dim=self.encoder.dim, format=FORMAT, token_codec=self.token_codec,
-                      token_merge=self.token_merge)
+        meta = self.store.meta()
+        wanted = dict(dim=self.encoder.dim, format=FORMAT, token_codec=self.token_codec, token_merge=self.token_merge)
+        if meta.get("model_fingerprint") in (None, fp):
+            wanted.update(model_fingerprint=fp, **self.keys.meta())
+        else:
+            # Another model (or adapter, or routing) built this index. Every file is cut again
+            # and keyed in the new spaces; vectors of spaces that did not change are reused, so
+            # only chunks whose space changed are embedded. The new fingerprint is recorded when
+            # a full run has re-keyed every file (an interrupted run re-keys again next time).
+            log.warning("the model changed since this index was built: re-keying every file, "
+                        "embedding what the new model encodes differently")
+            self.rekey = True
         if any(meta.get(k) != v for k, v in wanted.items()):
             self.store.write_meta(**wanted)
 
@@ -148,7 +208,10 @@ class Indexer:
                 repos.add(str(item.repo))
             summary.repos = len(repos)
             known = self.store.file_records(roots)
-            self._apply(sources, known, set(), summary, progress)
+            forced = {str(s.path) for s in sources} if self.rekey else set()
+            self._apply(sources, known, forced, summary, progress)
+            if self.rekey:
+                self._finish_rekey(roots)
 
             # 5. Fold everything into compact files and fresh indexes.
             if self._commits != commits_before or not self.store.has_index():
@@ -212,6 +275,17 @@ class Indexer:
         with self.store.lock():
             self.store.optimize()
 
+    def _finish_rekey(self, roots: Sequence[Path]) -> None:
+        """Record the new model once every indexed root holds chunks keyed by it."""
+        indexed = [Path(r) for r in self.store.meta().get("roots", [])]
+        rest = [r for r in indexed if r not in roots and r.exists()]
+        if rest:  # roots indexed earlier but not in this run: re-key them too
+            sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes) if not isinstance(s, walker.Skipped)]
+            self._apply(sources, self.store.file_records(rest), {str(s.path) for s in sources}, IndexSummary(), None)
+        self.store.write_meta(model_fingerprint=self.encoder.fingerprint, **self.keys.meta())
+        self.store.gc()
+        self.rekey = False
+
     def _remember_roots(self, roots: Sequence[Path]) -> None:
         known = list(self.store.meta().get("roots", []))
         new = [str(r) for r in roots if str(r) not in known]
@@ -227,6 +301,12 @@ class Indexer:
         progress: Callable[[str, int, int], None] | None,
     ) -> None:
         """Make the index hold exactly ``sources`` where it held ``known`` (path -> size, mtime, repo)."""
+        if self.exclude is not None:
+            kept = [s for s in sources if not self.exclude(s)]
+            for s in sources:
+                if s not in kept:
+                    self._skip(summary, str(s.path), "excluded by settings")
+            sources = kept
         summary.files_seen += len(sources)
         on_disk = {str(s.path) for s in sources}
         changed = [
@@ -263,8 +343,8 @@ class Indexer:
                 progress("chunking", n, len(changed))
 
         # 4. Embed what the index has not seen, commit file by file group.
-        fp = self.encoder.fingerprint
-        keys_needed = {embed_key(c, fp) for w in work for c in w.chunks}
+        keys = self.keys
+        keys_needed = {keys.key(c) for w in work for c in w.chunks}
         have = self.store.existing_keys(keys_needed) if keys_needed else set()
         to_embed_total = len(keys_needed - have)
         done = 0
@@ -274,14 +354,14 @@ class Indexer:
         group_new = 0
         for w in work:
             group.append(w)
-            group_new += sum(1 for c in w.chunks if embed_key(c, fp) not in have)
+            group_new += sum(1 for c in w.chunks if keys.key(c) not in have)
             if group_new >= self.batch_chunks or sum(len(g.chunks) for g in group) >= 4 * self.batch_chunks:
-                done += self._commit_group(group, have, summary, fp)
+                done += self._commit_group(group, have, summary)
                 if progress:
                     progress("embedding", done, to_embed_total)
                 group, group_new = [], 0
         if group:
-            done += self._commit_group(group, have, summary, fp)
+            done += self._commit_group(group, have, summary)
             if progress:
                 progress("embedding", done, to_embed_total)
         summary.files_indexed += len(work)
@@ -290,22 +370,24 @@ class Indexer:
         summary.skipped[reason] += 1
         summary.skipped_examples.setdefault(reason, path)
 
-    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, fp: str) -> int:
+    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary) -> int:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that order."""
-        keyed = [(w, [(c, embed_key(c, fp)) for c in w.chunks]) for w in group]
+        keyed = [(w, [(c, self.keys.key(c)) for c in w.chunks]) for w in group]
         new: dict[str, Chunk] = {}
         for _, pairs in keyed:
             for c, k in pairs:
                 if k not in have and k not in new:
                     new[k] = c
         pooled_by_key: dict[str, np.ndarray] = {}
-        if new:
-            keys = list(new)
+        by_space: dict[str, list[str]] = {}
+        for k, c in new.items():
+            by_space.setdefault(self.keys.space(c), []).append(k)
+        for space, keys in by_space.items():
             tokens, pooled = self.encoder.encode_documents(
-                [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size
+                [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
             )
             self.store.add_vectors(list(zip(keys, tokens, pooled)))
-            pooled_by_key = dict(zip(keys, pooled))
+            pooled_by_key.update(zip(keys, pooled))
             have.update(keys)
             summary.embedded += len(keys)
         missing_pooled = {k for _, pairs in keyed for _, k in pairs if k not in pooled_by_key}
@@ -331,6 +413,7 @@ class Indexer:
                         "text": c.text[:MAX_STORED_TEXT],
                         "search_text": " ".join(code_words(f"{w.source.rel_path} {c.name} {c.context} {c.text}")),
                         "pooled": pooled_by_key[k].astype(np.float16),
+                        "space": self.keys.space(c),
                     }
                 )
         summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)

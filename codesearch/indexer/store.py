@@ -33,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 INDEX_META = "index.json"
-FORMAT = 2  # 1: float16 token lists, float32 pooled; 2: token codec (binary), float16 pooled
+FORMAT = 3  # 1: float16 token lists, float32 pooled; 2: token codec (binary), float16 pooled;
+# 3: chunks carry their vector space (the adapter that encoded them)
 _BATCH_IN = 500  # keys per `IN (...)` filter
 KEEP_VERSIONS_SECONDS = 60
 ANN_MIN_ROWS = 50_000  # build an IVF index on chunks.pooled from this many chunks on
@@ -160,6 +161,7 @@ class Store:
                     pa.field("text", pa.string()),
                     pa.field("search_text", pa.string()),
                     pa.field("pooled", pa.list_(pa.float16(), dim)),
+                    pa.field("space", pa.string()),  # adapter whose space holds the vectors ("" = base)
                 ]
             )
         if name == "files":
@@ -293,8 +295,11 @@ class Store:
         value = self.meta().get("token_merge")
         return float(value) if value else None
 
-    def add_vectors(self, items: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> None:
-        """Store (key, token vectors, pooled vector) triples."""
+    def add_vectors(self, items: Sequence[tuple[str, np.ndarray, np.ndarray]], *, rotated: bool = False) -> None:
+        """Store (key, token vectors, pooled vector) triples.
+
+        ``rotated``: the token vectors are already in the scoring space (``scoring_query``).
+        """
         if not items:
             return
         from codesearch.indexer.quant import merge_tokens
@@ -304,7 +309,7 @@ class Store:
             raise RuntimeError("the index has no token codec yet (Indexer.prepare sets it)")
         merge = self.token_merge
         kept = [merge_tokens(v, merge) for _, v, _ in items]
-        codes = codec.encode(np.concatenate(kept))
+        codes = codec.encode(np.concatenate(kept), rotated=rotated)
         n_tokens = np.array([len(v) for v in kept], np.int64)
         offsets = np.concatenate([[0], np.cumsum(n_tokens * codec.bytes_per_token)]).astype(np.int32)
         tokens = pa.Array.from_buffers(pa.binary(), len(items), [None, pa.py_buffer(offsets), pa.py_buffer(codes.tobytes())])
@@ -381,7 +386,7 @@ class Store:
         return self.table("chunks").count_rows(where) if where else self.table("chunks").count_rows()
 
     # ------------------------------------------------------------------ maintenance
-    def optimize(self) -> None:
+    def optimize(self, keep_versions_seconds: float = KEEP_VERSIONS_SECONDS) -> None:
         """Compact small commits, fold new rows into the indexes, drop old table versions.
 
         Also builds the ANN index of the pooled vectors once the chunks table reaches
@@ -393,7 +398,7 @@ class Store:
         for name in ("vectors", "chunks", "files"):
             if name in present:
                 # Keep the last minute of versions: a search running meanwhile may still read one.
-                self.table(name).optimize(cleanup_older_than=timedelta(seconds=KEEP_VERSIONS_SECONDS))
+                self.table(name).optimize(cleanup_older_than=timedelta(seconds=keep_versions_seconds))
         if "chunks" in present:
             self.ensure_ann_index()
 

@@ -159,10 +159,10 @@ def _under_sql(roots: Sequence[str]) -> str | None:
 def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[str]:
     """Files whose chunks, cut again from their current text, are not the stored ones."""
     from codesearch.indexer.chunking import chunk_text
-    from codesearch.indexer.pipeline import chunk_id, embed_key
+    from codesearch.indexer.pipeline import KeySpace, chunk_id
 
-    fp = store.meta().get("model_fingerprint")
-    if not fp:
+    keys = KeySpace.from_meta(store.meta())
+    if keys is None:
         return []
     stored: dict[str, set[str]] = {}
     for i, p in zip(ids, paths):
@@ -177,7 +177,7 @@ def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[
             if stored.get(path):
                 out.append(path)
             continue
-        want = {chunk_id(path, c, embed_key(c, fp)) for c in chunk_text(src.rel_path, text)}
+        want = {chunk_id(path, c, keys.key(c)) for c in chunk_text(src.rel_path, text)}
         if want != stored.get(path, set()):
             out.append(path)
     return out

@@ -92,10 +92,11 @@ class Watcher:
         *,
         on_update: Callable[[WatchUpdate], None] | None = None,
         initial_sync: bool = True,
+        exclude: Callable | None = None,
     ):
         opts = (settings or {}).get("watch", {}) or {}
         self.store = store
-        self.indexer = Indexer(store, encoder, settings)
+        self.indexer = Indexer(store, encoder, settings, exclude=exclude)
         self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
         if not self.roots:
             raise ValueError("nothing to watch: give at least one folder")
@@ -118,6 +119,7 @@ class Watcher:
         self._stopping = False
         self._dirty_since: float | None = None  # commits not yet compacted, since when
         self._failures = 0
+        self._retry_at = 0.0  # after a failure: not before this time
         self._observer = None
         self._thread: threading.Thread | None = None
         self.updates = 0
@@ -309,7 +311,6 @@ class Watcher:
                 continue
             self._cond.wait()
 
-    _retry_at = 0.0
 
     def _requeue(self, paths: Iterable[str], full: bool, first: float | None, error: str) -> None:
         self._failures += 1

@@ -17,9 +17,10 @@ snake_case is accepted too)::
      "maxFileBytes": 2000000}                # larger files are not indexed
 
 ``ignore`` patterns use .gitignore syntax and are matched against paths relative to the
-workspace folder (and to the repository). They hide results: the indexer has no hook for
-extra ignore rules yet, so to keep files out of the index itself, put the same patterns in a
-``.codesearchignore`` file.
+workspace folder (and to the repository). Files they match are kept out of the index by the
+server's indexer and watcher (already indexed ones are removed at the next index run) and
+hidden from results (which also covers chunks indexed by the command line, which does not
+know the editor's settings: for those, a ``.codesearchignore`` file works everywhere).
 
 Bad values never stop the server: each is reported (see ``LspConfig.parse``) and its default
 kept.

@@ -93,10 +93,13 @@ class Engine:
         self.config = config
         self.settings = config.settings()
         self.home = Path(self.settings["home"])
-        self.model_spec = str(self.settings.get("model") or "default")
+        from codesearch.config import resolve_model
+
+        self.model_spec = resolve_model(self.settings)
         self.encoder = load_encoder_once(self.model_spec, fresh=fresh_model)
         self.store = Store(self.home, dim=self.encoder.dim)
-        self.indexer = Indexer(self.store, self.encoder, self.settings)
+        self.index_roots: list[str] = []  # the folders of the last index run (ignore patterns are relative to them)
+        self.indexer = Indexer(self.store, self.encoder, self.settings, exclude=self.excluded_source)
         self._searcher = None
         self._has_chunks: bool | None = None
         self._meta_mtime = self._meta_stat()
@@ -138,6 +141,7 @@ class Engine:
     # ------------------------------------------------------------------ indexing
     def index(self, roots: Sequence[Path], progress: Callable[[str, int, int], None] | None = None):
         """Bring ``roots`` up to date (incremental: only changed chunks are embedded)."""
+        self.index_roots = [str(r) for r in roots]
         summary = self.indexer.run(list(roots), progress=progress)
         release_memory()  # embedding leaves hundreds of MB of freed buffers with the allocator
         self._has_chunks = summary.total_chunks > 0
@@ -171,6 +175,17 @@ class Engine:
             if len(out) >= req.limit:
                 break
         return out
+
+    def excluded_source(self, source) -> bool:
+        """The indexer's hook: files the editor's ignore patterns name stay out of the index."""
+        if not self.config.ignore:
+            return False
+        rels = [source.rel_path]
+        for folder in self.index_roots:
+            f = str(folder).rstrip("/") + "/"
+            if str(source.path).startswith(f):
+                rels.append(str(source.path)[len(f):])
+        return self.config.is_ignored(*rels)
 
     def _ignored(self, r: SearchResult, folders: Sequence[Path]) -> bool:
         if not self.config.ignore:

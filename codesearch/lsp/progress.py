@@ -230,7 +230,7 @@ class IndexService:
 
             self.watcher = Watcher(
                 engine.store, engine.encoder, engine.settings, folders,
-                on_update=self._on_watch_update, initial_sync=False,
+                on_update=self._on_watch_update, initial_sync=False, exclude=engine.excluded_source,
             ).start()
         except Exception as exc:  # no watchdog, inotify limits, an older codesearch: save-driven updates
             self.watcher, self.watch_error = None, f"{type(exc).__name__}: {exc}"

@@ -189,6 +189,9 @@ class CodesearchServer(LanguageServer):
                     asyncio.ensure_future(asyncio.to_thread(self.index.watch, self._engine, list(self.folders)))
                 else:
                     self.index.unwatch()
+            if config.ignore != old.ignore and self.folders and config.reindex_on_save:
+                # Newly ignored files leave the index, files no longer ignored come back.
+                self.index.request(self.folders, delay=0).add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def pull_config(self) -> None:
         if not self.client_supports_configuration():

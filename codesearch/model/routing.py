@@ -9,6 +9,16 @@ from __future__ import annotations
 FORMAL_LANGUAGES = frozenset({"lean", "coq", "tlaplus", "smtlib", "why3", "dafny", "agda", "isabelle"})
 DOMAINS = ("general", "rust", "formal", "personal")
 
+
+def _known_languages() -> frozenset[str]:
+    from codesearch.indexer.chunking.languages import EXTENSIONS
+
+    return frozenset(EXTENSIONS.values()) | {"text", "markdown"}
+
+
+KNOWN_LANGUAGES = _known_languages()  # every language name a chunk can carry
+
+
 def domain_of_language(language: str) -> str:
     if language == "rust":
         return "rust"

@@ -1,0 +1,264 @@
+"""`codesearch finetune --personal`: a personal adapter trained on the user's indexed code.
+
+1. Mine (query, code) pairs from the repositories this home indexes (docs, names, tests, git
+   history) plus the editor's feedback, and a little general code (Python's stdlib) against
+   forgetting; hold out whole files of each for the gate.
+2. Train the "personal" LoRA adapter (config/phases/personal.yaml: small learning rate,
+   personal pairs weighted 3x), starting from the adapter that serves most of the user's code.
+3. Gate: keep it only if held-out MRR@10 on the user's own code improves and general code
+   loses at most ``max_general_drop`` P@1, both measured the way the index would use it.
+4. When kept: write the model (shipped model + personal adapter, routing all indexed code to
+   it) to ``HOME/personal/model``, which "default" then resolves to, and bring the index up to
+   date: only chunks whose vector space changed are embedded again.
+
+Every run writes ``HOME/personal/runs/<time>/report.json`` (and the candidate adapter), kept or
+not. ``remove_personal_model`` undoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sysconfig
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from codesearch.model.routing import domain_of_language
+
+log = logging.getLogger(__name__)
+
+PERSONAL_ADAPTER = "personal"
+MODEL_DIR = "model"  # under HOME/personal
+RUNS_DIR = "runs"
+
+
+def personal_model_dir(home: Path) -> Path:
+    from codesearch.lsp.feedback import personal_dir
+
+    return personal_dir(Path(home)) / MODEL_DIR
+
+
+@dataclass
+class PersonalReport:
+    kept: bool
+    reason: str
+    pairs: dict = field(default_factory=dict)  # train/heldout counts per domain
+    before: dict = field(default_factory=dict)  # domain -> metrics
+    after: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+    pairs_per_second: float = 0.0
+    steps: int = 0
+    init_from: str | None = None
+    reindex: dict = field(default_factory=dict)  # chunks embedded again, seconds
+    seconds: float = 0.0
+    run_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def table(self) -> str:
+        lines = ["| held-out | n | P@1 before | P@1 after | MRR@10 before | MRR@10 after |", "|---|---|---|---|---|---|"]
+        for d in sorted(self.before):
+            b, a = self.before[d], self.after.get(d, {})
+            lines.append(f"| {d} | {b.get('n', 0)} | {b['p@1']:.3f} | {a.get('p@1', float('nan')):.3f} | "
+                         f"{b['mrr@10']:.3f} | {a.get('mrr@10', float('nan')):.3f} |")
+        return "\n".join(lines)
+
+
+def gate_decision(before: dict, after: dict, max_general_drop: float = 0.03) -> tuple[bool, str]:
+    """Keep the personal adapter only if it helps on the user's code and costs little elsewhere."""
+    b, a = before.get("personal", {}).get("mrr@10", 0.0), after.get("personal", {}).get("mrr@10", 0.0)
+    if a <= b:
+        return False, f"personal MRR@10 did not improve ({b:.3f} -> {a:.3f})"
+    if "general" in before and "general" in after:
+        drop = before["general"]["p@1"] - after["general"]["p@1"]
+        if drop > max_general_drop:
+            return False, f"general P@1 dropped {drop:.3f} (> {max_general_drop})"
+    return True, f"personal MRR@10 {b:.3f} -> {a:.3f}"
+
+
+def _feedback_pairs(home: Path) -> tuple[list[dict], list[dict]]:
+    """(train, heldout) pairs from the editor's judgements: every other query is held out."""
+    from codesearch.lsp.feedback import FeedbackStore
+
+    train, held = [], []
+    queries, extra = FeedbackStore(home).load()
+    for i, q in enumerate(queries):
+        root = Path(extra.get(q.id, {}).get("root") or "/")
+        for span in q.relevant:
+            path = root / span.path
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            text = "\n".join(lines[span.start_line - 1 : span.end_line])
+            if text.strip():
+                pair = {"query": q.query, "positive": text, "negatives": [], "domain": "personal",
+                        "language": "", "source": "feedback"}
+                (held if i % 2 else train).append(pair)
+    return train, held
+
+
+def _dominant_domain(store) -> str:
+    langs = store.table("chunks").search().select(["language"]).limit(None).to_arrow().column("language").to_pylist()
+    counts = Counter(domain_of_language(l) for l in langs)
+    return counts.most_common(1)[0][0] if counts else "general"
+
+
+def finetune_personal(
+    settings: dict,
+    *,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    max_pairs: int = 20_000,
+    general_pairs: int = 2_000,
+    max_general_drop: float = 0.03,
+    phase_config: str | Path | None = None,
+    reindex: bool = True,
+    say: Callable[[str], None] = lambda msg: None,
+) -> PersonalReport:
+    from codesearch.config import shipped_phase_config
+    from codesearch.indexer.store import Store
+    from codesearch.model import load_encoder
+    from codesearch.model.routing import adapter_for
+    from codesearch.trainer.gate import evaluate_domain, heldout_by_domain
+    from codesearch.trainer.mine import SourceSpec, build_dataset, personal_sources
+    from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.train import train_phase
+
+    t0 = time.monotonic()
+    home = Path(settings["home"])
+    store = Store(home)
+    roots = [r for r in store.meta().get("roots", []) if Path(r).exists()] if store.has_index() else []
+    if not roots:
+        raise RuntimeError(f"nothing is indexed in {home}: run `codesearch index PATH` first")
+    run_dir = home / "personal" / RUNS_DIR / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. Pairs.
+    say(f"mining pairs from {len(roots)} indexed folder(s)")
+    stdlib = sysconfig.get_paths()["stdlib"]
+    sources = personal_sources(roots, max_pairs=max_pairs) + [
+        SourceSpec(name="general:python-stdlib", path=stdlib, max_pairs=general_pairs, commits=False)
+    ]
+    data = build_dataset(sources, None, heldout_fraction=0.15, min_heldout=40, negatives=3)
+    train = [p.to_dict() for p in data["train_pairs"]]
+    heldout = [p.to_dict() for p in data["heldout_pairs"]]
+    fb_train, fb_held = _feedback_pairs(home)
+    train += fb_train
+    heldout += fb_held
+    counts = {"train": dict(Counter(p["domain"] for p in train)), "heldout": dict(Counter(p["domain"] for p in heldout))}
+    say(f"pairs: train {counts['train']}, held out {counts['heldout']} (feedback: {len(fb_train)} + {len(fb_held)})")
+    if not any(p["domain"] == "personal" for p in train) or not any(p["domain"] == "personal" for p in heldout):
+        report = PersonalReport(False, "too little of your own code to learn from (no personal pairs to train or hold out)",
+                                pairs=counts, run_dir=str(run_dir))
+        _write(run_dir, report)
+        return report
+    held = heldout_by_domain(heldout, max_queries=300)
+
+    # 2. Train, starting from the shipped model's adapter for most of the user's code.
+    encoder = load_encoder(_shipped_spec(settings), dtype="auto")
+    routing = dict(encoder.config.routing)
+    routing.pop("personal", None)
+    dominant = _dominant_domain(store)
+    init_from = routing.get(dominant) or routing.get("general")
+    dominant_lang = {"rust": "rust", "formal": "lean"}.get(dominant, "python")
+    before_space = adapter_for(routing, dominant_lang)
+    general_space = adapter_for(routing, "python")
+    say("measuring the current model on held-out pairs")
+    before = {"personal": evaluate_domain(encoder, held["personal"], before_space)}
+    if held.get("general"):
+        before["general"] = evaluate_domain(encoder, held["general"], general_space)
+
+    cfg = PhaseConfig.load(phase_config or shipped_phase_config("personal"))
+    if steps is not None:
+        cfg.steps = steps
+        cfg.warmup_steps = min(cfg.warmup_steps, max(1, steps // 10))
+    if batch_size is not None:
+        cfg.batch_size = batch_size
+    say(f"training the personal adapter: {cfg.steps} steps of {cfg.batch_size} pairs, lr {cfg.lr}")
+    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from)
+    after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
+    if held.get("general"):
+        # Once kept, every indexed chunk is encoded with the personal adapter: general code too.
+        after["general"] = evaluate_domain(encoder, held["general"], PERSONAL_ADAPTER)
+    kept, reason = gate_decision(before, after, max_general_drop)
+    report = PersonalReport(
+        kept, reason, pairs=counts, before=before, after=after, train_seconds=round(result.seconds, 1),
+        pairs_per_second=round(result.pairs_per_second, 2), steps=result.steps, init_from=init_from, run_dir=str(run_dir),
+    )
+    encoder.use_adapter(None)
+    encoder.model.save_pretrained(str(run_dir / "adapter_export"), selected_adapters=[PERSONAL_ADAPTER])
+    say(("kept: " if kept else "not kept: ") + reason)
+
+    # 3. Install and bring the index up to date.
+    if kept:
+        encoder.config.routing = {**routing, "personal": PERSONAL_ADAPTER}
+        encoder.config.description = (encoder.config.description + " " if encoder.config.description else "") + (
+            f"Personal adapter trained on {counts['train'].get('personal', 0)} pairs from {len(roots)} folder(s)."
+        )
+        install_model(encoder, home)
+        if reindex:
+            report.reindex = reindex_home(settings, say)
+    report.seconds = round(time.monotonic() - t0, 1)
+    _write(run_dir, report)
+    return report
+
+
+def _shipped_spec(settings: dict) -> str:
+    """The model the personal adapter builds on: the configured one, or the shipped default."""
+    model = str(settings.get("model") or "default")
+    home_model = personal_model_dir(Path(settings["home"]))
+    if model in ("default", "shipped") or Path(model).expanduser().resolve() == home_model.resolve():
+        return "shipped"
+    return model
+
+
+def install_model(encoder, home: Path) -> Path:
+    """Write the personal model folder atomically (a reader sees the old one or the new one)."""
+    dest = personal_model_dir(home)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save(tmp)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def remove_personal_model(settings: dict, *, reindex: bool = True, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Go back to the shipped model: delete the personal model and re-key the index."""
+    dest = personal_model_dir(Path(settings["home"]))
+    if not dest.exists():
+        return {"removed": False}
+    shutil.rmtree(dest)
+    out: dict = {"removed": True}
+    if reindex:
+        out["reindex"] = reindex_home(settings, say)
+    return out
+
+
+def reindex_home(settings: dict, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Re-key every indexed root with the model "default" now resolves to (embeds what changed)."""
+    from codesearch.config import resolve_model
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.model import load_encoder
+
+    store = Store(Path(settings["home"]))
+    roots = [r for r in store.meta().get("roots", []) if Path(r).exists()]
+    encoder = load_encoder(resolve_model({**settings, "model": "default"}))
+    say(f"updating the index of {len(roots)} folder(s) with the new model")
+    summary = Indexer(store, encoder, settings).run(roots)
+    return {"embedded": summary.embedded, "reused": summary.reused, "seconds": round(summary.seconds, 1)}
+
+
+def _write(run_dir: Path, report: PersonalReport) -> None:
+    (run_dir / "report.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")

@@ -1,0 +1,117 @@
+"""`codesearch finetune --personal`: mine the user's indexed code, train, gate, install, re-key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from codesearch.trainer.personal import gate_decision
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+# Real, documented code that is in none of the eval sets (see evals/heldout_sources.txt).
+MODULES = ["ftplib.py", "smtplib.py", "sunau.py"]
+
+
+def test_the_gate_wants_personal_gains_and_little_general_loss():
+    m = lambda p1, mrr: {"p@1": p1, "mrr@10": mrr}  # noqa: E731
+    before = {"personal": m(0.30, 0.40), "general": m(0.30, 0.40)}
+    assert gate_decision(before, {"personal": m(0.35, 0.45), "general": m(0.29, 0.39)})[0]
+    assert not gate_decision(before, {"personal": m(0.30, 0.40), "general": m(0.30, 0.40)})[0]  # no gain
+    kept, reason = gate_decision(before, {"personal": m(0.40, 0.50), "general": m(0.25, 0.35)})
+    assert not kept and "general" in reason  # a 0.05 drop on general code costs too much
+
+
+@pytest.fixture
+def personal_home(tmp_path, encoder):
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    repo = tmp_path / "repos" / "mine"
+    repo.mkdir(parents=True)
+    for name in MODULES:
+        shutil.copy(STDLIB / name, repo / name)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    Indexer(Store(Path(settings["home"])), encoder, settings).run([repo])
+    return settings, repo
+
+
+def test_finetune_trains_gates_and_reports(personal_home):
+    from codesearch.config import resolve_model
+    from codesearch.indexer.store import Store
+    from codesearch.trainer.personal import finetune_personal, personal_model_dir
+
+    settings, _ = personal_home
+    report = finetune_personal(settings, steps=2, batch_size=4, general_pairs=150)
+    assert report.pairs["train"].get("personal", 0) > 20 and report.pairs["heldout"].get("personal", 0) > 0
+    assert set(report.before) == set(report.after) == {"personal", "general"}
+    assert report.steps == 2 and report.pairs_per_second > 0
+    assert (report.kept, report.reason) == gate_decision(report.before, report.after)
+    saved = json.loads((Path(report.run_dir) / "report.json").read_text())
+    assert saved["kept"] == report.kept and saved["before"] == report.before
+    home = Path(settings["home"])
+    assert personal_model_dir(home).exists() == report.kept
+    spaces = {r["space"] for r in Store(home).table("chunks").search().select(["space"]).limit(None).to_arrow().to_pylist()}
+    assert spaces == ({"personal"} if report.kept else {""})
+    assert resolve_model(settings) == (str(personal_model_dir(home)) if report.kept else "default")
+
+
+def _with_personal_adapter(encoder_spec: str = "shipped"):
+    import torch
+    from peft import LoraConfig
+
+    from codesearch.model import load_encoder
+
+    model = load_encoder(encoder_spec)
+    model.add_adapter("personal", LoraConfig(r=4, target_modules=["query", "value"], init_lora_weights=False))
+    gen = torch.Generator().manual_seed(3)
+    for name, p in model.model.named_parameters():
+        if ".personal." in name and "lora_" in name:
+            p.data = torch.randn(p.shape, generator=gen) * 0.2
+    model.use_adapter(None)
+    model.config.routing = {**model.config.routing, "personal": "personal"}
+    return model
+
+
+def test_an_installed_personal_model_becomes_the_default_and_can_be_removed(personal_home):
+    from codesearch.config import resolve_model
+    from codesearch.indexer.store import Store
+    from codesearch.model import load_encoder
+    from codesearch.search import Searcher
+    from codesearch.trainer.personal import install_model, reindex_home, remove_personal_model
+
+    settings, repo = personal_home
+    home = Path(settings["home"])
+    total = Store(home).count_chunks()
+    install_model(_with_personal_adapter(), home)
+    assert resolve_model(settings) == str(home / "personal" / "model")
+    assert resolve_model({**settings, "model": "shipped"}) == "shipped"
+    first = reindex_home(settings)
+    assert first["embedded"] == total  # every chunk now lives in the personal space
+    assert reindex_home(settings)["embedded"] == 0
+    model = load_encoder(resolve_model(settings))
+    assert model.spaces == ["personal"]
+    hits = Searcher(Store(home), model, settings).search("send an email message through an SMTP server")
+    assert hits and all(h.path.startswith(str(repo)) for h in hits)
+
+    assert remove_personal_model(settings)["removed"]
+    assert resolve_model(settings) == "default"
+    Searcher(Store(home), load_encoder("default"), settings).search("send an email")  # index matches again
+
+
+def test_finetune_says_what_is_missing(tmp_path):
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+
+    runner = CliRunner()
+    out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune", "--personal"])
+    assert out.exit_code != 0 and "codesearch index" in out.output
+    out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune"])
+    assert out.exit_code != 0 and "--personal" in out.output
