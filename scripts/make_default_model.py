@@ -6,6 +6,9 @@ The head is fitted on token states of code that is NOT in any held-out eval set
 eval list, Coq stdlib folders outside the eval list. Deterministic (fixed seed).
 
     python scripts/make_default_model.py [--out codesearch/model/assets/default] [--dim 128]
+
+This writes the head only (no adapters): the adapters trained on top of it are added by
+scripts/ship_trained_model.py after a curriculum run (see the model card).
 """
 
 from __future__ import annotations

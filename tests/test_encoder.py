@@ -34,16 +34,16 @@ def test_model_folder_round_trip_with_head_and_adapter(encoder, tmp_path):
 
     model = load_encoder("default")
     before = model.encode_queries(["parse an interval"])[0]
-    model.add_adapter("rust", LoraConfig(r=4, target_modules=["query", "value"], init_lora_weights=False))
+    model.add_adapter("extra", LoraConfig(r=4, target_modules=["query", "value"], init_lora_weights=False))
     with_adapter = model.encode_queries(["parse an interval"])[0]
     assert not np.allclose(before, with_adapter)
     model.save(tmp_path / "m")
     loaded = MultiVectorEncoder.load(tmp_path / "m")
-    assert loaded.adapter_names == ["rust"] and loaded.dim == model.dim
+    assert loaded.adapter_names == model.adapter_names and "extra" in loaded.adapter_names and loaded.dim == model.dim
     assert np.allclose(loaded.encode_queries(["parse an interval"])[0], before, atol=1e-4)
-    loaded.use_adapter("rust")
+    loaded.use_adapter("extra")
     assert np.allclose(loaded.encode_queries(["parse an interval"])[0], with_adapter, atol=1e-4)
-    assert loaded.fingerprint != MultiVectorEncoder.load(tmp_path / "m").fingerprint  # adapter = another space
+    assert loaded.space_fingerprint("extra") != loaded.space_fingerprint(None)  # adapter = another space
     with pytest.raises(KeyError):
         loaded.use_adapter("lean")
 
@@ -56,3 +56,17 @@ def test_any_local_hugging_face_folder_loads(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         load_encoder(str(tmp_path / "empty"))
+
+
+def test_an_adapter_attached_from_a_folder_can_be_used(tmp_path):
+    """A resumed curriculum re-attaches the adapters of phases it already kept."""
+    from peft import LoraConfig
+
+    model = load_encoder("default")
+    model.add_adapter("extra", LoraConfig(r=4, target_modules=["query", "value"], init_lora_weights=False))
+    expected = model.encode_queries(["parse an interval"])[0]
+    model.model.save_pretrained(str(tmp_path / "export"), selected_adapters=["extra"])
+    fresh = load_encoder("default")
+    fresh._attach_adapter("extra", tmp_path / "export" / "extra")
+    fresh.use_adapter("extra")
+    assert np.allclose(fresh.encode_queries(["parse an interval"])[0], expected, atol=1e-4)

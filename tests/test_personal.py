@@ -42,7 +42,7 @@ def personal_home(tmp_path, encoder):
     return settings, repo
 
 
-def test_finetune_trains_gates_and_reports(personal_home):
+def test_finetune_trains_gates_and_reports(personal_home, encoder):
     from codesearch.config import resolve_model
     from codesearch.indexer.store import Store
     from codesearch.trainer.personal import finetune_personal, personal_model_dir
@@ -58,7 +58,7 @@ def test_finetune_trains_gates_and_reports(personal_home):
     home = Path(settings["home"])
     assert personal_model_dir(home).exists() == report.kept
     spaces = {r["space"] for r in Store(home).table("chunks").search().select(["space"]).limit(None).to_arrow().to_pylist()}
-    assert spaces == ({"personal"} if report.kept else {""})
+    assert spaces == ({"personal"} if report.kept else {encoder.space_for("python") or ""})
     assert resolve_model(settings) == (str(personal_model_dir(home)) if report.kept else "default")
 
 

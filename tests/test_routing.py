@@ -20,6 +20,7 @@ def test_router_picks_the_adapter_of_the_language_domain():
     # A domain with no adapter of its own falls back to general, then to the base model.
     assert adapter_for({"general": "general"}, "rust") == "general"
     assert adapter_for({}, "rust") is None
+    assert adapter_for({"general": "general", "formal": None}, "coq") is None  # explicitly the base model
     # Personal code goes to the personal adapter once there is one.
     assert adapter_for({**routing, "personal": "personal"}, "rust", personal=True) == "personal"
     assert domain_of_language("go") == "general"
@@ -43,7 +44,7 @@ def _perturbed(model: MultiVectorEncoder, name: str, seed: int) -> None:
 @pytest.fixture(scope="module")
 def routed_model(tmp_path_factory) -> Path:
     """A model folder: base + a random 'rust' adapter, routing Rust code to it."""
-    model = load_encoder("default")
+    model = load_encoder("default", adapters=False)
     _perturbed(model, "rust", seed=1)
     model.config.routing = {"rust": "rust"}
     return model.save(tmp_path_factory.mktemp("routed") / "model")

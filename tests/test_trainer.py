@@ -91,3 +91,5 @@ def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
     kept = {d["adapter"] for d in report.decisions if d["kept"]}
     assert set(model.adapter_names) == kept
     assert set(model.config.routing.values()) <= kept
+    # Only `finetune --personal` routes the user's code to one adapter; the curriculum never does.
+    assert "personal" not in model.config.routing

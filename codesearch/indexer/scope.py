@@ -101,27 +101,7 @@ class _PartialWalker(walker._Walker):
 
     def subtree(self, frame) -> Iterable[walker.SourceFile | walker.Skipped]:
         """Everything below an entered folder, exactly as ``walk`` lists it."""
-        stack = [frame]
-        while stack:
-            top = stack[-1]
-            entry = next(top.entries, None)
-            if entry is None:
-                stack.pop()
-                continue
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                out = self._subdir(entry, top)
-                if isinstance(out, walker._Frame):
-                    stack.append(out)
-                elif out is not None:
-                    yield out
-            else:
-                out = self._file(entry, top)
-                if out is not None:
-                    yield out
+        return self.descend(frame)
 
     def target(self, path: str, root: str) -> Iterable[walker.SourceFile | walker.Skipped]:
         if path == root:

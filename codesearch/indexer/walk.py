@@ -436,6 +436,10 @@ class _Walker:
         if isinstance(frame, Skipped):
             yield frame
             return
+        yield from self.descend(frame)
+
+    def descend(self, frame: "_Frame") -> Iterator[SourceFile | Skipped]:
+        """Everything below an entered folder, depth first, in walk order."""
         stack = [frame]
         while stack:
             frame = stack[-1]

@@ -133,14 +133,20 @@ class MultiVectorEncoder:
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
-    def load(cls, folder: str | Path | None = None, **kwargs) -> "MultiVectorEncoder":
-        """Load a model folder; ``None`` means the packaged base model with no head."""
+    def load(cls, folder: str | Path | None = None, *, adapters: bool = True, **kwargs) -> "MultiVectorEncoder":
+        """Load a model folder; ``None`` means the packaged base model with no head.
+
+        ``adapters=False``: the folder's base and head only (no LoRA adapters, no routing), e.g.
+        the starting point of a curriculum.
+        """
         if folder is None:
             return cls(EncoderConfig(dim=None), None, **kwargs)
         folder = Path(folder).expanduser()
         cfg_file = folder / CONFIG_NAME
         if cfg_file.exists():
             config = EncoderConfig.from_dict(json.loads(cfg_file.read_text()))
+            if not adapters:
+                config.adapters, config.routing = {}, {}
             return cls(config, folder, **kwargs)
         if (folder / "config.json").exists():  # a plain Hugging Face model folder
             return cls(EncoderConfig(base=str(folder.resolve()), dim=None), None, **kwargs)
@@ -193,6 +199,7 @@ class MultiVectorEncoder:
             self.model.load_adapter(str(path), adapter_name=name)
         else:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+        self.config.adapters.setdefault(name, f"adapters/{name}")  # e.g. a resumed curriculum's kept phase
         self.use_adapter(None)
 
     def add_adapter(self, name: str, lora_config) -> None:

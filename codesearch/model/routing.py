@@ -27,12 +27,18 @@ def domain_of_language(language: str) -> str:
     return "general"
 
 
-def adapter_for(routing: dict[str, str], language: str, personal: bool = False) -> str | None:
-    """The adapter that encodes documents of ``language`` (None: the base model)."""
+def adapter_for(routing: dict[str, str | None], language: str, personal: bool = False) -> str | None:
+    """The adapter that encodes documents of ``language`` (None: the base model).
+
+    A domain missing from ``routing`` falls back to the general adapter; a domain routed to
+    null stays with the base model (the shipped model does that for formal code, see its card).
+    """
     if personal and routing.get("personal"):
         return routing["personal"]
     domain = domain_of_language(language)
-    return routing.get(domain) or routing.get("general") or None
+    if domain in routing:  # an explicit null: this domain stays with the base model
+        return routing[domain] or None
+    return routing.get("general") or None
 
 
 def spaces_for_query(routing: dict[str, str], languages: tuple[str, ...] | list[str] = ()) -> set[str | None] | None:

@@ -89,7 +89,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
 
     # The frozen base runs in bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX:
     # 4x faster per step here), else float32; the LoRA weights always train in float32.
-    encoder = load_encoder(cfg.base_model, dtype="auto")
+    # The curriculum trains its adapters afresh on the base model's head: adapters that model
+    # already has (the shipped default has some) are left out.
+    encoder = load_encoder(cfg.base_model, dtype="auto", adapters=False)
     routing: dict[str, str] = dict(encoder.config.routing)
     report = CurriculumReport()
     state_file = out / "curriculum.json"
@@ -124,7 +126,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         candidate[phase.target_domain] = phase.adapter
         if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
             for d in DOMAINS:
-                candidate.setdefault(d, phase.adapter)
+                if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
+                    candidate.setdefault(d, phase.adapter)
         metrics = evaluate_routing(encoder, heldout, candidate)
         before = current.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)
         after = metrics.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)

@@ -220,7 +220,11 @@ def train_phase(
     model.eval()
     encoder.model = accelerator.unwrap_model(model)
     seconds = time.monotonic() - t0
-    return PhaseResult(steps=end, seconds=seconds, pairs_per_second=seen / max(seconds, 1e-9), final_loss=loss_value)
+    rate = seen / max(seconds, 1e-9)
+    if seen == 0 and metrics_file.exists():  # resumed after the last step: the logged figures
+        last = json.loads(metrics_file.read_text().splitlines()[-1])
+        rate, loss_value = float(last["pairs_per_second"]), float(last["loss"])
+    return PhaseResult(steps=end, seconds=seconds, pairs_per_second=rate, final_loss=loss_value)
 
 
 def copy_adapter_weights(model, source: str, target: str) -> None:
