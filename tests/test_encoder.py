@@ -42,7 +42,9 @@ def test_model_folder_round_trip_with_head_and_adapter(encoder, tmp_path):
     assert loaded.adapter_names == model.adapter_names and "extra" in loaded.adapter_names and loaded.dim == model.dim
     assert np.allclose(loaded.encode_queries(["parse an interval"])[0], before, atol=1e-4)
     loaded.use_adapter("extra")
-    assert np.allclose(loaded.encode_queries(["parse an interval"])[0], with_adapter, atol=1e-4)
+    # Loaded adapters run in the base's dtype (bf16 on this CPU): equal to bf16 precision.
+    assert np.allclose(loaded.encode_queries(["parse an interval"])[0], with_adapter, atol=1e-2)
+    assert not np.allclose(before, with_adapter, atol=1e-2)
     assert loaded.space_fingerprint("extra") != loaded.space_fingerprint(None)  # adapter = another space
     with pytest.raises(KeyError):
         loaded.use_adapter("lean")
@@ -69,4 +71,4 @@ def test_an_adapter_attached_from_a_folder_can_be_used(tmp_path):
     fresh = load_encoder("default")
     fresh._attach_adapter("extra", tmp_path / "export" / "extra")
     fresh.use_adapter("extra")
-    assert np.allclose(fresh.encode_queries(["parse an interval"])[0], expected, atol=1e-4)
+    assert np.allclose(fresh.encode_queries(["parse an interval"])[0], expected, atol=1e-2)

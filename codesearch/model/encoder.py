@@ -200,7 +200,20 @@ class MultiVectorEncoder:
         else:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
         self.config.adapters.setdefault(name, f"adapters/{name}")  # e.g. a resumed curriculum's kept phase
+        self._match_dtype(name)
         self.use_adapter(None)
+
+    def _match_dtype(self, name: str) -> None:
+        """Run adapter ``name`` in the base model's dtype. peft keeps LoRA weights in float32 and
+        casts every activation to them: with a bf16 base that halved indexing throughput here
+        (29 vs 59 chunks/s); in bf16 it is 47. Training casts the weights it trains back."""
+        import torch
+
+        if self.dtype == torch.float32:
+            return
+        for pname, p in self.model.named_parameters():
+            if f".{name}." in pname and "lora_" in pname and p.dtype != self.dtype:
+                p.data = p.data.to(self.dtype)
 
     def add_adapter(self, name: str, lora_config) -> None:
         """Attach a new (trainable) LoRA adapter, e.g. ``peft.LoraConfig(r=8, target_modules=[...])``."""
@@ -290,6 +303,8 @@ class MultiVectorEncoder:
         """
         import hashlib
 
+        import torch
+
         c = self.config
         spec = [self.base_path().name, c.query_prefix, c.document_prefix, c.query_max_tokens,
                 c.document_max_tokens, c.skip_punctuation, c.skip_special]
@@ -301,7 +316,8 @@ class MultiVectorEncoder:
             h.update(f"adapter={space}".encode())
             for name, p in sorted(self.model.named_parameters()):
                 if f".{space}." in name and "lora_" in name:
-                    h.update(p.detach().float().cpu().numpy().tobytes())
+                    # bf16-rounded: the same fingerprint whichever dtype this machine runs in
+                    h.update(p.detach().to(torch.bfloat16).float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
     @property
