@@ -157,6 +157,8 @@ class Searcher:
         self.spaces: list[str] = sorted(meta.get("spaces") or {"": ""})
         self._space_by_language: dict[str, str] = dict(meta.get("space_by_language") or {})
         self._default_space: str = meta.get("default_space", "")
+        self._present: set[str] = set()
+        self._present_version: int | None = None
 
     # ------------------------------------------------------------------ public
     def search(
@@ -225,11 +227,28 @@ class Searcher:
         return self._finish(candidates, list(scores), limit, glob)
 
     def _spaces_for(self, filters: Filters) -> list[str]:
-        """The spaces a search must look in: those of the filtered languages, else all of them."""
+        """The spaces a search must look in: those of the filtered languages, else every space
+        that holds chunks (an index of Rust code only is searched in the Rust space only)."""
+        spaces = self.spaces
+        if len(spaces) > 1:
+            present = self._present_spaces()
+            spaces = [s for s in spaces if s in present] or spaces
         if filters.lang and self._space_by_language:
             wanted = {self._space_by_language.get(l.lower(), self._default_space) for l in filters.lang}
-            return [s for s in self.spaces if s in wanted] or self.spaces
-        return self.spaces
+            return [s for s in spaces if s in wanted] or spaces
+        return spaces
+
+    def _present_spaces(self) -> set[str]:
+        """Spaces that hold at least one chunk; re-read when the chunks table changes."""
+        import pyarrow.compute as pc
+
+        tbl = self.store.table("chunks")
+        version = tbl.version
+        if version != self._present_version:
+            column = tbl.search().select(["space"]).limit(None).to_arrow().column("space")
+            self._present = set(pc.unique(column).to_pylist())
+            self._present_version = version
+        return self._present
 
     def _dense_spaces(
         self, encoded: dict[str, tuple[np.ndarray, np.ndarray]], where: str | None, n: int

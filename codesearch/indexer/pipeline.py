@@ -302,10 +302,12 @@ class Indexer:
     ) -> None:
         """Make the index hold exactly ``sources`` where it held ``known`` (path -> size, mtime, repo)."""
         if self.exclude is not None:
-            kept = [s for s in sources if not self.exclude(s)]
+            kept = []
             for s in sources:
-                if s not in kept:
+                if self.exclude(s):
                     self._skip(summary, str(s.path), "excluded by settings")
+                else:
+                    kept.append(s)
             sources = kept
         summary.files_seen += len(sources)
         on_disk = {str(s.path) for s in sources}
