@@ -72,3 +72,15 @@ def test_an_adapter_attached_from_a_folder_can_be_used(tmp_path):
     fresh._attach_adapter("extra", tmp_path / "export" / "extra")
     fresh.use_adapter("extra")
     assert np.allclose(fresh.encode_queries(["parse an interval"])[0], expected, atol=1e-2)
+
+
+def test_the_base_space_of_a_model_with_adapters_is_the_plain_base(encoder):
+    """Encoding with no adapter really switches every LoRA layer off, even right after an
+    adapter was used."""
+    plain = load_encoder("default", adapters=False)
+    assert encoder.adapter_names  # the shipped model has adapters
+    text = ["fn clamp(x: i32, lo: i32, hi: i32) -> i32 { x.max(lo).min(hi) }"]
+    with_adapter = encoder.encode_documents(text, space=encoder.adapter_names[0])[0][0]
+    base = encoder.encode_documents(text, space=None)[0][0]
+    assert np.allclose(base, plain.encode_documents(text)[0][0], atol=1e-3)
+    assert not np.allclose(base, with_adapter, atol=1e-2)

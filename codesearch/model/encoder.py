@@ -259,9 +259,36 @@ class MultiVectorEncoder:
 
     def _forward(self, **inputs):
         if self.active_adapter is None and hasattr(self.model, "disable_adapter"):
-            with self.model.disable_adapter():
+            layers = self._tuner_layers()
+            if layers is None:
+                with self.model.disable_adapter():
+                    return self.model(**inputs)
+            # peft's disable_adapter() context walks the whole model twice and checks its status:
+            # 22 ms of a 29 ms query encoding here. Flipping each LoRA layer's switch is the same
+            # thing (what that context does in the end) in microseconds.
+            for layer in layers:
+                layer._disable_adapters = True
+            try:
                 return self.model(**inputs)
+            finally:
+                for layer in layers:
+                    layer._disable_adapters = False
         return self.model(**inputs)
+
+    def _tuner_layers(self):
+        """peft's LoRA layers (cached per set of adapters), or None if peft changed its internals."""
+        key = tuple(self.config.adapters)
+        if getattr(self, "_tuner_cache", (None,))[0] != key:
+            try:
+                from peft.tuners.tuners_utils import BaseTunerLayer
+            except ImportError:  # pragma: no cover
+                layers = None
+            else:
+                layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+                if not all(hasattr(m, "_disable_adapters") for m in layers):
+                    layers = None
+            self._tuner_cache = (key, layers)
+        return self._tuner_cache[1]
 
     def set_head(self, weight: np.ndarray | None, bias: np.ndarray | None = None) -> None:
         self.head_weight = None if weight is None else np.asarray(weight, np.float32)
