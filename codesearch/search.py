@@ -254,7 +254,8 @@ class Searcher:
         self, encoded: dict[str, tuple[np.ndarray, np.ndarray]], where: str | None, n: int
     ) -> tuple[list[dict], list[float]]:
         """Nearest pooled vectors, each space searched with the query's vector in that space."""
-        if len(encoded) == 1 and len(self.spaces) == 1:
+        if len(encoded) == 1 and (len(self.spaces) == 1 or self._present == set(encoded)):
+            # one space holds every chunk (say, a Rust-only index): no filter on the space
             return self._dense(next(iter(encoded.values()))[1], where, n)
         rows: list[dict] = []
         scores: list[float] = []
