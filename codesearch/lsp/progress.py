@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from lsprotocol import types
+
+from codesearch.lsp.worker import Worker
 
 if TYPE_CHECKING:  # pragma: no cover
     from codesearch.lsp.server import CodesearchServer
@@ -28,38 +29,6 @@ log = logging.getLogger(__name__)
 
 # Share of the bar for each stage of an index run (the walk has no callback: it ends at 5%).
 _STAGES = {"chunking": (5, 25), "embedding": (25, 99)}
-
-
-class Worker:
-    """One daemon thread running submitted callables in order (daemon: exit never waits on it)."""
-
-    def __init__(self, name: str):
-        import queue
-
-        self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001
-                future.set_exception(exc)
-
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        self._queue.put((future, fn))
-        return future
-
-    def close(self) -> None:
-        self._queue.put(None)
 
 
 class ProgressReporter:

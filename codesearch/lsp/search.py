@@ -22,6 +22,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from codesearch.lsp.config import MAX_LIMIT, METHODS
 from codesearch.lsp.engine import SearchRequest, containing_folder
+from codesearch.lsp.worker import Worker
 from codesearch.search import SearchResult
 
 SEARCH_PARAMS = ("query", "limit", "lang", "path", "kind", "method")
@@ -200,7 +201,7 @@ class Superseded(Exception):
     """A queued request that a newer one of the same lane made pointless."""
 
 
-class SearchRunner:
+class SearchRunner(Worker):
     """Runs searches one at a time on one daemon thread.
 
     ``await run(fn)``: if the awaiting task is cancelled (``$/cancelRequest``) before ``fn``
@@ -209,38 +210,15 @@ class SearchRunner:
     """
 
     def __init__(self, name: str = "codesearch-search", initializer: Callable[[], None] | None = None):
-        import queue
-
-        self._queue: "queue.SimpleQueue[tuple[Future, Callable[[], Any]] | None]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._latest: dict[str, int] = {}
         self.stats = {"submitted": 0, "executed": 0, "cancelled": 0, "superseded": 0,
                       "running": 0, "max_running": 0, "last_ms": None}
-        self._initializer = initializer
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        super().__init__(name, initializer)
 
-    def _loop(self) -> None:
-        if self._initializer is not None:
-            try:
-                self._initializer()
-            except Exception:  # noqa: BLE001 - a tuning hook must not stop searches
-                pass
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                with self._lock:
-                    self.stats["cancelled"] += 1
-                continue
-            try:
-                result = fn()
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+    def _cancelled(self) -> None:
+        with self._lock:
+            self.stats["cancelled"] += 1
 
     def submit(self, fn: Callable[[], Any], lane: str | None = None) -> Future:
         with self._lock:
@@ -266,12 +244,7 @@ class SearchRunner:
                     self.stats["executed"] += 1
                     self.stats["last_ms"] = round((time.perf_counter() - started) * 1000, 1)
 
-        future: Future = Future()
-        self._queue.put((future, job))
-        return future
+        return super().submit(job)
 
     async def run(self, fn: Callable[[], Any], lane: str | None = None) -> Any:
         return await asyncio.wrap_future(self.submit(fn, lane))
-
-    def close(self) -> None:
-        self._queue.put(None)
