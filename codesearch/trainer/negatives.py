@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,6 +51,16 @@ class _LanguagePool:
             out.extend(self.by_origin.get((p.origin.corpus, p.origin.path, p.origin.name), ()))
         out.extend(self.by_query.get(_norm_query(p.query), ()))
         return out
+
+
+def _language_pools(pairs: Sequence[Pair]) -> Iterator[tuple[str, list[Pair], "_LanguagePool"]]:
+    """(language, its pairs, their document pool) per language, in a fixed order: negatives
+    only ever come from the same language."""
+    by_lang: dict[str, list[Pair]] = defaultdict(list)
+    for p in pairs:
+        by_lang[p.language].append(p)
+    for language in sorted(by_lang):
+        yield language, by_lang[language], _LanguagePool(by_lang[language])
 
 
 def _select(
@@ -111,12 +121,7 @@ def mine_bm25_negatives(
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
     stats: Counter[str] = Counter()
-    by_lang: dict[str, list[Pair]] = defaultdict(list)
-    for p in pairs:
-        by_lang[p.language].append(p)
-    for language in sorted(by_lang):
-        group = by_lang[language]
-        pool = _LanguagePool(group)
+    for language, group, pool in _language_pools(pairs):
         rng = random.Random(f"{seed}:{language}")
         retriever = None
         if len(pool.docs) > 1:
@@ -162,12 +167,7 @@ def mine_model_negatives(
     negatives come first and the pair's existing ones fill up to ``k``.
     """
     stats: Counter[str] = Counter()
-    by_lang: dict[str, list[Pair]] = defaultdict(list)
-    for p in pairs:
-        by_lang[p.language].append(p)
-    for language in sorted(by_lang):
-        group = by_lang[language]
-        pool = _LanguagePool(group)
+    for language, group, pool in _language_pools(pairs):
         if len(pool.docs) < 2:
             continue
         _, doc_vecs = encoder.encode_documents(pool.docs, batch_size=batch_size)
