@@ -13,6 +13,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANCE_LOG", "error")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+STDLIB = Path(os.__file__).parent
+
+
+def stdlib_repo(dest: Path, n_files: int, max_bytes: int) -> Path:
+    """A git repository of ``n_files`` real Python stdlib modules of 2 KB to ``max_bytes``."""
+    dest.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    files = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < max_bytes)[:n_files]
+    for p in files:
+        shutil.copy(p, dest / p.name)
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from codesearch.cli import main
-
-STDLIB = Path(os.__file__).parent
+from conftest import stdlib_repo
 
 
 def run_cli(*args: str, home: Path) -> "click.testing.Result":
@@ -74,16 +71,6 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_is_indexed(small_repo, 
     assert not any(r["path"].endswith((".env", "id_rsa")) for r in everything)
     assert any(r["name"] == "contains" for r in json.loads(run_cli("search", "value within bounds", "--json", home=home).output))
 
-
-def _copy_stdlib_repo(dest: Path, n_files: int) -> Path:
-    dest.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(dest)], check=True)
-    files = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < 30_000)[:n_files]
-    for p in files:
-        shutil.copy(p, dest / p.name)
-    return dest
-
-
 def _index_state(home: Path) -> tuple[list, list]:
     from codesearch.indexer.store import Store
 
@@ -95,7 +82,7 @@ def _index_state(home: Path) -> tuple[list, list]:
 
 def test_kill_minus_nine_then_rerun_converges(tmp_path):
     """Killing the indexer at random moments and running it again gives exactly the clean index."""
-    repo = _copy_stdlib_repo(tmp_path / "repo", 15)
+    repo = stdlib_repo(tmp_path / "repo", 15, max_bytes=30_000)
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "index", str(repo), "-q"]
     rng = random.Random(7)

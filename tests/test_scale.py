@@ -20,17 +20,7 @@ from pathlib import Path
 
 import pytest
 
-STDLIB = Path(os.__file__).parent
-
-
-def _stdlib_repo(dest: Path, n_files: int) -> Path:
-    dest.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(dest)], check=True)
-    files = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < 20_000)[:n_files]
-    for p in files:
-        shutil.copy(p, dest / p.name)
-    return dest
-
+from conftest import STDLIB, stdlib_repo
 
 def _state(home: Path) -> tuple[list, list, list]:
     from codesearch.indexer.store import Store
@@ -81,7 +71,7 @@ def test_kill_minus_nine_watcher_and_indexer_under_churn_converges(tmp_path):
     """kill -9 the watcher (and the indexer) at random moments while files change, many times;
     a final start converges to exactly the index a clean run builds."""
     pool = sorted(p for p in STDLIB.glob("*.py") if 2_000 < p.stat().st_size < 8_000)[:30]
-    repo = _stdlib_repo(tmp_path / "repo", 25)
+    repo = stdlib_repo(tmp_path / "repo", 25, max_bytes=20_000)
     home = tmp_path / "home"
     config = tmp_path / "config.yaml"
     config.write_text("index:\n  batch_chunks: 16\n  compact_every: 5\nwatch:\n  debounce_ms: 100\n  max_delay_ms: 500\n")
