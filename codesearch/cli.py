@@ -420,6 +420,8 @@ def finetune(ctx: Context, personal, steps, batch_size, max_pairs, phase_config,
     try:
         report = finetune_personal(ctx.settings, steps=steps, batch_size=batch_size, max_pairs=max_pairs,
                                    phase_config=phase_config, say=say)
+    except ModuleNotFoundError as exc:
+        _fail(f"training needs {exc.name}: pip install 'codesearch[train]' (or -e '.[train]' in a checkout)")
     except RuntimeError as exc:
         _fail(str(exc))
     if as_json:
