@@ -123,6 +123,16 @@ COQ_FOLDERS = (
     "ZArith",
 )
 
+# Lean and TLA+: checkouts of public repositories (not installed by any package); the
+# version is the commit. Get them with `git clone https://github.com/<owner>/<name>
+# /work/formal-src/<owner>+<name> && git -C ... checkout <commit>` (see evals/README.md).
+FORMAL_SRC = Path("/work/formal-src")
+LEAN_REPO = ("cedar-policy/cedar-spec", "795ddccff61c83aeb5d6a7ccd22abf5e00164c73")
+# Lean files of the set: under these folders of the repository, minus tests and build files.
+LEAN_FOLDERS = ("cedar-lean/Cedar", "cedar-lean/CedarProto", "cedar-lean/Protobuf")
+TLAPLUS_REPO = ("tlaplus/CommunityModules", "a8068a4c21ed76b339b9a2aa6de69d78f64f6422")
+TLAPLUS_FOLDERS = ("modules",)
+
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
 SAMPLE_LINES = 20
@@ -708,6 +718,166 @@ def process_coq(text: str, relpath: str, accept_plain: bool = False) -> FileResu
 
 
 # ---------------------------------------------------------------------------------------
+# Lean 4 (the indexer's Lean chunker; a small lexer for the doc comments to blank)
+# ---------------------------------------------------------------------------------------
+
+
+_LEAN_CHAR = re.compile(r"'(?:\\.|[^\\'\n])'")
+
+
+def lean_doc_comments(src: str) -> list[tuple[int, int]]:
+    """(start, end-exclusive) offsets of the ``/-- -/`` and ``/-! -/`` comments of a Lean
+    file, outside strings, char literals, ``--`` comments and other ``/- -/`` comments
+    (comments nested inside them are part of them)."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(src)
+    while i < n:
+        if src.startswith("--", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif src.startswith("/-", i):
+            start, depth = i, 0
+            while i < n:
+                if src.startswith("/-", i):
+                    depth += 1
+                    i += 2
+                elif src.startswith("-/", i):
+                    depth -= 1
+                    i += 2
+                    if depth == 0:
+                        break
+                else:
+                    i += 1
+            if src.startswith(("/--", "/-!"), start) and not src.startswith("/--/", start):
+                out.append((start, i))
+        elif src[i] == '"':
+            i += 1
+            while i < n and src[i] != '"':
+                i += 2 if src[i] == "\\" else 1
+            i += 1
+        elif src[i] == "'" and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] in "_'.!?")):
+            m = _LEAN_CHAR.match(src, i)
+            i = m.end() if m else i + 1
+        else:
+            i += 1
+    return out
+
+
+def _offset_to_pos(lines: list[str]) -> Callable[[int], tuple[int, int]]:
+    line_starts = [0]
+    for line in lines[:-1]:
+        line_starts.append(line_starts[-1] + len(line) + 1)
+
+    def pos(offset: int) -> tuple[int, int]:
+        import bisect
+
+        row = bisect.bisect_right(line_starts, offset) - 1
+        return row, offset - line_starts[row]
+
+    return pos
+
+
+def _mined_declarations(text: str, relpath: str, language: str):
+    """The pair miner's declarations of a file (the indexer's chunker, windows merged)."""
+    from codesearch.trainer.mine import declarations, file_chunks
+
+    return [d for d in declarations(file_chunks(relpath, text, language)) if ", " not in d.name]
+
+
+def process_lean(text: str, relpath: str) -> FileResult:
+    """Blank every ``/-- -/`` and ``/-! -/`` comment and find documented declarations.
+
+    Doc = the ``/-- ... -/`` docstring(s) above a declaration (attributes and ``set_option
+    ... in`` between are part of the declaration); a docstring above ``#guard_msgs in`` is
+    the expected output of a test, not a doc. The span runs from the first line after the
+    doc through the declaration's last line (the next command's start, less trailing blank
+    and comment lines), as the indexer's Lean chunker delimits it.
+    """
+    from codesearch.trainer.docs import leading_doc
+
+    lines = split_lines(text)
+    pos = _offset_to_pos(lines)
+    ranges = []
+    for a, z in lean_doc_comments(text):
+        r0, c0 = pos(a)
+        r1, c1 = pos(z)
+        ranges.append((r0, c0, r1, c1))
+    chunk_lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    items: list[DocItem] = []
+    decls = _mined_declarations(text, relpath, "lean")
+    for d in decls:
+        doc = leading_doc("lean", chunk_lines, d.start, d.end)
+        if doc is None or not doc.marked:
+            continue
+        item = DocItem(
+            path=relpath,
+            name=d.name,
+            kind=d.kind,
+            start_line=max(doc.lines) + 1,
+            end_line=d.end,
+            doc_start=min(doc.lines),
+            doc_end=max(doc.lines),
+            doc=doc.text,
+        )
+        make_query(item, simplify_markdown, first_paragraph(item.doc, is_heading=lambda s: s.startswith("#")))
+        items.append(item)
+    blank_ranges(lines, ranges)
+    finish_items(items, lines)
+    return FileResult(join_lines(lines), len(decls), items)
+
+
+# ---------------------------------------------------------------------------------------
+# TLA+ (the indexer's tree-sitter-tlaplus chunker)
+# ---------------------------------------------------------------------------------------
+
+# CONSTANT/VARIABLE declarations and PlusCal `define` blocks are not used as targets.
+TLAPLUS_KINDS = frozenset({"operator", "theorem", "lemma", "proposition", "corollary", "assumption",
+                           "procedure", "process", "macro"})  # fmt: skip
+
+
+def process_tlaplus(text: str, relpath: str) -> FileResult:
+    """Blank the comments that document declarations and find the documented ones.
+
+    TLA+ has no doc-comment syntax: the doc of an operator, theorem, assumption or PlusCal
+    procedure/process/macro is the ``\\*`` line group or ``(* *)`` block (boxed comments
+    included) directly above it, with no blank line between. Those comments are blanked
+    (line by line); other comments stay. The span runs from the declaration's first line
+    through its last.
+    """
+    from codesearch.trainer.docs import leading_doc
+
+    lines = split_lines(text)
+    chunk_lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    blank: set[int] = set()
+    items: list[DocItem] = []
+    decls = [d for d in _mined_declarations(text, relpath, "tlaplus") if d.kind in TLAPLUS_KINDS]
+    for d in decls:
+        doc = leading_doc("tlaplus", chunk_lines, d.start, d.end)
+        if doc is None:
+            continue
+        code = max(doc.lines) + 1
+        if code > len(lines) or not lines[code - 1].strip():
+            continue  # a blank line between: a section comment, not this declaration's doc
+        blank.update(doc.lines)
+        item = DocItem(
+            path=relpath,
+            name=d.name,
+            kind=d.kind,
+            start_line=code,
+            end_line=d.end,
+            doc_start=min(doc.lines),
+            doc_end=max(doc.lines),
+            doc=doc.text,
+        )
+        make_query(item, lambda t: " ".join(t.split()), first_paragraph(item.doc))
+        items.append(item)
+    for ln in blank:
+        lines[ln - 1] = _cr(lines[ln - 1])
+    finish_items(items, lines)
+    return FileResult(join_lines(lines), len(decls), items)
+
+
+# ---------------------------------------------------------------------------------------
 # Sets
 # ---------------------------------------------------------------------------------------
 
@@ -763,7 +933,26 @@ def _coq_files(theories: Path) -> list[SourceFile]:
     return out
 
 
-def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, coq_plain: bool) -> dict[str, SetSpec]:
+def _repo_files(root: Path, folders: Sequence[str], suffix: str) -> list[SourceFile]:
+    out = []
+    for folder in folders:
+        for f in sorted((root / folder).rglob(f"*{suffix}")):
+            rel = f.relative_to(root)
+            if any(part.lower() in ("test", "tests", "unittest", "symtest", "difftest") for part in rel.parts[:-1]):
+                continue
+            out.append(SourceFile(f, rel.as_posix()))
+    return out
+
+
+def repo_dir(formal_src: Path, repo: tuple[str, str]) -> Path:
+    """Where a repository's checkout lives: <formal_src>/<owner>+<name>."""
+    return formal_src / repo[0].replace("/", "+")
+
+
+def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, coq_plain: bool,
+               formal_src: Path = FORMAL_SRC) -> dict[str, SetSpec]:  # fmt: skip
+    lean_dir, tla_dir = repo_dir(formal_src, LEAN_REPO), repo_dir(formal_src, TLAPLUS_REPO)
+
     def py_name(entry: str) -> str:
         return entry.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
@@ -791,6 +980,20 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             [("theories", f"Coq.{f}", COQ_VERSION, coq_theories / f) for f in COQ_FOLDERS],
             lambda: _coq_files(coq_theories),
             lambda text, rel: process_coq(text, rel, accept_plain=coq_plain),
+        ),
+        "lean": SetSpec(
+            "lean",
+            "lean",
+            [("repo", LEAN_REPO[0], LEAN_REPO[1], lean_dir)],
+            lambda: _repo_files(lean_dir, LEAN_FOLDERS, ".lean"),
+            process_lean,
+        ),
+        "tlaplus": SetSpec(
+            "tlaplus",
+            "tla",
+            [("repo", TLAPLUS_REPO[0], TLAPLUS_REPO[1], tla_dir)],
+            lambda: _repo_files(tla_dir, TLAPLUS_FOLDERS, ".tla"),
+            process_tlaplus,
         ),
     }
 
@@ -892,7 +1095,8 @@ def write_heldout(specs: dict[str, SetSpec], path: Path) -> None:
     lines = [
         "# Sources of the held-out eval sets (see evals/README.md). NEVER use them for training:",
         "# not these files, nor other copies of them (any version of these crates, CPython's",
-        "# Lib/ modules, the Coq standard library theories folders listed).",
+        "# Lib/ modules, the Coq standard library theories folders listed, any checkout of the",
+        "# repositories listed as `repo`, whatever its commit).",
         "# Generated by scripts/build_eval_sets.py. Tab-separated columns:",
         "# set\tkind\tname\tversion\tpath",
     ]
@@ -904,7 +1108,7 @@ def write_heldout(specs: dict[str, SetSpec], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sets", default="rust,python,coq", help="comma-separated: rust,python,coq")
+    ap.add_argument("--sets", default="rust,python,coq,lean,tlaplus", help="comma-separated: rust,python,coq,lean,tlaplus")
     ap.add_argument("--out", type=Path, default=REPO / "evals" / "data", help="output folder (git-ignored)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--max-queries", type=int, default=DEFAULT_MAX_QUERIES, help="queries per set")
@@ -915,11 +1119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cargo-registry", type=Path, default=CARGO_REGISTRY)
     ap.add_argument("--python-stdlib", type=Path, default=PYTHON_STDLIB)
     ap.add_argument("--coq-theories", type=Path, default=COQ_THEORIES)
+    ap.add_argument("--formal-src", type=Path, default=FORMAL_SRC,
+                    help="folder holding the <owner>+<name> checkouts of the Lean and TLA+ sets' repositories")
     ap.add_argument("--coq-plain-comments", action="store_true",
                     help="also accept plain (* *) comments above Coq declarations as docs")
     args = ap.parse_args(argv)
 
-    specs = make_specs(args.cargo_registry, args.python_stdlib, args.coq_theories, args.coq_plain_comments)
+    specs = make_specs(args.cargo_registry, args.python_stdlib, args.coq_theories, args.coq_plain_comments,
+                       args.formal_src)
     wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in specs]
     if unknown:

@@ -326,6 +326,110 @@ def test_coq_corpus_blanking(b):
         assert c == ("" if o.startswith("(**") else o)
 
 
+# --- Lean -----------------------------------------------------------------------------
+
+LEAN = """\
+/-! # Demo module
+Module docs mention appending lists. -/
+namespace Demo
+
+/-- The length of two appended lists is the sum of their lengths. -/
+@[simp]
+theorem length_append (xs ys : List Nat) : (xs ++ ys).length = xs.length + ys.length := by
+  simp
+
+-- a plain comment stays
+def plain (s : String) : String := s ++ "/-- not a comment -/"
+
+/--
+**Points of the plane.** A point of the plane, given by two coordinates.
+-/
+structure Point where
+  /-- The horizontal coordinate of the point. -/
+  x : Nat
+  y : Nat
+
+/--
+error: The prover found a potential counter example for the following input.
+-/
+#guard_msgs in
+theorem bad_claim (x : Nat) : x + 1 > x := by omega
+
+end Demo
+"""
+
+
+def test_lean_queries_and_spans(b):
+    res = b.process_lean(LEAN, "Demo.lean")
+    items = by_name(res.items)
+    assert {n: it.query for n, it in items.items()} == {
+        "length_append": "The length of two appended lists is the sum of their lengths.",
+        "Point": "Points of the plane.",  # Markdown bold, not a javadoc star
+    }
+    assert "bad_claim" not in items  # the docstring above #guard_msgs is a test's expected output
+    assert res.declarations == 4
+    lem = items["length_append"]
+    assert span_text(res.text, lem.start_line, lem.end_line) == [
+        "@[simp]",
+        "theorem length_append (xs ys : List Nat) : (xs ++ ys).length = xs.length + ys.length := by",
+        "  simp",
+    ]
+    pt = items["Point"]
+    assert span_text(res.text, pt.start_line, pt.end_line)[0] == "structure Point where"
+    assert span_text(res.text, pt.start_line, pt.end_line)[-1] == "  y : Nat"
+
+
+def test_lean_corpus_blanking(b):
+    res = b.process_lean(LEAN, "Demo.lean")
+    orig, copy = LEAN.split("\n"), res.text.split("\n")
+    assert len(copy) == len(orig)
+    assert "/--" not in res.text.replace('"/-- not a comment -/"', "") and "/-!" not in res.text
+    assert "Module docs" not in res.text and "horizontal coordinate" not in res.text and "error:" not in res.text
+    assert '"/-- not a comment -/"' in res.text and "-- a plain comment stays" in res.text
+    assert "  x : Nat" in copy
+
+
+# --- TLA+ -----------------------------------------------------------------------------
+
+TLA = """\
+---- MODULE Demo ----
+EXTENDS Naturals
+CONSTANT N
+
+(***************************************************************************)
+(* The set of numbers from one up to the bound, both included.             *)
+(***************************************************************************)
+Range == 1..N
+
+\\* Increment the counter while it is below the limit.
+\\* More words on a second line.
+Inc(c) == IF c < N THEN c + 1 ELSE c
+
+\\* Helpers
+
+Dec(c) == c - 1
+
+THEOREM RangeFinite == Range \\subseteq Nat
+====
+"""
+
+
+def test_tlaplus_queries_spans_and_blanking(b):
+    res = b.process_tlaplus(TLA, "Demo.tla")
+    items = by_name(res.items)
+    assert {n: it.query for n, it in items.items()} == {
+        "Range": "The set of numbers from one up to the bound, both included.",
+        "Inc": "Increment the counter while it is below the limit.",
+    }
+    assert res.declarations == 4  # Range, Inc, Dec, RangeFinite (not the CONSTANT)
+    assert span_text(res.text, items["Inc"].start_line, items["Inc"].end_line) == [
+        "Inc(c) == IF c < N THEN c + 1 ELSE c"]
+    copy = res.text.split("\n")
+    assert len(copy) == len(TLA.split("\n"))
+    assert "The set of numbers" not in res.text and "Increment the counter" not in res.text
+    assert "\\* Helpers" in copy  # a section comment (blank line below) is not a doc and stays
+
+
 # --- queries --------------------------------------------------------------------------
 
 
@@ -412,6 +516,14 @@ def test_build_end_to_end(b, tmp_path, monkeypatch):
     # a rebuild gives the same bytes
     assert b.main(argv) == 0
     assert (out / "rust.jsonl").read_text() == first
+
+
+def test_missing_checkout_skips_the_formal_sets(b, tmp_path, capsys):
+    rc = b.main(["--sets", "lean,tlaplus", "--out", str(tmp_path / "o"), "--samples", "", "--heldout-file", "",
+                 "--formal-src", str(tmp_path / "nope")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "[lean] skipped: missing source" in err and "[tlaplus] skipped: missing source" in err
 
 
 def test_missing_source_skips_the_set(b, tmp_path, capsys):

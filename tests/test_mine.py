@@ -128,6 +128,25 @@ pub fn parse_interval() {}
     assert not by_source(pairs, "doc")
 
 
+def test_lean_markdown_docs_and_guard_msgs_outputs():
+    # Lean docstrings are Markdown: a line starting with "**" is bold, not a javadoc star; a
+    # docstring above `#guard_msgs in` is the command's expected output, not documentation.
+    text = """/-- **The dimension theorem for local rings.** The Krull dimension equals the growth degree.
+* the first item of a list -/
+theorem dimension_theorem (R : Type) : True := trivial
+
+/--
+error: The prover found a potential counter example for the following assignment of x.
+-/
+#guard_msgs in
+theorem add_one_gt (x : Nat) : x + 1 > x := by omega
+"""
+    pairs = mine_text("Dim.lean", text, corpus="fx").pairs
+    assert pair_for(pairs, "dimension_theorem").query == "The dimension theorem for local rings."
+    assert not [p for p in by_source(pairs, "doc") if p.origin.name == "add_one_gt"]
+    assert not [p for p in pairs if p.query.startswith("error:")]
+
+
 # ---------------------------------------------------------------------------------------
 # name, test and commit pairs
 # ---------------------------------------------------------------------------------------
@@ -452,6 +471,7 @@ def test_heldout_file_and_fallback_agree():
     assert ex.crates == sorted(FALLBACK_HELDOUT["crate"])
     assert ex.python_modules == sorted(FALLBACK_HELDOUT["python"])
     assert ex.coq_folders == sorted(FALLBACK_HELDOUT["coq"])
+    assert ex.repos == sorted(FALLBACK_HELDOUT["repo"])
     for line in (Path(__file__).parent.parent / "evals" / "heldout_sources.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             src = line.split("\t")[4]
@@ -473,9 +493,11 @@ def test_heldout_and_reserved_sources_are_never_read(tmp_path, monkeypatch):
         "cpython/Lib/json/decoder.py",
         "pyenv/lib/python3.12/random.py",
         "coq/theories/Lists/List.v",
+        "checkouts/cedar-policy+cedar-spec/cedar-lean/Cedar/Spec.lean",  # an eval set's repository
+        "elsewhere/CommunityModules/modules/Functions.tla",
     ]
     allowed = ["registry/regex-1.7.1/src/lib.rs", "cpython/Lib/calendar_utils.py", "coq/theories/Reals/Rdefs.v",
-               "vendor/bytes_helpers/src/lib.rs"]  # fmt: skip
+               "vendor/bytes_helpers/src/lib.rs", "checkouts/cedar-spec-notes/Spec.tla"]  # fmt: skip
     for i, rel in enumerate(forbidden + allowed):
         f = tmp_path / "src" / rel
         f.parent.mkdir(parents=True, exist_ok=True)

@@ -218,6 +218,9 @@ class _Style:
     nested: bool = False  # block comments nest (Coq, Lean, TLA+, Why3, Agda)
     attribute: re.Pattern[str] | None = None  # attribute / annotation lines between doc and code
     classify: Callable[[str, str], str] | None = None  # refine (opener, first line) -> kind
+    # a code line whose comments above are not its doc (Lean `#guard_msgs in`: the docstring
+    # above it is the expected output of the command, not documentation)
+    not_doc_before: re.Pattern[str] | None = None
 
 
 _C_LIKE_LINES = (("////", PLAIN), ("///", DOC), ("//!", SKIP), ("//", PLAIN))
@@ -253,6 +256,7 @@ STYLES: dict[str, _Style] = {
         blocks=(("/--", "-/", DOC), ("/-!", "-/", SKIP), ("/-", "-/", PLAIN)),
         nested=True,
         attribute=re.compile(r"@\[|set_option\s.*\bin\s*$"),
+        not_doc_before=re.compile(r"#guard_msgs\b"),
     ),
     "coq": _Style(blocks=(("(**", "*)", DOC), ("(*", "*)", PLAIN)), nested=True,
                   attribute=re.compile(r"#\["), classify=_coq_kind),
@@ -330,8 +334,8 @@ def _block_text(body_lines: list[str], open_: str, close: str) -> str:
             s = s[2:-2].strip()
         if s and set(s) <= set("*-=#~+_/() "):
             s = ""  # banner
-        elif s.startswith("*"):
-            s = s[1:].strip()  # javadoc " * text"
+        elif s.startswith("*") and not open_.startswith("/-"):
+            s = s[1:].strip()  # javadoc " * text" (Lean docs are Markdown: "**bold**", "* item")
         out.append(s)
     return "\n".join(out).strip()
 
@@ -450,6 +454,8 @@ def leading_doc(language: str, lines: list[str], start: int, end: int) -> Doc | 
     comments, code_line = _scan_comments(style, lines, start, end)
     if code_line > end:
         return None  # nothing but comments
+    if style.not_doc_before is not None and style.not_doc_before.match(lines[code_line - 1].strip()):
+        return None
     groups = _group(comments)
     marked = [g for g in groups if g.kind == DOC]
     if marked:

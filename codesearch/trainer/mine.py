@@ -19,7 +19,8 @@ Why3 and Agda, which have no chunker), groups the chunks into declarations and m
 Then near-duplicates are removed, a held-out split is taken per domain by file, BM25 hard
 negatives are mined within each split, and ``train.jsonl``, ``heldout.jsonl`` and
 ``summary.json`` are written. Sources of the eval sets (``evals/heldout_sources.txt``, any
-version of those crates, CPython's copies of those modules, those Coq theories) and the
+version of those crates, CPython's copies of those modules, those Coq theories, checkouts of
+those repositories) and the
 repositories reserved for an independent benchmark are never read.
 """
 
@@ -181,6 +182,7 @@ FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
         "Arith", "Bool", "Classes", "Init", "Lists", "Logic", "NArith", "PArith", "Program", "QArith",
         "Relations", "Sets", "Sorting", "Strings", "Structures", "Vectors", "Wellfounded", "ZArith",
     ),
+    "repo": ("cedar-policy/cedar-spec", "tlaplus/CommunityModules"),
 }  # fmt: skip
 
 # Repositories reserved for an independent benchmark (owner, name): never read, any copy.
@@ -200,8 +202,9 @@ class Exclusions:
     the repositories reserved for an independent benchmark."""
 
     def __init__(self, crates: Iterable[str], python_modules: Iterable[str], coq_folders: Iterable[str],
-                 paths: Iterable[str] = ()):  # fmt: skip
+                 paths: Iterable[str] = (), repos: Iterable[str] = ()):  # fmt: skip
         self.crates = sorted(set(crates))
+        self.repos = sorted(set(repos))  # "owner/name" of eval-set repositories: any checkout of them
         self.python_modules = sorted(set(python_modules))
         self.coq_folders = sorted(set(coq_folders))
         self.paths = sorted({os.path.abspath(p).replace(os.sep, "/") for p in paths})
@@ -216,6 +219,9 @@ class Exclusions:
         self._py_files = {m for m in self.python_modules if m.endswith(".py")}
         self._py_dirs = tuple(m.rstrip("/") + "/" for m in self.python_modules if not m.endswith(".py"))
         self._coq = set(self.coq_folders)
+        repo_names = [alt for r in self.repos for alt in (r.split("/")[-1], r.replace("/", "+"))]
+        repo_alt = "|".join(re.escape(n) for n in repo_names) or "(?!)"
+        self._repo = re.compile(rf"^(?:{repo_alt})$", re.I)
         self._crate_roots: dict[str, bool] = {}
 
     @classmethod
@@ -225,9 +231,11 @@ class Exclusions:
         modules: list[str] = []
         coq: list[str] = []
         paths: list[str] = []
+        repos: list[str] = []
         if not p.exists():
             log.warning("%s not found: using the built-in list of held-out sources", p)
-            return cls(FALLBACK_HELDOUT["crate"], FALLBACK_HELDOUT["python"], FALLBACK_HELDOUT["coq"])
+            return cls(FALLBACK_HELDOUT["crate"], FALLBACK_HELDOUT["python"], FALLBACK_HELDOUT["coq"],
+                       repos=FALLBACK_HELDOUT["repo"])  # fmt: skip
         for line in p.read_text(encoding="utf-8").splitlines():
             if not line.strip() or line.startswith("#"):
                 continue
@@ -243,7 +251,9 @@ class Exclusions:
                 modules.append(m.group(1) if m else name.replace(".", "/") + (".py" if kind == "module" else ""))
             elif kind == "theories":
                 coq.append(name.split(".", 1)[-1])
-        return cls(crates, modules, coq, paths)
+            elif kind == "repo":
+                repos.append(name)
+        return cls(crates, modules, coq, paths, repos)
 
     def _is_crate_root(self, folder: str) -> bool:
         hit = self._crate_roots.get(folder)
@@ -259,6 +269,7 @@ class Exclusions:
           ``<crate>`` / ``rust-<crate>`` that holds a ``Cargo.toml`` (vendored copies, mirrors);
         * a Coq ``theories/<listed folder>`` below a folder whose name mentions coq/rocq;
         * CPython's copy of a listed module: ``lib/pythonX.Y/<module>`` or ``Lib/<module>``;
+        * a checkout of a listed repository (``owner/name``): a folder ``name`` or ``owner+name``;
         * a reserved benchmark repository: folders ``batteries``, ``verus``, ``jiff`` (any
           version), ``Examples`` under a ``tlaplus`` folder, ``tlaplus-examples``,
           ``owner+name`` mirrors.
@@ -275,6 +286,8 @@ class Exclusions:
                 continue
             if self._reserved.match(comp):
                 return "reserved benchmark"
+            if self._repo.match(comp):
+                return "eval source (repository copy)"
             if comp.lower() == "examples" and i > 0 and "tlaplus" in parts[i - 1].lower():
                 return "reserved benchmark"
             if self._crate_versioned.match(comp):
@@ -300,6 +313,8 @@ class Exclusions:
             if name != "Examples":
                 out += [f":(exclude,icase,glob)**/{name}/**", f":(exclude,icase,glob)**/{name}-[0-9]*/**"]
         out.append(":(exclude,icase,glob)**/tlaplus*/Examples/**")
+        for r in self.repos:
+            out += [f":(exclude,icase,glob)**/{r.split('/')[-1]}/**", f":(exclude,icase,glob)**/{r.replace('/', '+')}/**"]
         return out
 
 
@@ -1177,7 +1192,7 @@ def build_dataset(
         "sources_used": used,
         "sources_skipped": skipped,
         "exclusions": {"crates": excl.crates, "python_modules": len(excl.python_modules), "coq_folders": excl.coq_folders,
-                       "reserved_repos": [f"{o}/{n}" for o, n in RESERVED_REPOS]},  # fmt: skip
+                       "repos": excl.repos, "reserved_repos": [f"{o}/{n}" for o, n in RESERVED_REPOS]},  # fmt: skip
         "mined": mined_counts,
         "dedup": dedup_stats,
         "train": count_pairs(train),
