@@ -93,3 +93,16 @@ def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
     assert set(model.config.routing.values()) <= kept
     # Only `finetune --personal` routes the user's code to one adapter; the curriculum never does.
     assert "personal" not in model.config.routing
+
+    # Resumed on other held-out pairs (here: the Rust ones only), the finished phases are measured
+    # again on them rather than reported with the old figures; nothing is trained again.
+    data = tmp_path / "rust-only"
+    data.mkdir()
+    shutil.copy(FIXTURES / "train.jsonl", data / "train.jsonl")
+    rust = [l for l in (FIXTURES / "heldout.jsonl").read_text().splitlines() if json.loads(l)["domain"] == "rust"]
+    (data / "heldout.jsonl").write_text("\n".join(rust) + "\n")
+    again = run_curriculum(CurriculumConfig(phases=cfg.phases, data=data, output=cfg.output))
+    assert again.columns == report.columns
+    assert all(set(again.table[c]) == {"rust"} for c in again.columns)
+    assert again.decisions == report.decisions
+    assert [json.loads(l)["step"] for l in (tmp_path / "run" / "general" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]

@@ -97,6 +97,15 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     state_file = out / "curriculum.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
 
+    # Metrics stored by an earlier run count only on the same held-out pairs: when those changed
+    # (new sources, a rebuilt split), finished phases are measured again, not trusted.
+    heldout_id = _heldout_fingerprint(heldout)
+    remeasure = bool(state) and state.get("heldout") != heldout_id
+    if remeasure:
+        log.info("the held-out pairs changed since the last run: measuring finished phases again")
+        state.pop("base", None)
+    state["heldout"] = heldout_id
+
     report.columns.append("base")
     report.table["base"] = state.get("base") or evaluate_routing(encoder, heldout, routing)
     state["base"] = report.table["base"]
@@ -110,6 +119,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             if done["kept"]:
                 encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
                 routing = done["routing"]
+            if remeasure:
+                done["metrics"] = evaluate_routing(encoder, heldout, routing) if done["kept"] else current
+                state_file.write_text(json.dumps(state, indent=2))
             report.columns.append(column)
             report.table[column] = done["metrics"]
             report.decisions.append(done["decision"])
@@ -175,6 +187,13 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     )
     (out / "report.json").write_text(json.dumps({"columns": report.columns, "table": report.table, "decisions": report.decisions}, indent=2))
     return report
+
+
+def _heldout_fingerprint(heldout: dict) -> str:
+    import hashlib
+
+    text = json.dumps({d: [(p.get("query"), p.get("positive")) for p in pairs] for d, pairs in sorted(heldout.items())})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _move_adapter(export: Path, name: str, dest: Path) -> None:
