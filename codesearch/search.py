@@ -288,6 +288,8 @@ class Searcher:
 
     # ------------------------------------------------------------------ candidate sources
     def _dense(self, q_pooled: np.ndarray, where: str | None, n: int) -> tuple[list[dict], list[float]]:
+        if n <= 0:
+            return [], []
         query = self.store.table("chunks").search(q_pooled.tolist(), vector_column_name="pooled").distance_type("cosine")
         if not self.use_ann:
             query = query.bypass_vector_index()
@@ -303,7 +305,7 @@ class Searcher:
 
     def _lexical(self, query: str, where: str | None, n: int) -> tuple[list[dict], list[float]]:
         words = code_words(query)
-        if not words:
+        if not words or n <= 0:  # (LanceDB reads limit 0 as no limit)
             return [], []
         self.store.ensure_fts_index()
         q = self.store.table("chunks").search(" ".join(words), query_type="fts", fts_columns="search_text")

@@ -197,3 +197,29 @@ def test_ann_index_is_built_past_the_threshold_and_matches_exact_candidates(smal
         e = {(r.path, r.start_line) for r in exact.search(q, limit=10)}
         recall.append(len(a & e) / len(e))
     assert sum(recall) / len(recall) >= 0.9, recall
+
+
+def test_bench_recall_truth_is_exhaustive_maxsim(small_repo, tmp_path, encoder):
+    """The bench's recall truth (every chunk scored by MaxSim) agrees with the search path when
+    that path scores every chunk too (a table under ``exact_below``), and the candidate path
+    of a bigger table is measured against it."""
+    from codesearch.bench import _recall, exhaustive_top
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    Indexer(store, encoder, settings).run([small_repo])
+    n = store.count_chunks()
+    queries = ["check if a value is within bounds", "evict the least recently used entry", "lemma about list length"]
+    everything = Searcher(store, encoder, settings)
+    everything.exact_below = n + 1  # scores every chunk
+    truth = exhaustive_top(store, everything, queries, k=5)
+    for q, t in zip(queries, truth):
+        assert {r.key for r in everything.search(q, limit=5, method="multivector")} == t
+    few = Searcher(store, encoder, settings)
+    few.exact_below, few.n_dense, few.n_lexical = 0, 1, 0  # one candidate per space: a few of the top 5
+    assert _recall(few, queries, truth) <= 0.4
+    assert _recall(everything, queries, exhaustive_top(store, everything, queries, k=10)) == 1.0

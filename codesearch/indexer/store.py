@@ -361,11 +361,12 @@ class Store:
             out.update(zip(data.column("key").to_pylist(), vecs.astype(np.float32)))
         return out
 
-    def iter_all_vectors(self, batch_rows: int = 2048) -> Iterator[dict[str, np.ndarray]]:
-        """Every stored token matrix, decoded into the encoder's space, a batch at a time."""
+    def iter_all_vectors(self, batch_rows: int = 2048, *, scoring: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """Every stored token matrix, a batch at a time: decoded into the encoder's space, or
+        with ``scoring`` left in the scoring space (as ``get_scoring_vectors`` returns them)."""
         query = self.table("vectors").search().select(["key", "n_tokens", "tokens"]).limit(None)
         for batch in query.to_batches(batch_rows):
-            yield _unpack_tokens(batch, self.codec, original=True)
+            yield _unpack_tokens(batch, self.codec, original=not scoring)
 
     # ------------------------------------------------------------------ chunks
     def replace_file_chunks(self, paths: Sequence[str], rows: list[dict]) -> None:
