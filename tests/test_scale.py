@@ -134,7 +134,7 @@ def test_token_codecs_keep_dot_products_and_sizes():
     docs /= np.linalg.norm(docs, axis=1, keepdims=True)
     queries = rng.standard_normal((16, 256)) * scales
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    expected = {"float16": (512, 0.999), "int8": (258, 0.999), "q2": (64, 0.95), "q2q1": (57, 0.93), "q1": (32, 0.85)}
+    expected = {"float32": (1024, 0.99999), "float16": (512, 0.999), "int8": (258, 0.999), "q2": (64, 0.95), "q2q1": (57, 0.93), "q1": (32, 0.85)}
     for name in CODECS:
         codec = TokenCodec.new(name, 256, split=192 if name == "q2q1" else None)
         codes = codec.encode(docs)
@@ -145,6 +145,8 @@ def test_token_codecs_keep_dot_products_and_sizes():
         assert np.corrcoef(approx.ravel(), (queries @ docs.T).ravel())[0, 1] > min_corr, name
         back = codec.to_original(codec.decode(codes))
         assert np.abs(back - docs).mean() < 0.05, name
+    reference = TokenCodec.new("float32", 256)
+    assert np.array_equal(reference.decode(reference.encode(docs)), docs.astype(np.float32))  # lossless
 
 
 def test_a_changed_storage_format_rebuilds_the_index(small_repo, tmp_path, encoder):

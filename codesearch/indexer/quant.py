@@ -9,7 +9,8 @@ nothing is rotated back.
 
 Codecs (``index.token_codec``; bytes per token at 256 dimensions):
 
-- ``float16``: the vectors as they are (512 B).
+- ``float32``: the encoder's output unchanged (1024 B): the reference the others are measured against.
+- ``float16``: the vectors as they are, in half precision (512 B).
 - ``int8``: one byte per dimension and a float16 scale per token (258 B).
 - ``q2``: 2 bits per dimension, 4 levels (64 B).
 - ``q2`` (default): 2 bits per dimension, 4 levels (64 B).
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-CODECS = ("float16", "int8", "q2", "q2q1", "q1")
+CODECS = ("float32", "float16", "int8", "q2", "q2q1", "q1")
 DEFAULT_CODEC = "q2"
 DEFAULT_MERGE = 0.9  # merge a chunk's tokens whose vectors have cosine > 0.9 (None/0: keep all)
 CODEC_FILE = "token_codec.npz"
@@ -167,7 +168,7 @@ class TokenCodec:
     @property
     def bytes_per_token(self) -> int:
         d = self.dim
-        return {"float16": 2 * d, "int8": d + 2, "q2": d // 4, "q2q1": 1 + self.half // 4 + (d - self.half) // 8,
+        return {"float32": 4 * d, "float16": 2 * d, "int8": d + 2, "q2": d // 4, "q2q1": 1 + self.half // 4 + (d - self.half) // 8,
                 "q1": d // 8}[self.name]
 
     # ------------------------------------------------------------------ encode / decode
@@ -180,6 +181,8 @@ class TokenCodec:
         n, d = v.shape
         if d != self.dim:
             raise ValueError(f"expected {self.dim}-dim vectors, got {d}")
+        if self.name == "float32":
+            return np.ascontiguousarray(v).view(np.uint8).reshape(n, -1)
         if self.name == "float16":
             return v.astype(np.float16).view(np.uint8).reshape(n, -1)
         if self.name == "int8":
@@ -202,6 +205,8 @@ class TokenCodec:
         """(n, bytes_per_token) uint8 -> (n, dim) vectors in the scoring space (see :meth:`query`)."""
         codes = np.asarray(codes, np.uint8)
         n, d = codes.shape[0], self.dim
+        if self.name == "float32":  # kept at full precision whatever ``dtype`` asks: it is the reference
+            return np.ascontiguousarray(codes).reshape(n, -1).view(np.float32)
         if self.name == "float16":
             return codes.reshape(n, -1).view(np.float16).astype(dtype, copy=False)
         if self.name == "int8":
