@@ -353,7 +353,7 @@ def lsp(click_ctx, stdio, log_file, log_level):
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A curriculum (config/curriculum.yaml) or a single phase (config/phases/rust.yaml).")
-@click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl, heldout.jsonl); overrides the config.")
+@click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl, heldout.jsonl); overrides the config's (which may list several).")
 @click.option("--output", type=click.Path(file_okay=False), help="Run folder; overrides the config.")
 @click.option("--max-steps", type=int, default=None, help="Stop each phase after this many steps (resume later by running again).")
 def train(config_path, data, output, max_steps):
@@ -372,9 +372,10 @@ def train(config_path, data, output, max_steps):
             cfg.data = Path(data)
         if output:
             cfg.output = Path(output)
-        for name in ("train.jsonl", "heldout.jsonl"):
-            if not (cfg.data / name).exists():
-                _fail(f"{cfg.data / name} does not exist: build pairs first with `codesearch data build --out {cfg.data}`")
+        for folder in cfg.data_folders:
+            for name in ("train.jsonl", "heldout.jsonl"):
+                if not (folder / name).exists():
+                    _fail(f"{folder / name} does not exist: build pairs first with `codesearch data build --out {folder}`")
         report = run_curriculum(cfg, max_steps_per_phase=max_steps)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

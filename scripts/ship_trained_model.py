@@ -27,7 +27,8 @@ MAX_BYTES = 20 * 1024 * 1024
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="curriculum output folder (holds model/ and report.md)")
-    ap.add_argument("--data", type=Path, default=ROOT / "data" / "pairs", help="pairs folder the run trained on")
+    ap.add_argument("--data", type=Path, action="append", default=None,
+                    help="pairs folder the run trained on (repeat for several; default data/pairs and data/pairs-formal)")
     ap.add_argument("--evals", type=Path, help="a Markdown file with the held-out eval table to include")
     ap.add_argument("--dest", type=Path, default=DEST)
     ap.add_argument("--route", action="append", default=[], metavar="DOMAIN=ADAPTER",
@@ -57,7 +58,13 @@ def main() -> None:
     (args.dest / "codesearch-model.json").write_text(json.dumps(config, indent=2) + "\n")
 
     report = json.loads((args.run / "report.json").read_text())
-    summary = json.loads((args.data / "summary.json").read_text()) if (args.data / "summary.json").exists() else {}
+    folders = args.data or [ROOT / "data" / "pairs", ROOT / "data" / "pairs-formal"]
+    summaries = [json.loads((f / "summary.json").read_text()) for f in folders if (f / "summary.json").exists()]
+    summary = {
+        "sources_used": [s for part in summaries for s in part.get("sources_used", [])],
+        "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
+        "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
+    }
     phases = "\n".join(
         f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n"
         for p in sorted((ROOT / "config" / "phases").glob("*.yaml"))

@@ -106,3 +106,14 @@ def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
     assert all(set(again.table[c]) == {"rust"} for c in again.columns)
     assert again.decisions == report.decisions
     assert [json.loads(l)["step"] for l in (tmp_path / "run" / "general" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_curriculum_reads_several_pair_folders_in_order(tmp_path):
+    """`data:` may list pair folders (say, Debian sources and fetched Lean repos): all are read."""
+    from codesearch.trainer.curriculum import CurriculumConfig
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": ["a", "b"], "phases": [str(PHASES / "rust.yaml")]}))
+    cfg = CurriculumConfig.load(tmp_path / "c.yaml")
+    assert cfg.data_folders == [Path("a"), Path("b")]
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump({"data": "a", "phases": [str(PHASES / "rust.yaml")]}))
+    assert CurriculumConfig.load(tmp_path / "one.yaml").data_folders == [Path("a")]

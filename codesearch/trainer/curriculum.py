@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class CurriculumConfig:
     phases: list[Path]
-    data: Path  # folder with train.jsonl and heldout.jsonl (`codesearch data build`)
+    data: Path | list[Path]  # folder(s) with train.jsonl and heldout.jsonl (`codesearch data build`), read in order
     output: Path
     base_model: str = "default"
     gate_metric: str = "mrr@10"
@@ -40,7 +40,7 @@ class CurriculumConfig:
         path = Path(path)
         data = yaml.safe_load(path.read_text()) or {}
         if "phases" not in data:  # a single phase file: a curriculum of one
-            return cls(phases=[path], data=Path(data.get("data", "data/pairs")), output=Path(data.get("output", "runs/" + path.stem)))
+            return cls(phases=[path], data=_folders(data.get("data", "data/pairs")), output=Path(data.get("output", "runs/" + path.stem)))
         here = path.parent
 
         def rel(p: str) -> Path:
@@ -49,11 +49,20 @@ class CurriculumConfig:
 
         return cls(
             phases=[rel(p) for p in data["phases"]],
-            data=Path(data.get("data", "data/pairs")),
+            data=_folders(data.get("data", "data/pairs")),
             output=Path(data.get("output", "runs/curriculum")),
             base_model=data.get("base_model", "default"),
             gate_metric=data.get("gate_metric", "mrr@10"),
         )
+
+
+    @property
+    def data_folders(self) -> list[Path]:
+        return list(self.data) if isinstance(self.data, (list, tuple)) else [Path(self.data)]
+
+
+def _folders(value) -> Path | list[Path]:
+    return [Path(v) for v in value] if isinstance(value, (list, tuple)) else Path(value)
 
 
 @dataclass
@@ -79,8 +88,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
 
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
-    train_pairs = read_pairs(cfg.data / "train.jsonl")
-    heldout_pairs = read_pairs(cfg.data / "heldout.jsonl")
+    train_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "train.jsonl")]
+    heldout_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "heldout.jsonl")]
     if data_limit:
         train_pairs = train_pairs[:data_limit]
     phases = [PhaseConfig.load(p) for p in cfg.phases]
