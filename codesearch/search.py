@@ -19,6 +19,7 @@ import fnmatch
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +30,10 @@ from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like
 
 METHODS = ("hybrid", "multivector", "dense", "bm25")
 _THREADS_LOCK = threading.Lock()  # searches in several threads set and restore torch's thread count in turn
+# A search's independent steps run side by side: the query's encoding in each space, then the
+# nearest pooled vectors in each space and the full-text match (LanceDB and torch release the
+# GIL). Tasks never wait on other tasks, so a small shared pool cannot deadlock.
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="codesearch-search")
 _META_COLUMNS = ["id", "key", "repo", "path", "rel_path", "start_line", "end_line", "language", "kind", "name", "context", "space"]
 # Candidates carry their text: one read with the rest instead of a second query by id for the
 # snippets (at 1M chunks that lookup alone cost ~25 ms: there is no index on id).
@@ -132,7 +137,12 @@ class Searcher:
         self.lexical_weight = float(opts.get("lexical_weight", 0.05))
         # The ANN path (used when the index has an IVF index on the pooled vectors, see
         # Store.ensure_ann_index): partitions probed, and exact re-ranking of k * refine rows.
+        # At least ann_nprobes partitions, and at least ann_nprobes_share of them: the index has
+        # one partition per ~1,000 chunks, so a fixed count covers less of a bigger table
+        # (measured at 1M synthetic chunks: 32 of 1,000 partitions lost 0.10 Recall@10 that
+        # 96 recovered).
         self.ann_nprobes = int(opts.get("ann_nprobes", 32))
+        self.ann_nprobes_share = float(opts.get("ann_nprobes_share", 0.1))
         self.ann_refine = int(opts.get("ann_refine", 2))
         self.use_ann = True  # False: exact (flat) pooled-vector candidates, e.g. to measure recall
         # Torch threads while encoding a query. A query is a few tokens: on a busy 2-core
@@ -185,7 +195,7 @@ class Searcher:
             return self._finish(rows, scores, limit, glob)
 
         spaces = self._spaces_for(filters)
-        encoded = {space: self._encode_query(query, space) for space in spaces}
+        encoded = self._encode_query_spaces(query, spaces)
         if method == "dense":
             rows, scores = self._dense_spaces(encoded, where, max(limit * 3, 50))
             return self._finish(rows, scores, limit, glob)
@@ -195,8 +205,9 @@ class Searcher:
             candidates = self._all_rows(where)
             lex_rows, lex_scores = self._lexical(query, where, self.n_lexical) if method == "hybrid" else ([], [])
         else:
+            lexical = _POOL.submit(self._lexical, query, where, self.n_lexical)
             candidates, _ = self._dense_spaces(encoded, where, self.n_dense)
-            lex_rows, lex_scores = self._lexical(query, where, self.n_lexical)
+            lex_rows, lex_scores = lexical.result()
             seen = {r["id"] for r in candidates}
             candidates += [r for r in lex_rows if r["id"] not in seen]
             if method != "hybrid":
@@ -259,9 +270,12 @@ class Searcher:
             return self._dense(next(iter(encoded.values()))[1], where, n)
         rows: list[dict] = []
         scores: list[float] = []
-        for space, (_, pooled) in encoded.items():
-            clause = f"space = {sql_str(space)}" + (f" AND ({where})" if where else "")
-            r, sc = self._dense(pooled, clause, n)
+        searches = [
+            _POOL.submit(self._dense, pooled, f"space = {sql_str(space)}" + (f" AND ({where})" if where else ""), n)
+            for space, (_, pooled) in encoded.items()
+        ]
+        for done in searches:
+            r, sc = done.result()
             rows += r
             scores += sc
         order = np.argsort(-np.asarray(scores, np.float32))[:n]
@@ -269,10 +283,23 @@ class Searcher:
 
     def _encode_query(self, query: str, space: str = "") -> tuple[np.ndarray, np.ndarray]:
         """The query's token vectors and pooled vector in ``space`` ("" = the base model)."""
-        space_arg = {"space": space or None}
-        if self.query_threads <= 0:
-            tokens, pooled = self.encoder.encode_queries_pooled([query], **space_arg)
+        return self._encode_query_spaces(query, [space])[space]
+
+    def _encode_query_spaces(self, query: str, spaces: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The query encoded in each of ``spaces``, side by side (one torch thread each)."""
+
+        def encode(space: str) -> tuple[np.ndarray, np.ndarray]:
+            tokens, pooled = self.encoder.encode_queries_pooled([query], space=space or None)
             return tokens[0], pooled[0]
+
+        def encode_all() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+            if len(spaces) == 1:
+                return {spaces[0]: encode(spaces[0])}
+            futures = {space: _POOL.submit(encode, space) for space in spaces}
+            return {space: f.result() for space, f in futures.items()}
+
+        if self.query_threads <= 0:
+            return encode_all()
         import torch
 
         with _THREADS_LOCK:
@@ -280,11 +307,10 @@ class Searcher:
             if before != self.query_threads:
                 torch.set_num_threads(self.query_threads)
             try:
-                tokens, pooled = self.encoder.encode_queries_pooled([query], **space_arg)
+                return encode_all()
             finally:
                 if before != self.query_threads:
                     torch.set_num_threads(before)
-        return tokens[0], pooled[0]
 
     # ------------------------------------------------------------------ candidate sources
     def _dense(self, q_pooled: np.ndarray, where: str | None, n: int) -> tuple[list[dict], list[float]]:
@@ -294,7 +320,7 @@ class Searcher:
         if not self.use_ann:
             query = query.bypass_vector_index()
         else:
-            query = query.nprobes(self.ann_nprobes)
+            query = query.nprobes(max(self.ann_nprobes, int(self.ann_nprobes_share * int(self.store.meta().get("ann_partitions") or 0))))
             if self.ann_refine > 1:
                 query = query.refine_factor(self.ann_refine)
         if where:
