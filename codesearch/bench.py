@@ -134,12 +134,18 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
     """For each query, the keys of the ``k`` chunks with the highest MaxSim over the whole index.
 
     Every stored token matrix is decoded and scored (each in its own space, as search does):
-    seconds for 100k distinct chunks, which is what the candidate stages exist to avoid.
+    seconds for 100k distinct chunks, which is what the candidate stages exist to avoid. A key
+    shared by several chunks (identical code at several paths) fills as many of the ``k``
+    places, as it does in a result list.
     """
+    from collections import Counter
+
     from codesearch.search import Filters
 
     chunks = store.table("chunks").search().select(["key", "space"]).limit(None).to_arrow()
-    space_of = dict(zip(chunks.column("key").to_pylist(), chunks.column("space").to_pylist()))
+    keys_column = chunks.column("key").to_pylist()
+    space_of = dict(zip(keys_column, chunks.column("space").to_pylist()))
+    copies = Counter(keys_column)
     spaces = searcher._spaces_for(Filters())
     q_tokens = {
         space: [store.scoring_query(searcher._encode_query(q, space)[0]).astype(np.float32) for q in queries]
@@ -161,7 +167,17 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
                 scores = np.maximum.reduceat(q @ flat.T, starts, axis=1).sum(axis=0) / len(q)
                 top = np.argsort(-scores)[:k]
                 best[i] = sorted(best[i] + [(float(scores[j]), group[j]) for j in top], reverse=True)[:k]
-    return [{key for _, key in b} for b in best]
+    out = []
+    for b in best:
+        keys: set[str] = set()
+        filled = 0
+        for _, key in b:
+            if filled >= k:
+                break
+            keys.add(key)
+            filled += copies[key]
+        out.append(keys)
+    return out
 
 
 def _size_figures(store, n_chunks: int) -> dict:
