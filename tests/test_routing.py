@@ -21,6 +21,8 @@ def test_router_picks_the_adapter_of_the_language_domain():
     assert adapter_for({"general": "general"}, "rust") == "general"
     assert adapter_for({}, "rust") is None
     assert adapter_for({"general": "general", "formal": None}, "coq") is None  # explicitly the base model
+    # A language can leave its domain's adapter: Coq on the base model, Lean on the formal adapter.
+    assert adapter_for({**routing, "coq": None}, "coq") is None and adapter_for({**routing, "coq": None}, "lean") == "formal"
     # Personal code goes to the personal adapter once there is one.
     assert adapter_for({**routing, "personal": "personal"}, "rust", personal=True) == "personal"
     assert domain_of_language("go") == "general"

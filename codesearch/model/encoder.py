@@ -78,7 +78,7 @@ class EncoderConfig:
     skip_punctuation: bool = False  # drop punctuation-only tokens from documents
     skip_special: bool = False  # drop [CLS]/[SEP]-style tokens from queries and documents
     adapters: dict[str, str] = field(default_factory=dict)  # name -> subfolder with a peft adapter
-    routing: dict[str, str] = field(default_factory=dict)  # domain (general/rust/formal/personal) -> adapter
+    routing: dict[str, str] = field(default_factory=dict)  # domain (general/rust/formal/personal), or a language, -> adapter
     description: str = ""
 
     @classmethod

@@ -30,11 +30,15 @@ def domain_of_language(language: str) -> str:
 def adapter_for(routing: dict[str, str | None], language: str, personal: bool = False) -> str | None:
     """The adapter that encodes documents of ``language`` (None: the base model).
 
-    A domain missing from ``routing`` falls back to the general adapter; a domain routed to
-    null stays with the base model (the shipped model does that for formal code, see its card).
+    A language named in ``routing`` overrides its domain (``"coq": null`` keeps Coq on the
+    base model while the rest of formal code uses the formal adapter). A domain missing from
+    ``routing`` falls back to the general adapter; a domain routed to null stays with the base
+    model.
     """
     if personal and routing.get("personal"):
         return routing["personal"]
+    if language in routing and language not in DOMAINS:
+        return routing[language] or None
     domain = domain_of_language(language)
     if domain in routing:  # an explicit null: this domain stays with the base model
         return routing[domain] or None
