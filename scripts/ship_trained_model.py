@@ -81,18 +81,20 @@ PCA head and LoRA adapters per domain, used as a multi-vector (late-interaction)
 
 - Adapters: {', '.join(sorted(config.get('adapters', {}))) or 'none'} ({size / 1e6:.1f} MB in all).
 - Routing (domain -> adapter; null = the base model): `{json.dumps(config.get('routing', {}))}`.
-  Domains: Rust; formal (Lean, TLA+, SMT-LIB, Coq); general (everything else). Each chunk is
-  encoded in its domain's space and a query once per space it searches.
+  Domains: Rust; formal (Lean, TLA+, SMT-LIB, Coq); general (everything else); a language
+  key overrides its domain. Each chunk is encoded in its space and a query once per space it
+  searches.
 - Training throughput on the 2-core build machine (CPU, bf16 base): the pairs/s column below;
   a phase alone on the machine ran 8-9 pairs/s (32 pairs per 3.5-4 s step), the general and
-  rust phases shared the CPU with test runs.
-- Reproduce: `codesearch data build --out data/pairs && codesearch train --config
-  config/curriculum.yaml && python scripts/ship_trained_model.py runs/curriculum --route formal=base`.
+  rust phases shared the CPU with benchmarks and test runs.
+- Reproduce: `codesearch data build --out data/pairs && codesearch data build --config
+  config/data-formal.yaml --out data/pairs-formal && codesearch train --config
+  config/curriculum.yaml && python scripts/ship_trained_model.py runs/curriculum{''.join(' --route ' + r for r in args.route)}`.
 
 ## Data
 
-Pairs mined by `codesearch data build` (config/data.yaml) from Debian packages on the build
-machine: train {summary.get('train', {}).get('total', '?')}, held out {summary.get('heldout', {}).get('total', '?')}.
+Pairs mined by `codesearch data build` from Debian packages on the build machine
+(config/data.yaml) and from public Lean and TLA+ repositories (config/data-formal.yaml): train {summary.get('train', {}).get('total', '?')}, held out {summary.get('heldout', {}).get('total', '?')}.
 The eval sets' sources (evals/heldout_sources.txt) and the benchmark's reserved repositories
 were never read.
 
