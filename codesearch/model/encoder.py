@@ -297,7 +297,7 @@ class MultiVectorEncoder:
         A query is a few tokens: its encoding is mostly per-layer overhead, and LoRA's extra
         matrices doubled it (8 ms against 4 ms per space here); switching adapters on the
         shared model also costs ~1.5 ms and its lock makes a search wait for an indexing batch.
-        A merged copy per space (about 45 MB each in bf16) is as fast as the base model, needs
+        A merged copy per space (about 55 MB each in bf16) is as fast as the base model, needs
         no lock, and lets a search encode its spaces in parallel. The copy is rebuilt when any
         weight changed (training updates them in place: torch's version counters tell).
         """
