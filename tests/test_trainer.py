@@ -117,3 +117,20 @@ def test_curriculum_reads_several_pair_folders_in_order(tmp_path):
     assert cfg.data_folders == [Path("a"), Path("b")]
     (tmp_path / "one.yaml").write_text(yaml.safe_dump({"data": "a", "phases": [str(PHASES / "rust.yaml")]}))
     assert CurriculumConfig.load(tmp_path / "one.yaml").data_folders == [Path("a")]
+
+
+def test_a_phase_trains_on_its_domains_less_the_excluded_kinds_of_pairs():
+    from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.train import training_pairs
+
+    cfg = PhaseConfig.load(PHASES / "formal.yaml")
+    assert "lean:augmented" in cfg.exclude_pairs  # the shipped formal phase
+    pairs = [
+        {"domain": "formal", "language": "lean", "source": "doc"},
+        {"domain": "formal", "language": "lean", "source": "augmented"},
+        {"domain": "formal", "language": "coq", "source": "augmented"},
+        {"domain": "general", "language": "python", "source": "doc"},
+        {"domain": "rust", "language": "rust", "source": "doc"},
+    ]
+    kept = training_pairs(pairs, cfg)
+    assert [(p["language"], p["source"]) for p in kept] == [("lean", "doc"), ("coq", "augmented"), ("python", "doc")]

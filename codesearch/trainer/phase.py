@@ -25,6 +25,9 @@ class PhaseConfig:
     adapter: str  # the LoRA adapter this phase trains (one per domain)
     domains: list[str] = field(default_factory=list)  # pair domains to train on (default: the target)
     domain_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DOMAIN_WEIGHTS))
+    # kinds of pairs left out of training, as "language:source" (e.g. "lean:augmented": the
+    # templated Lean phrasings lowered the Lean eval set; the held-out gate keeps them)
+    exclude_pairs: list[str] = field(default_factory=list)
     steps: int = 300
     batch_size: int = 32
     hard_negatives: int = 1  # per pair, appended to the in-batch documents

@@ -96,6 +96,12 @@ def _unique_batch(batch: list[dict]) -> list[dict]:
     return out
 
 
+def training_pairs(pairs: Sequence[dict], cfg: PhaseConfig) -> list[dict]:
+    """The pairs a phase trains on: its domains, less the kinds its config excludes."""
+    excluded = set(cfg.exclude_pairs)
+    return [p for p in pairs if p["domain"] in cfg.domains and f"{p.get('language')}:{p.get('source')}" not in excluded]
+
+
 def train_phase(
     encoder,
     pairs: Sequence[dict],
@@ -120,7 +126,7 @@ def train_phase(
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available())
-    pairs = [p for p in pairs if p["domain"] in cfg.domains]
+    pairs = training_pairs(pairs, cfg)
     if not pairs:
         raise ValueError(f"phase {cfg.name}: no training pairs for domains {cfg.domains}")
     sampler = DomainSampler(pairs, cfg.domain_weights, seed=cfg.seed)
