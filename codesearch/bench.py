@@ -140,7 +140,7 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
     """
     from collections import Counter
 
-    from codesearch.search import Filters
+    from codesearch.search import Filters, PackedDocs, maxsim_many
 
     chunks = store.table("chunks").search().select(["key", "space"]).limit(None).to_arrow()
     keys_column = chunks.column("key").to_pylist()
@@ -160,11 +160,9 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
         for key in keys:
             by_space.setdefault(space_of.get(key) or "", []).append(key)
         for space, group in by_space.items():
-            mats = [data[key] for key in group]
-            flat = np.concatenate(mats).astype(np.float32)
-            starts = np.concatenate([[0], np.cumsum([len(m) for m in mats])[:-1]])
+            packed = PackedDocs([data[key] for key in group])
             for i, q in enumerate(q_tokens[space]):
-                scores = np.maximum.reduceat(q @ flat.T, starts, axis=1).sum(axis=0) / len(q)
+                scores = maxsim_many(q, packed) / len(q)
                 top = np.argsort(-scores)[:k]
                 best[i] = sorted(best[i] + [(float(scores[j]), group[j]) for j in top], reverse=True)[:k]
     out = []

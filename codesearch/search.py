@@ -407,11 +407,22 @@ class Searcher:
         return dict(zip(data.column("id").to_pylist(), data.column("text").to_pylist()))
 
 
-def maxsim_many(q: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
-    """MaxSim of one query against many documents in one matrix product."""
-    lengths = np.array([len(d) for d in docs])
-    flat = np.concatenate(docs).astype(np.float32)
-    sim = q.astype(np.float32) @ flat.T  # (query tokens, all document tokens)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    best = np.maximum.reduceat(sim, starts, axis=1)  # best document token per query token, per document
+def maxsim_many(q: np.ndarray, docs: Sequence[np.ndarray] | "PackedDocs") -> np.ndarray:
+    """MaxSim of one query against many documents in one matrix product.
+
+    ``docs``: token matrices, or the same packed once by :class:`PackedDocs` when many queries
+    are scored against one set of documents.
+    """
+    packed = docs if isinstance(docs, PackedDocs) else PackedDocs(docs)
+    sim = q.astype(np.float32) @ packed.flat.T  # (query tokens, all document tokens)
+    best = np.maximum.reduceat(sim, packed.starts, axis=1)  # best document token per query token, per document
     return best.sum(axis=0)
+
+
+class PackedDocs:
+    """Documents' token matrices as one float32 matrix plus each document's first row."""
+
+    def __init__(self, docs: Sequence[np.ndarray]):
+        lengths = np.array([len(d) for d in docs])
+        self.flat = np.concatenate(docs).astype(np.float32)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])

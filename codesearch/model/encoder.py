@@ -309,8 +309,6 @@ class MultiVectorEncoder:
             return cached[1]
         import copy
 
-        import torch
-
         with self._lock:
             twin = copy.deepcopy(self.model)
         if space is None:

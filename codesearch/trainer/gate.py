@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from codesearch.search import maxsim_many
+from codesearch.search import PackedDocs, maxsim_many
 
 
 def heldout_by_domain(pairs: Sequence[dict], max_queries: int = 300, seed: int = 0) -> dict[str, list[dict]]:
@@ -43,8 +43,9 @@ def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None) -> dict
     finally:
         encoder.use_adapter(previous)
     ranks = []
+    packed = PackedDocs(docs)
     for p, q in zip(pairs, queries):
-        scores = maxsim_many(q, docs)
+        scores = maxsim_many(q, packed)
         order = np.argsort(-scores)[:10]
         target = index[p["positive"]]
         hits = np.nonzero(order == target)[0]
