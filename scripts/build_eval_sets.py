@@ -546,23 +546,29 @@ def _coq_skip_string(src: str, i: int) -> int:
     return i
 
 
-def _coq_skip_comment(src: str, i: int) -> int:
-    """Index after the (possibly nested) comment starting at src[i:i+2] == '(*'."""
-    depth, i = 0, i
+def _skip_nested_comment(src: str, i: int, open_: str, close: str, skip_string=None) -> int:
+    """Index after the (possibly nested) comment starting at ``src[i:]`` with ``open_``.
+    ``skip_string``: where strings inside comments are lexed too (Coq), the string skipper."""
+    depth = 0
     while i < len(src):
-        if src.startswith("(*", i):
+        if src.startswith(open_, i):
             depth += 1
-            i += 2
-        elif src.startswith("*)", i):
+            i += len(open_)
+        elif src.startswith(close, i):
             depth -= 1
-            i += 2
+            i += len(close)
             if depth == 0:
                 return i
-        elif src[i] == '"':
-            i = _coq_skip_string(src, i)
+        elif skip_string is not None and src[i] == '"':
+            i = skip_string(src, i)
         else:
             i += 1
     return i
+
+
+def _coq_skip_comment(src: str, i: int) -> int:
+    """Index after the (possibly nested) comment starting at src[i:i+2] == '(*'."""
+    return _skip_nested_comment(src, i, "(*", "*)", _coq_skip_string)
 
 
 def coq_lex(src: str) -> tuple[list[_CoqComment], list[tuple[int, int]]]:
@@ -736,18 +742,7 @@ def lean_doc_comments(src: str) -> list[tuple[int, int]]:
             j = src.find("\n", i)
             i = n if j < 0 else j
         elif src.startswith("/-", i):
-            start, depth = i, 0
-            while i < n:
-                if src.startswith("/-", i):
-                    depth += 1
-                    i += 2
-                elif src.startswith("-/", i):
-                    depth -= 1
-                    i += 2
-                    if depth == 0:
-                        break
-                else:
-                    i += 1
+            start, i = i, _skip_nested_comment(src, i, "/-", "-/")
             if src.startswith(("/--", "/-!"), start) and not src.startswith("/--/", start):
                 out.append((start, i))
         elif src[i] == '"':
