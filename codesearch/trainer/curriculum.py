@@ -180,8 +180,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
 
     encoder.config.routing = routing
-    encoder.config.description = (encoder.config.description + " " if encoder.config.description else "") + (
-        f"Curriculum {', '.join(p.name for p in phases)}; adapters kept: {sorted(set(routing.values())) or 'none'}."
+    encoder.config.add_note(
+        f"Curriculum {', '.join(p.name for p in phases)}; adapters kept: {sorted(set(routing.values()) - {None}) or 'none'}.",
+        replacing="Curriculum ",
     )
     model_dir = out / "model"
     if model_dir.exists():

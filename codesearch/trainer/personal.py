@@ -198,8 +198,9 @@ def finetune_personal(
     # 3. Install and bring the index up to date.
     if kept:
         encoder.config.routing = {**routing, "personal": PERSONAL_ADAPTER}
-        encoder.config.description = (encoder.config.description + " " if encoder.config.description else "") + (
-            f"Personal adapter trained on {counts['train'].get('personal', 0)} pairs from {len(roots)} folder(s)."
+        encoder.config.add_note(
+            f"Personal adapter trained on {counts['train'].get('personal', 0)} pairs from {len(roots)} folder(s).",
+            replacing="Personal adapter trained on ",
         )
         install_model(encoder, home)
         if reindex:
