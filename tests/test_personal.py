@@ -60,6 +60,11 @@ def test_finetune_trains_gates_and_reports(personal_home, encoder):
     spaces = {r["space"] for r in Store(home).table("chunks").search().select(["space"]).limit(None).to_arrow().to_pylist()}
     assert spaces == ({"personal"} if report.kept else {encoder.space_for("python") or ""})
     assert resolve_model(settings) == (str(personal_model_dir(home)) if report.kept else "default")
+    if report.kept:  # the personal adapter reads code the way the adapter it started from does
+        from codesearch.model import load_encoder
+
+        started = load_encoder("shipped").config.splits_identifiers(report.init_from)
+        assert load_encoder(str(personal_model_dir(home))).config.splits_identifiers("personal") == started
 
 
 def _with_personal_adapter(encoder_spec: str = "shipped"):

@@ -134,3 +134,60 @@ def test_a_phase_trains_on_its_domains_less_the_excluded_kinds_of_pairs():
     ]
     kept = training_pairs(pairs, cfg)
     assert [(p["language"], p["source"]) for p in kept] == [("lean", "doc"), ("coq", "augmented"), ("python", "doc")]
+
+
+def test_retraining_a_phase_of_a_trained_model_keeps_its_adapter_when_the_gate_rejects(tmp_path):
+    """keep_adapters: start from the shipped model's adapters; the formal phase continues the
+    shipped formal adapter, reading camelCase as words, and a rejected phase leaves both the
+    adapter's weights and its reading as they were."""
+    from safetensors.torch import load_file
+
+    from codesearch.model import DEFAULT_MODEL_DIR, MultiVectorEncoder
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+
+    phase = yaml.safe_load((PHASES / "formal.yaml").read_text())
+    assert phase["split_identifiers"] is True  # the shipped formal phase reads camelCase as words
+    phase.update(steps=2, batch_size=4, checkpoint_every=1, warmup_steps=1, lr=5e-2, eval_max_queries=10)
+    (tmp_path / "formal.yaml").write_text(yaml.safe_dump(phase))
+    # Held-out pairs without formal ones: the phase cannot improve its domain, so it is rejected.
+    data = tmp_path / "no-formal-heldout"
+    data.mkdir()
+    shutil.copy(FIXTURES / "train.jsonl", data / "train.jsonl")
+    rust = [l for l in (FIXTURES / "heldout.jsonl").read_text().splitlines() if json.loads(l)["domain"] == "rust"]
+    (data / "heldout.jsonl").write_text("\n".join(rust) + "\n")
+
+    cfg = CurriculumConfig(phases=[tmp_path / "formal.yaml"], data=data, output=tmp_path / "run",
+                           base_model="shipped", keep_adapters=True)
+    report = run_curriculum(cfg)
+    assert [d["kept"] for d in report.decisions] == [False]
+    trained = [json.loads(l) for l in (tmp_path / "run" / "formal" / "metrics.jsonl").read_text().splitlines()]
+    assert trained[-1]["step"] == 2  # it did train (from the shipped adapter) before the gate said no
+
+    model = MultiVectorEncoder.load(tmp_path / "run" / "model")
+    shipped = MultiVectorEncoder.load(DEFAULT_MODEL_DIR)
+    assert model.config.routing == shipped.config.routing
+    assert model.adapter_names == shipped.adapter_names
+    assert model.config.split_identifiers == shipped.config.split_identifiers
+    ours = load_file(str(tmp_path / "run" / "model" / "adapters" / "formal" / "adapter_model.safetensors"))
+    theirs = load_file(str(DEFAULT_MODEL_DIR / "adapters" / "formal" / "adapter_model.safetensors"))
+    assert ours.keys() == theirs.keys()
+    # As loaded: adapters run (and so are saved again) in the base model's dtype, bf16 on this CPU.
+    dtype = model.dtype
+    assert all(torch.equal(ours[k].float(), theirs[k].to(dtype).float()) for k in ours)
+
+
+def test_a_phase_sets_how_its_adapter_reads_identifiers():
+    from codesearch.model import MultiVectorEncoder
+    from codesearch.model.encoder import EncoderConfig
+    from codesearch.trainer.curriculum import _set_reading
+    from codesearch.trainer.phase import PhaseConfig
+
+    encoder = MultiVectorEncoder(EncoderConfig(split_identifiers=["rust"]))
+    text = "checkNeverMatches"
+    _set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal", split_identifiers=True))
+    assert encoder._model_texts([text], is_query=True, space="formal") == ["check Never Matches"]
+    assert encoder._model_texts([text], is_query=True, space="rust") == ["check Never Matches"]
+    _set_reading(encoder, PhaseConfig(name="rust", target_domain="rust", adapter="rust", split_identifiers=False))
+    assert encoder._model_texts([text], is_query=False, space="rust") == [text]
+    _set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal"))  # null: unchanged
+    assert encoder.config.split_identifiers == ["formal"]

@@ -88,6 +88,14 @@ class EncoderConfig:
     routing: dict[str, str] = field(default_factory=dict)  # domain (general/rust/formal/personal), or a language, -> adapter
     description: str = ""
 
+    def splits_identifiers(self, space: str | None) -> bool:
+        """Whether ``space`` (an adapter name, None = the base model) reads camelCase as words."""
+        return ("base" if space is None else space) in self.split_identifiers
+
+    def set_split_identifiers(self, space: str, on: bool) -> None:
+        names = [n for n in self.split_identifiers if n != space]
+        self.split_identifiers = names + [space] if on else names
+
     def add_note(self, note: str, *, replacing: str) -> None:
         """Append a sentence to the description, dropping earlier sentences that start with
         ``replacing`` (a re-run curriculum or personal fine-tune describes itself once)."""
@@ -437,9 +445,7 @@ class MultiVectorEncoder:
 
     def _splits(self, space) -> bool:
         """Whether ``space`` (an adapter name, None = base, ACTIVE = the active one) splits identifiers."""
-        if space is ACTIVE:
-            space = self.active_adapter
-        return ("base" if space is None else space) in self.config.split_identifiers
+        return self.config.splits_identifiers(self.active_adapter if space is ACTIVE else space)
 
     def _model_texts(self, texts: Sequence[str], *, is_query: bool, space=ACTIVE) -> list[str]:
         """What the transformer reads in ``space``: the prefix, then the text (identifiers split
@@ -577,7 +583,6 @@ def split_identifiers(text: str) -> str:
     Matches``, ``HTTPServer`` -> ``HTTP Server``. snake_case is left alone (WordPiece already
     splits at ``_``; turning it into spaces lowered the Rust and Coq eval sets, untrained).
     Everything else (operators, unicode, layout) is kept."""
-    import os
     return _CAMEL_BOUNDARY.sub(" ", text)
 
 

@@ -34,6 +34,11 @@ class CurriculumConfig:
     output: Path
     base_model: str = "default"
     gate_metric: str = "mrr@10"
+    # false: train every phase's adapter afresh on the base model's head (its adapters are
+    # left out). true: start from base_model's adapters and routing, to re-train some phases of
+    # a trained model; a phase whose adapter exists continues from it, and a rejected phase
+    # leaves it as it was.
+    keep_adapters: bool = False
 
     @classmethod
     def load(cls, path: str | Path) -> "CurriculumConfig":
@@ -53,6 +58,7 @@ class CurriculumConfig:
             output=Path(data.get("output", "runs/curriculum")),
             base_model=data.get("base_model", "default"),
             gate_metric=data.get("gate_metric", "mrr@10"),
+            keep_adapters=bool(data.get("keep_adapters", False)),
         )
 
 
@@ -98,9 +104,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
 
     # The frozen base runs in bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX:
     # 4x faster per step here), else float32; the LoRA weights always train in float32.
-    # The curriculum trains its adapters afresh on the base model's head: adapters that model
-    # already has (the shipped default has some) are left out.
-    encoder = load_encoder(cfg.base_model, dtype="auto", adapters=False)
+    # Unless keep_adapters, the curriculum trains its adapters afresh on the base model's head:
+    # adapters that model already has (the shipped default has some) are left out.
+    encoder = load_encoder(cfg.base_model, dtype="auto", adapters=cfg.keep_adapters)
     routing: dict[str, str] = dict(encoder.config.routing)
     report = CurriculumReport()
     state_file = out / "curriculum.json"
@@ -126,6 +132,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         if done and done.get("complete"):
             log.info("phase %s already done: %s", phase.name, "kept" if done["kept"] else "rejected")
             if done["kept"]:
+                _set_reading(encoder, phase)
                 encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
                 routing = done["routing"]
             if remeasure:
@@ -138,6 +145,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             continue
         previous = routing.get(phase.target_domain) or routing.get("general")
         t0 = time.monotonic()
+        prior = _adapter_weights(encoder, phase.adapter)  # None unless the model has it already (keep_adapters)
+        reading_before = list(encoder.config.split_identifiers)
+        _set_reading(encoder, phase)
         result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase)
         if result.steps < phase.steps:
             log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
@@ -168,8 +178,12 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             current = metrics
         else:
             metrics = current
-            encoder.model.delete_adapter(phase.adapter)
-            encoder.config.adapters.pop(phase.adapter, None)
+            encoder.config.split_identifiers = reading_before
+            if prior is None:
+                encoder.model.delete_adapter(phase.adapter)
+                encoder.config.adapters.pop(phase.adapter, None)
+            else:
+                _restore_weights(encoder, prior)
         encoder.use_adapter(None)
         report.columns.append(column)
         report.table[column] = metrics
@@ -197,6 +211,25 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     )
     (out / "report.json").write_text(json.dumps({"columns": report.columns, "table": report.table, "decisions": report.decisions}, indent=2))
     return report
+
+
+def _set_reading(encoder, phase: PhaseConfig) -> None:
+    """Apply the phase's ``split_identifiers`` setting to its adapter's space."""
+    if phase.split_identifiers is not None:
+        encoder.config.set_split_identifiers(phase.adapter, phase.split_identifiers)
+
+
+def _adapter_weights(encoder, name: str) -> dict | None:
+    """A copy of adapter ``name``'s LoRA weights, or None when the encoder has no such adapter."""
+    if name not in encoder.adapter_names:
+        return None
+    return {n: p.detach().clone() for n, p in encoder.model.named_parameters() if f".{name}." in n and "lora_" in n}
+
+
+def _restore_weights(encoder, saved: dict) -> None:
+    params = dict(encoder.model.named_parameters())
+    for n, tensor in saved.items():
+        params[n].data = tensor  # dtype included: training casts the weights it trains to float32
 
 
 def _heldout_fingerprint(heldout: dict) -> str:

@@ -181,6 +181,8 @@ def finetune_personal(
     if batch_size is not None:
         cfg.batch_size = batch_size
     say(f"training the personal adapter: {cfg.steps} steps of {cfg.batch_size} pairs, lr {cfg.lr}")
+    # The personal adapter starts from init_from's weights, so it reads code the way that one does.
+    encoder.config.set_split_identifiers(PERSONAL_ADAPTER, encoder.config.splits_identifiers(init_from))
     result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from)
     after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
     if held.get("general"):

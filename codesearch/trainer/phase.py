@@ -41,6 +41,11 @@ class PhaseConfig:
     # every declaration and makes a CPU step ~2x cheaper than the index's 256.
     document_max_tokens: int = 128
     full_finetune: bool = False  # train every weight instead of a LoRA adapter
+    # How this phase's adapter reads code: true = camelCase identifiers as words
+    # ("checkNeverMatches" -> "check Never Matches"), queries and documents alike; false = as
+    # the base model was pre-trained; null = as the model's `split_identifiers` says already.
+    # The adapter is used at index and query time the way it was trained.
+    split_identifiers: bool | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
     checkpoint_every: int = 50
     log_every: int = 10
