@@ -75,7 +75,7 @@ def main() -> None:
     phases = "\n".join(
         f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n"
         for p in sorted((ROOT / "config" / "phases").glob("*.yaml"))
-        if p.stem in {d["phase"] for d in report["decisions"]}
+        if p.stem in {d["phase"] for d in report["decisions"]} | set(config.get("adapters", {}))  # trained now or shipped
     )
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
