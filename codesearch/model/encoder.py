@@ -248,7 +248,7 @@ class MultiVectorEncoder:
         if self.dtype == torch.float32:
             return
         for pname, p in self.model.named_parameters():
-            if f".{name}." in pname and "lora_" in pname and p.dtype != self.dtype:
+            if is_lora_param(pname, name) and p.dtype != self.dtype:
                 p.data = p.data.to(self.dtype)
 
     def add_adapter(self, name: str, lora_config) -> None:
@@ -413,7 +413,7 @@ class MultiVectorEncoder:
         if space is not None:
             h.update(f"adapter={space}".encode())
             for name, p in sorted(self.model.named_parameters()):
-                if f".{space}." in name and "lora_" in name:
+                if is_lora_param(name, space):
                     # bf16-rounded: the same fingerprint whichever dtype this machine runs in
                     h.update(p.detach().to(torch.bfloat16).float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
@@ -584,6 +584,11 @@ def split_identifiers(text: str) -> str:
     splits at ``_``; turning it into spaces lowered the Rust and Coq eval sets, untrained).
     Everything else (operators, unicode, layout) is kept."""
     return _CAMEL_BOUNDARY.sub(" ", text)
+
+
+def is_lora_param(param_name: str, adapter: str) -> bool:
+    """Whether a peft parameter name belongs to the LoRA weights of ``adapter``."""
+    return f".{adapter}." in param_name and "lora_" in param_name
 
 
 def maxsim(query: np.ndarray, doc: np.ndarray) -> float:

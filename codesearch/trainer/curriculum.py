@@ -19,6 +19,7 @@ from typing import Sequence
 
 import yaml
 
+from codesearch.model.encoder import is_lora_param
 from codesearch.model.routing import DOMAINS
 from codesearch.trainer.gate import evaluate_routing, heldout_by_domain
 from codesearch.trainer.phase import PhaseConfig
@@ -226,7 +227,7 @@ def _adapter_weights(encoder, name: str) -> dict | None:
     """A copy of adapter ``name``'s LoRA weights, or None when the encoder has no such adapter."""
     if name not in encoder.adapter_names:
         return None
-    return {n: p.detach().clone() for n, p in encoder.model.named_parameters() if f".{name}." in n and "lora_" in n}
+    return {n: p.detach().clone() for n, p in encoder.model.named_parameters() if is_lora_param(n, name)}
 
 
 def _restore_weights(encoder, saved: dict) -> None:

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from codesearch.model.encoder import is_lora_param
 from codesearch.trainer.loss import contrastive_loss, maxsim_scores, xtr_scores
 from codesearch.trainer.phase import PhaseConfig
 
@@ -150,7 +151,7 @@ def train_phase(
         encoder.use_adapter(cfg.adapter)
         # peft: only the active adapter's LoRA weights train.
         for name, p in encoder.model.named_parameters():
-            p.requires_grad_(f".{cfg.adapter}." in name and "lora_" in name)
+            p.requires_grad_(is_lora_param(name, cfg.adapter))
     params = [p for p in encoder.model.parameters() if p.requires_grad]
     for p in params:  # train in fp32 even when the frozen base runs in bf16
         p.data = p.data.float()
@@ -237,7 +238,7 @@ def copy_adapter_weights(model, source: str, target: str) -> None:
     """Start adapter `target` from the weights of adapter `source` (same LoRA shapes)."""
     params = dict(model.named_parameters())
     for name, p in params.items():
-        if f".{target}." in name and "lora_" in name:
+        if is_lora_param(name, target):
             twin = name.replace(f".{target}.", f".{source}.")
             if twin in params and params[twin].shape == p.shape:
                 p.data.copy_(params[twin].data)
