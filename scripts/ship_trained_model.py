@@ -72,10 +72,11 @@ def main() -> None:
         "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
         "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
     }
+    carded = {d["phase"] for d in report["decisions"]} | set(config.get("adapters", {}))  # trained now or shipped
     phases = "\n".join(
         f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n"
         for p in sorted((ROOT / "config" / "phases").glob("*.yaml"))
-        if p.stem in {d["phase"] for d in report["decisions"]} | set(config.get("adapters", {}))  # trained now or shipped
+        if p.stem in carded
     )
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])

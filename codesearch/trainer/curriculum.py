@@ -195,13 +195,12 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
 
     encoder.config.routing = routing
-    kept_adapters = sorted(set(routing.values()) - {None}) or "none"
-    if cfg.keep_adapters:  # the model's own training note stays: this run adds to it
-        encoder.config.add_note(f"Re-trained phases {', '.join(p.name for p in phases)}; adapters: {kept_adapters}.",
-                                replacing="Re-trained phases ")
-    else:
-        encoder.config.add_note(f"Curriculum {', '.join(p.name for p in phases)}; adapters kept: {kept_adapters}.",
-                                replacing="Curriculum ")
+    # A run that kept its base model's adapters adds its note to that model's own.
+    label = "Re-trained phases" if cfg.keep_adapters else "Curriculum"
+    encoder.config.add_note(
+        f"{label} {', '.join(p.name for p in phases)}; adapters kept: {sorted(set(routing.values()) - {None}) or 'none'}.",
+        replacing=f"{label} ",
+    )
     model_dir = out / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
