@@ -93,9 +93,9 @@ PCA head and LoRA adapters per domain, used as a multi-vector (late-interaction)
   Domains: Rust; formal (Lean, TLA+, SMT-LIB, Coq); general (everything else); a language
   key overrides its domain. Each chunk is encoded in its space and a query once per space it
   searches.
-- Training throughput on the 2-core build machine (CPU, bf16 base): the pairs/s column below;
-  a phase alone on the machine ran 8-9 pairs/s (32 pairs per 3.5-4 s step), the general and
-  rust phases shared the CPU with benchmarks and test runs.
+- Training throughput on the 2-core build machine (CPU, bf16 base): the pairs/s columns below
+  (32 pairs per step). The first curriculum's phases ran 8-9 pairs/s alone on the machine;
+  the formal re-trainings, which read camelCase identifiers as words, 5-5.5.
 - Reproduce: `codesearch data build --out data/pairs && codesearch data build --config
   config/data-formal.yaml --out data/pairs-formal && codesearch train --config
   {args.config} && python scripts/ship_trained_model.py {args.run}{''.join(' --route ' + r for r in args.route)}`.
