@@ -109,6 +109,10 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     # adapters that model already has (the shipped default has some) are left out.
     encoder = load_encoder(cfg.base_model, dtype="auto", adapters=cfg.keep_adapters)
     routing: dict[str, str] = dict(encoder.config.routing)
+    # The base model's adapter folders, and the adapters this run replaces (kept phases): the
+    # others are written out as they came, see _keep_original_adapters.
+    original_adapters = {n: encoder.folder / sub for n, sub in encoder.config.adapters.items()} if encoder.folder else {}
+    retrained: set[str] = set()
     report = CurriculumReport()
     state_file = out / "curriculum.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
@@ -133,6 +137,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         if done and done.get("complete"):
             log.info("phase %s already done: %s", phase.name, "kept" if done["kept"] else "rejected")
             if done["kept"]:
+                retrained.add(phase.adapter)
                 _set_reading(encoder, phase)
                 encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
                 routing = done["routing"]
@@ -171,6 +176,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             "forgetting_general": round(metrics.get("general", {}).get("p@1", 0) - report.table["base"].get("general", {}).get("p@1", 0), 4),
         }
         if kept:
+            retrained.add(phase.adapter)
             routing = candidate
             encoder.use_adapter(phase.adapter)
             (phase_dir / "adapter").mkdir(parents=True, exist_ok=True)
@@ -205,6 +211,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     if model_dir.exists():
         shutil.rmtree(model_dir)
     encoder.save(model_dir)
+    _keep_original_adapters(model_dir, original_adapters, retrained)
     (out / "report.md").write_text(
         "# Curriculum report\n\nHeld-out pairs, exact MaxSim, routed adapters.\n\n"
         + report.markdown("p@1") + "\n\n" + report.markdown("mrr@10") + "\n\n"
@@ -233,6 +240,18 @@ def _restore_weights(encoder, saved: dict) -> None:
     params = dict(encoder.model.named_parameters())
     for n, tensor in saved.items():
         params[n].data = tensor  # dtype included: training casts the weights it trains to float32
+
+
+def _keep_original_adapters(model_dir: Path, originals: dict[str, Path], retrained: set[str]) -> None:
+    """Adapters of the base model that this run did not replace (untouched, or restored after a
+    rejected phase) keep their original files. In memory they ran in the base model's dtype
+    (bf16 on CPUs with native bf16); saving that copy would round float32 weights."""
+    for name, src in originals.items():
+        dest = model_dir / "adapters" / name
+        if name in retrained or not dest.is_dir() or not src.is_dir():
+            continue
+        shutil.rmtree(dest)
+        shutil.copytree(src, dest)
 
 
 def _heldout_fingerprint(heldout: dict) -> str:
