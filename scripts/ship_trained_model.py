@@ -8,6 +8,9 @@
 A run that re-trained some phases on top of the shipped model (`keep_adapters`, e.g.
 config/retrain-formal.yaml) names its config with --config and passes the earlier card's
 training history with --history, so the card still tells where every adapter came from.
+A run that trained some adapters afresh elsewhere (config/formal-gpu.yaml, on a GPU) ships
+them with --keep-shipped-adapters: the shipped adapters it did not train, and their routes,
+stay as they are.
 
 Copies RUN/model (head, LoRA adapters, routing) into codesearch/model/assets/default and writes
 MODEL_CARD.md there: data (from the pairs' summary.json), the phase configs, the curriculum's
@@ -21,11 +24,45 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "codesearch" / "model" / "assets" / "default"
 MAX_BYTES = 20 * 1024 * 1024
+
+
+TRAINED_ON = """Training throughput on the 2-core build machine (CPU, bf16 base): the pairs/s columns below
+  (32 pairs per step). The first curriculum's phases ran 8-9 pairs/s alone on the machine;
+  the formal re-trainings, which read camelCase identifiers as words, 5-5.5."""
+
+
+def _shipped_adapters_to_keep(dest: Path, run_config: dict) -> dict[str, Path]:
+    """The shipped model's adapter folders whose names the run did not train."""
+    meta = dest / "codesearch-model.json"
+    if not meta.exists():
+        sys.exit(f"--keep-shipped-adapters: no shipped model at {dest}")
+    shipped = json.loads(meta.read_text())
+    trained = set(run_config.get("adapters", {}))
+    return {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
+
+
+def _phase_files(config_path: str, report: dict, model_config: dict) -> list[Path]:
+    """The phase configs behind the shipped adapters: the run's own (from its curriculum config),
+    then config/phases/<adapter>.yaml for adapters the run did not train."""
+    path = ROOT / config_path
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    files = [p if p.is_absolute() or p.exists() else path.parent / p for p in map(Path, (data or {}).get("phases", []))]
+    if data and "phases" not in data:  # a single phase file
+        files = [path]
+    trained = {d["adapter"] for d in report["decisions"]}
+    for adapter in sorted(model_config.get("adapters", {})):
+        own = ROOT / "config" / "phases" / f"{adapter}.yaml"
+        if adapter not in trained and own.exists() and own not in files:
+            files.append(own)
+    return files
 
 
 def main() -> None:
@@ -38,15 +75,35 @@ def main() -> None:
     ap.add_argument("--history", type=Path,
                     help="a Markdown file on how the adapters this run did not train were made (a re-training run)")
     ap.add_argument("--dest", type=Path, default=DEST)
+    ap.add_argument("--keep-shipped-adapters", action="store_true",
+                    help="keep the adapters (and routes) of the model at --dest that the run did not train")
+    ap.add_argument("--trained-on", default=None,
+                    help="the card's line on where and how fast the adapters trained (default: the 2-core CPU figures)")
     ap.add_argument("--route", action="append", default=[], metavar="DOMAIN=ADAPTER",
                     help="override the run's routing, e.g. formal=base (that domain keeps the base model)")
     args = ap.parse_args()
 
     model = args.run / "model"
     config = json.loads((model / "codesearch-model.json").read_text())
-    size = sum(f.stat().st_size for f in (model / "adapters").rglob("*") if f.is_file()) if (model / "adapters").exists() else 0
+    kept = _shipped_adapters_to_keep(args.dest, config) if args.keep_shipped_adapters else {}
+    adapter_files = [f for f in (model / "adapters").rglob("*") if f.is_file()] if (model / "adapters").exists() else []
+    adapter_files += [f for folder in kept.values() for f in folder.rglob("*") if f.is_file()]
+    size = sum(f.stat().st_size for f in adapter_files)
     if size > MAX_BYTES:
         sys.exit(f"adapters take {size / 1e6:.1f} MB, over the 20 MB budget: use a smaller LoRA rank")
+    if kept:  # the run's model gains the shipped adapters it did not train, and their routes
+        shipped = json.loads((args.dest / "codesearch-model.json").read_text())
+        staging = Path(tempfile.mkdtemp())
+        for name, folder in kept.items():
+            shutil.copytree(folder, staging / name)
+            config.setdefault("adapters", {})[name] = f"adapters/{name}"
+        for domain, adapter in shipped.get("routing", {}).items():
+            if adapter in kept or domain not in config.setdefault("routing", {}):
+                config["routing"][domain] = adapter
+        kept = {name: staging / name for name in kept}
+        head = shipped.get("description", "").split(" Curriculum ")[0].split(" Re-trained phases ")[0]
+        config["description"] = (f"{head} Adapters {', '.join(sorted(set(config['adapters']) - set(kept)))} from "
+                                 f"{args.config}; {', '.join(sorted(kept))} as in the previous release.")
     if args.dest.exists():
         shutil.rmtree(args.dest / "adapters", ignore_errors=True)
     args.dest.mkdir(parents=True, exist_ok=True)
@@ -56,6 +113,8 @@ def main() -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
+    for name, folder in kept.items():
+        shutil.copytree(folder, args.dest / "adapters" / name)
     for f in args.dest.rglob("README.md"):  # peft's auto-generated cards say nothing useful
         f.unlink()
     config["description"] = config.get("description", "").replace(" Untrained: no LoRA adapters yet.", "")
@@ -72,12 +131,7 @@ def main() -> None:
         "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
         "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
     }
-    carded = {d["phase"] for d in report["decisions"]} | set(config.get("adapters", {}))  # trained now or shipped
-    phases = "\n".join(
-        f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n"
-        for p in sorted((ROOT / "config" / "phases").glob("*.yaml"))
-        if p.stem in carded
-    )
+    phases = "\n".join(f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n" for p in _phase_files(args.config, report, config))
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
     )
@@ -93,12 +147,10 @@ PCA head and LoRA adapters per domain, used as a multi-vector (late-interaction)
   Domains: Rust; formal (Lean, TLA+, SMT-LIB, Coq); general (everything else); a language
   key overrides its domain. Each chunk is encoded in its space and a query once per space it
   searches.
-- Training throughput on the 2-core build machine (CPU, bf16 base): the pairs/s columns below
-  (32 pairs per step). The first curriculum's phases ran 8-9 pairs/s alone on the machine;
-  the formal re-trainings, which read camelCase identifiers as words, 5-5.5.
+- {args.trained_on or TRAINED_ON}
 - Reproduce: `codesearch data build --out data/pairs && codesearch data build --config
   config/data-formal.yaml --out data/pairs-formal && codesearch train --config
-  {args.config} && python scripts/ship_trained_model.py {args.run}{''.join(' --route ' + r for r in args.route)}`.
+  {args.config} && python scripts/ship_trained_model.py {args.run}{' --keep-shipped-adapters' if args.keep_shipped_adapters else ''}{''.join(' --route ' + r for r in args.route)}`.
 
 ## Data
 

@@ -1,0 +1,69 @@
+"""scripts/ship_trained_model.py: a run's adapters become the shipped model, with its card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "ship_trained_model.py"
+SHIPPED = ROOT / "codesearch" / "model" / "assets" / "default"
+
+
+def _run_folder(tmp: Path) -> Path:
+    """A run that trained only a formal adapter (its bytes: a copy of the shipped rust adapter)."""
+    run = tmp / "run"
+    (run / "model" / "adapters").mkdir(parents=True)
+    shutil.copytree(SHIPPED / "adapters" / "rust", run / "model" / "adapters" / "formal")
+    shutil.copy2(SHIPPED / "head.safetensors", run / "model" / "head.safetensors")
+    config = json.loads((SHIPPED / "codesearch-model.json").read_text())
+    config["adapters"] = {"formal": "adapters/formal"}
+    config["routing"] = {"formal": "formal"}
+    (run / "model" / "codesearch-model.json").write_text(json.dumps(config))
+    decision = {"phase": "formal", "adapter": "formal", "target": "formal", "metric": "mrr@10",
+                "before": 0.6, "after": 0.8, "kept": True, "pairs_per_second": 480.0}
+    (run / "report.json").write_text(json.dumps({"decisions": [decision]}))
+    (run / "report.md").write_text("# Curriculum report\n\n| p@1 | base | after formal |\n|---|---|---|\n| formal | 0.5 | 0.7 |\n")
+    return run
+
+
+def _ship(run: Path, dest: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), "--dest", str(dest), "--config", "config/formal-gpu.yaml", *flags],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+
+
+def test_keep_shipped_adapters_adds_the_run_adapter_beside_the_shipped_ones(tmp_path):
+    run, dest = _run_folder(tmp_path), tmp_path / "dest"
+    shutil.copytree(SHIPPED, dest)
+    _ship(run, dest, "--keep-shipped-adapters")
+
+    config = json.loads((dest / "codesearch-model.json").read_text())
+    assert set(config["adapters"]) == {"formal", "general", "rust"}
+    # the run's adapter replaced the shipped one of that name; the others came as they were
+    formal = (dest / "adapters" / "formal" / "adapter_model.safetensors").read_bytes()
+    assert formal == (run / "model" / "adapters" / "formal" / "adapter_model.safetensors").read_bytes()
+    for name in ("general", "rust"):
+        got = (dest / "adapters" / name / "adapter_model.safetensors").read_bytes()
+        assert got == (SHIPPED / "adapters" / name / "adapter_model.safetensors").read_bytes()
+    shipped_routing = json.loads((SHIPPED / "codesearch-model.json").read_text())["routing"]
+    assert config["routing"] == {**shipped_routing, "formal": "formal"}
+    assert "from config/formal-gpu.yaml" in config["description"]
+
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "### formal-gpu" in card and "### general" in card and "### rust" in card
+    assert "### formal\n" not in card  # the phase config that did not train the shipped formal adapter
+    assert "--keep-shipped-adapters" in card
+
+
+def test_without_keep_the_run_model_alone_is_shipped(tmp_path):
+    run, dest = _run_folder(tmp_path), tmp_path / "dest"
+    shutil.copytree(SHIPPED, dest)
+    _ship(run, dest)
+    config = json.loads((dest / "codesearch-model.json").read_text())
+    assert set(config["adapters"]) == {"formal"}
+    assert sorted(p.name for p in (dest / "adapters").iterdir()) == ["formal"]
