@@ -86,30 +86,36 @@ def test_the_base_space_of_a_model_with_adapters_is_the_plain_base(encoder):
     assert not np.allclose(base, with_adapter, atol=1e-2)
 
 
-def test_queries_in_a_space_match_the_adapter_and_follow_weight_changes(tmp_path):
-    """Queries are encoded with a merged copy of each adapter (fast, no lock): it must give the
-    vectors the adapter itself gives, in every space, and follow the adapter when training
-    changes its weights in place."""
+def test_queries_and_documents_in_a_space_match_the_adapter_and_follow_weight_changes(tmp_path):
+    """Queries and documents of a named space are encoded with a merged copy of its adapter
+    (fast whatever the LoRA rank, no lock): it must give the vectors the adapter itself gives,
+    in every space, and follow the adapter when training changes its weights in place."""
     import torch
 
     model = load_encoder("default")
     query = ["check if a value is within bounds"]
+    document = ["theorem clamp_le (x lo hi : Nat) (h : lo <= hi) : clamp x lo hi <= hi := by omega"]
 
     def agree(space) -> float:
-        merged = model.encode_queries_pooled(query, space=space)[0][0]
+        merged_q = model.encode_queries_pooled(query, space=space)[0][0]
+        merged_d = model.encode_documents(document, space=space)[0][0]
         with model._in_space(space):
-            direct = model.encode_queries_pooled(query)[0][0]
-        return float((merged * direct).sum(axis=1).min())
+            direct_q = model.encode_queries_pooled(query)[0][0]
+            direct_d = model.encode_documents(document)[0][0]
+        assert merged_d.shape == direct_d.shape
+        return min(float((merged_q * direct_q).sum(axis=1).min()), float((merged_d * direct_d).sum(axis=1).min()))
 
     for space in [None, *model.adapter_names]:
         assert agree(space) > 0.999, space
     space = model.adapter_names[0]
     before = model.encode_queries_pooled(query, space=space)[0][0]
+    before_doc = model.encode_documents(document, space=space)[0][0]
     lora_b = next(p for n, p in model.model.named_parameters() if f".{space}." in n and "lora_B" in n)
     with torch.no_grad():
         lora_b.add_(0.05)
     after = model.encode_queries_pooled(query, space=space)[0][0]
     assert not np.allclose(before, after, atol=1e-3)
+    assert not np.allclose(before_doc, model.encode_documents(document, space=space)[0][0], atol=1e-3)
     assert agree(space) > 0.999
 
 
