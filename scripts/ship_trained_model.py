@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -39,14 +40,14 @@ TRAINED_ON = """Training throughput on the 2-core build machine (CPU, bf16 base)
   the formal re-trainings, which read camelCase identifiers as words, 5-5.5."""
 
 
-def _shipped_adapters_to_keep(dest: Path, run_config: dict) -> dict[str, Path]:
-    """The shipped model's adapter folders whose names the run did not train."""
+def _shipped_adapters_to_keep(dest: Path, run_config: dict) -> tuple[dict, dict[str, Path]]:
+    """The shipped model's config, and its adapter folders whose names the run did not train."""
     meta = dest / "codesearch-model.json"
     if not meta.exists():
         sys.exit(f"--keep-shipped-adapters: no shipped model at {dest}")
     shipped = json.loads(meta.read_text())
     trained = set(run_config.get("adapters", {}))
-    return {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
+    return shipped, {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
 
 
 def _phase_files(config_path: str, report: dict, model_config: dict) -> list[Path]:
@@ -85,15 +86,14 @@ def main() -> None:
 
     model = args.run / "model"
     config = json.loads((model / "codesearch-model.json").read_text())
-    kept = _shipped_adapters_to_keep(args.dest, config) if args.keep_shipped_adapters else {}
+    shipped, kept = _shipped_adapters_to_keep(args.dest, config) if args.keep_shipped_adapters else ({}, {})
+    staging = Path(tempfile.mkdtemp())  # the kept adapters, while the destination's are replaced
     adapter_files = [f for f in (model / "adapters").rglob("*") if f.is_file()] if (model / "adapters").exists() else []
     adapter_files += [f for folder in kept.values() for f in folder.rglob("*") if f.is_file()]
     size = sum(f.stat().st_size for f in adapter_files)
     if size > MAX_BYTES:
         sys.exit(f"adapters take {size / 1e6:.1f} MB, over the 20 MB budget: use a smaller LoRA rank")
     if kept:  # the run's model gains the shipped adapters it did not train, and their routes
-        shipped = json.loads((args.dest / "codesearch-model.json").read_text())
-        staging = Path(tempfile.mkdtemp())
         for name, folder in kept.items():
             shutil.copytree(folder, staging / name)
             config.setdefault("adapters", {})[name] = f"adapters/{name}"
@@ -101,7 +101,8 @@ def main() -> None:
             if adapter in kept or domain not in config.setdefault("routing", {}):
                 config["routing"][domain] = adapter
         kept = {name: staging / name for name in kept}
-        head = shipped.get("description", "").split(" Curriculum ")[0].split(" Re-trained phases ")[0]
+        # the head's description, without the notes of earlier trainings (this note replaces them)
+        head = re.split(r" (?:Curriculum |Re-trained phases |Adapters )", shipped.get("description", ""))[0]
         config["description"] = (f"{head} Adapters {', '.join(sorted(set(config['adapters']) - set(kept)))} from "
                                  f"{args.config}; {', '.join(sorted(kept))} as in the previous release.")
     if args.dest.exists():
@@ -115,6 +116,7 @@ def main() -> None:
             shutil.copy2(item, target)
     for name, folder in kept.items():
         shutil.copytree(folder, args.dest / "adapters" / name)
+    shutil.rmtree(staging)
     for f in args.dest.rglob("README.md"):  # peft's auto-generated cards say nothing useful
         f.unlink()
     config["description"] = config.get("description", "").replace(" Untrained: no LoRA adapters yet.", "")
