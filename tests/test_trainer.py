@@ -189,3 +189,26 @@ def test_a_phase_sets_how_its_adapter_reads_identifiers():
     assert encoder._model_texts([text], is_query=False, space="rust") == [text]
     _set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal"))  # null: unchanged
     assert encoder.config.split_identifiers == ["formal"]
+
+
+def test_an_adapter_started_from_another_takes_its_rank_and_weights(tmp_path):
+    """The personal adapter starts from the adapter serving most of the user's code: with the
+    shipped formal adapter (a larger rank than the personal phase's config) it must still start
+    from those weights, not from zero."""
+    from codesearch.model import load_encoder
+    from codesearch.trainer.phase import LoraSettings, PhaseConfig
+    from codesearch.trainer.train import read_pairs, train_phase
+
+    encoder = load_encoder("shipped")
+    source_rank = encoder.model.peft_config["formal"].r
+    cfg = PhaseConfig(name="personal", target_domain="personal", adapter="personal", domains=["general"],
+                      lora=LoraSettings(r=source_rank // 4, alpha=source_rank // 2))
+    train_phase(encoder, read_pairs(FIXTURES / "train.jsonl"), cfg, tmp_path / "run", init_from="formal", max_steps=0)
+
+    assert encoder.model.peft_config["personal"].r == source_rank
+    params = dict(encoder.model.named_parameters())
+    copied = [n for n in params if ".personal." in n and "lora_" in n]
+    assert copied
+    for name in copied:
+        twin = params[name.replace(".personal.", ".formal.")]
+        assert torch.equal(params[name].float(), twin.float()), name

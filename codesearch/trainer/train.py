@@ -137,14 +137,17 @@ def train_phase(
             p.requires_grad_(True)
     else:
         if cfg.adapter not in encoder.adapter_names:
+            r, alpha, targets = cfg.lora.r, cfg.lora.alpha, list(cfg.lora.target_modules)
+            source = encoder.model.peft_config.get(init_from) if init_from and hasattr(encoder.model, "peft_config") else None
+            if source is not None and (source.r, source.lora_alpha) != (r, alpha):
+                # Starting from another adapter's weights needs its shape (the shipped formal
+                # adapter is rank 64, the personal phase's config says 16): take its rank.
+                log.info("phase %s: adapter %s takes %s's LoRA rank %d (config: %d)", cfg.name, cfg.adapter, init_from, source.r, r)
+                r, alpha = source.r, source.lora_alpha
+                targets = source.target_modules if isinstance(source.target_modules, str) else sorted(source.target_modules)
             encoder.add_adapter(
                 cfg.adapter,
-                LoraConfig(
-                    r=cfg.lora.r,
-                    lora_alpha=cfg.lora.alpha,
-                    lora_dropout=cfg.lora.dropout,
-                    target_modules=list(cfg.lora.target_modules),
-                ),
+                LoraConfig(r=r, lora_alpha=alpha, lora_dropout=cfg.lora.dropout, target_modules=targets),
             )
             if init_from:
                 copy_adapter_weights(encoder.model, init_from, cfg.adapter)
