@@ -8,9 +8,10 @@
 A run that re-trained some phases on top of the shipped model (`keep_adapters`, e.g.
 config/retrain-formal.yaml) names its config with --config and passes the earlier card's
 training history with --history, so the card still tells where every adapter came from.
-A run that trained some adapters afresh elsewhere (config/formal-gpu.yaml, on a GPU) ships
-them with --keep-shipped-adapters: the shipped adapters it did not train, and their routes,
-stay as they are.
+A run that trained some adapters afresh elsewhere (config/formal-gpu.yaml, on a GPU), or
+re-trained one on top of an older shipped model (config/retrain-rust.yaml), ships them with
+--keep-shipped-adapters: the shipped adapters it did not train and keep, with their routes and
+their way of reading identifiers, stay as they are (a run's copies of them may be stale).
 
 Copies RUN/model (head, LoRA adapters, routing) into codesearch/model/assets/default and writes
 MODEL_CARD.md there: data (from the pairs' summary.json), the phase configs, the curriculum's
@@ -40,13 +41,21 @@ TRAINED_ON = """Training throughput on the 2-core build machine (CPU, bf16 base)
   the formal re-trainings, which read camelCase identifiers as words, 5-5.5."""
 
 
-def _shipped_adapters_to_keep(dest: Path, run_config: dict) -> tuple[dict, dict[str, Path]]:
+def _trained_adapters(run_config: dict, report: dict) -> set[str]:
+    """The adapters the run trained and kept. A run with `keep_adapters` also holds copies of the
+    adapters it started with; those are not its own (the shipped ones may be newer by now)."""
+    decisions = report.get("decisions")
+    if decisions is None:
+        return set(run_config.get("adapters", {}))
+    return {d["adapter"] for d in decisions if d.get("kept")} & set(run_config.get("adapters", {}))
+
+
+def _shipped_adapters_to_keep(dest: Path, trained: set[str]) -> tuple[dict, dict[str, Path]]:
     """The shipped model's config, and its adapter folders whose names the run did not train."""
     meta = dest / "codesearch-model.json"
     if not meta.exists():
         sys.exit(f"--keep-shipped-adapters: no shipped model at {dest}")
     shipped = json.loads(meta.read_text())
-    trained = set(run_config.get("adapters", {}))
     return shipped, {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
 
 
@@ -86,9 +95,14 @@ def main() -> None:
 
     model = args.run / "model"
     config = json.loads((model / "codesearch-model.json").read_text())
-    shipped, kept = _shipped_adapters_to_keep(args.dest, config) if args.keep_shipped_adapters else ({}, {})
+    report = json.loads((args.run / "report.json").read_text())
+    trained = _trained_adapters(config, report)
+    if args.keep_shipped_adapters and not trained:
+        sys.exit(f"{args.run}: the run kept no adapter of its own (its gate refused every phase): nothing to ship")
+    shipped, kept = _shipped_adapters_to_keep(args.dest, trained) if args.keep_shipped_adapters else ({}, {})
     staging = Path(tempfile.mkdtemp())  # the kept adapters, while the destination's are replaced
-    adapter_files = [f for f in (model / "adapters").rglob("*") if f.is_file()] if (model / "adapters").exists() else []
+    run_adapters = [d for d in (model / "adapters").iterdir() if d.name not in kept] if (model / "adapters").exists() else []
+    adapter_files = [f for d in run_adapters for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file()]
     adapter_files += [f for folder in kept.values() for f in folder.rglob("*") if f.is_file()]
     size = sum(f.stat().st_size for f in adapter_files)
     if size > MAX_BYTES:
@@ -100,6 +114,12 @@ def main() -> None:
         for domain, adapter in shipped.get("routing", {}).items():
             if adapter in kept or domain not in config.setdefault("routing", {}):
                 config["routing"][domain] = adapter
+        # How each adapter reads identifiers goes with it: the run's way for its own adapters,
+        # the shipped model's for the kept ones.
+        config["split_identifiers"] = sorted(
+            {a for a in config.get("split_identifiers", []) if a in trained}
+            | {a for a in shipped.get("split_identifiers", []) if a in kept}
+        )
         kept = {name: staging / name for name in kept}
         # the head's description, without the notes of earlier trainings (this note replaces them)
         head = re.split(r" (?:Curriculum |Re-trained phases |Adapters )", shipped.get("description", ""))[0]
@@ -111,7 +131,10 @@ def main() -> None:
     for item in model.iterdir():
         target = args.dest / item.name
         if item.is_dir():
-            shutil.copytree(item, target, dirs_exist_ok=True)
+            # the run's copies of the adapters kept from the shipped model stay behind
+            def skip(folder: str, names: list[str], top=item) -> list[str]:
+                return [n for n in names if n in kept] if top.name == "adapters" and Path(folder) == top else []
+            shutil.copytree(item, target, dirs_exist_ok=True, ignore=skip)
         else:
             shutil.copy2(item, target)
     for name, folder in kept.items():
@@ -125,7 +148,6 @@ def main() -> None:
         config.setdefault("routing", {})[domain] = None if adapter in ("base", "") else adapter
     (args.dest / "codesearch-model.json").write_text(json.dumps(config, indent=2) + "\n")
 
-    report = json.loads((args.run / "report.json").read_text())
     folders = args.data or [ROOT / "data" / "pairs", ROOT / "data" / "pairs-formal"]
     summaries = [json.loads((f / "summary.json").read_text()) for f in folders if (f / "summary.json").exists()]
     summary = {

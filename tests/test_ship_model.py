@@ -70,3 +70,50 @@ def test_without_keep_the_run_model_alone_is_shipped(tmp_path):
     config = json.loads((dest / "codesearch-model.json").read_text())
     assert set(config["adapters"]) == {"formal"}
     assert sorted(p.name for p in (dest / "adapters").iterdir()) == ["formal"]
+
+
+def test_a_retraining_run_ships_its_own_adapter_and_keeps_the_newer_shipped_ones(tmp_path):
+    """A `keep_adapters` run holds copies of the adapters it started from; the shipped ones may
+    be newer since (another run replaced them). Only the adapter the run trained replaces its
+    shipped namesake, and each adapter keeps its own way of reading identifiers."""
+    run, dest = tmp_path / "run", tmp_path / "dest"
+    shutil.copytree(SHIPPED, dest)
+    (run / "model" / "adapters").mkdir(parents=True)
+    # stale copies of formal and general (other bytes than the shipped ones), and the new rust
+    for name, source in (("formal", "rust"), ("general", "rust"), ("rust", "general")):
+        shutil.copytree(SHIPPED / "adapters" / source, run / "model" / "adapters" / name)
+    shutil.copy2(SHIPPED / "head.safetensors", run / "model" / "head.safetensors")
+    config = json.loads((SHIPPED / "codesearch-model.json").read_text())
+    config["split_identifiers"] = ["rust"]  # the run: rust reads words, formal not (stale)
+    (run / "model" / "codesearch-model.json").write_text(json.dumps(config))
+    decision = {"phase": "rust", "adapter": "rust", "target": "rust", "metric": "mrr@10",
+                "before": 0.73, "after": 0.76, "kept": True, "pairs_per_second": 5.4}
+    (run / "report.json").write_text(json.dumps({"decisions": [decision]}))
+    (run / "report.md").write_text("# Curriculum report\n\n| p@1 | base | after rust |\n|---|---|---|\n| rust | 0.6 | 0.7 |\n")
+    subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), "--dest", str(dest), "--config", "config/retrain-rust.yaml",
+         "--keep-shipped-adapters"], cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+
+    def weights(folder: Path, name: str) -> bytes:
+        return (folder / "adapters" / name / "adapter_model.safetensors").read_bytes()
+
+    assert weights(dest, "rust") == weights(run / "model", "rust")
+    for name in ("formal", "general"):
+        assert weights(dest, name) == weights(SHIPPED, name)
+    shipped_split = json.loads((SHIPPED / "codesearch-model.json").read_text())["split_identifiers"]
+    got = json.loads((dest / "codesearch-model.json").read_text())
+    assert got["split_identifiers"] == sorted({"rust"} | ({"formal"} & set(shipped_split)))
+    assert "Adapters rust from config/retrain-rust.yaml; formal, general as in the previous release." in got["description"]
+
+
+def test_a_run_whose_gate_refused_everything_ships_nothing(tmp_path):
+    run, dest = _run_folder(tmp_path), tmp_path / "dest"
+    shutil.copytree(SHIPPED, dest)
+    report = json.loads((run / "report.json").read_text())
+    report["decisions"][0]["kept"] = False
+    (run / "report.json").write_text(json.dumps(report))
+    done = subprocess.run([sys.executable, str(SCRIPT), str(run), "--dest", str(dest), "--keep-shipped-adapters"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0 and "nothing to ship" in done.stderr
+    assert (dest / "codesearch-model.json").read_bytes() == (SHIPPED / "codesearch-model.json").read_bytes()
