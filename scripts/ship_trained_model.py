@@ -142,6 +142,11 @@ def main() -> None:
     shutil.rmtree(staging)
     for f in args.dest.rglob("README.md"):  # peft's auto-generated cards say nothing useful
         f.unlink()
+    for f in (args.dest / "adapters").glob("*/adapter_config.json"):
+        # peft writes the base model's folder on the training machine: name the base instead
+        adapter_config = json.loads(f.read_text())
+        adapter_config["base_model_name_or_path"] = config.get("base")
+        f.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     config["description"] = config.get("description", "").replace(" Untrained: no LoRA adapters yet.", "")
     for item in args.route:
         domain, _, adapter = item.partition("=")

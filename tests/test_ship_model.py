@@ -61,6 +61,9 @@ def test_keep_shipped_adapters_adds_the_run_adapter_beside_the_shipped_ones(tmp_
     assert "### formal-gpu" in card and "### general" in card and "### rust" in card
     assert "### formal\n" not in card  # the phase config that did not train the shipped formal adapter
     assert "--keep-shipped-adapters" in card
+    for name in ("formal", "general", "rust"):  # no path of the machine that trained it
+        adapter_config = json.loads((dest / "adapters" / name / "adapter_config.json").read_text())
+        assert adapter_config["base_model_name_or_path"] == config["base"]
 
 
 def test_without_keep_the_run_model_alone_is_shipped(tmp_path):
