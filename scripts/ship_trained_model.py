@@ -59,20 +59,38 @@ def _shipped_adapters_to_keep(dest: Path, trained: set[str]) -> tuple[dict, dict
     return shipped, {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
 
 
-def _phase_files(config_path: str, report: dict, model_config: dict) -> list[Path]:
-    """The phase configs behind the shipped adapters: the run's own (from its curriculum config),
-    then config/phases/<adapter>.yaml for adapters the run did not train."""
+def _card_phase_sections(card: str) -> dict[str, tuple[str, str]]:
+    """A model card's phase configs by the adapter each trains: adapter -> (title, YAML text)."""
+    part = card.split("\n## Phase configs\n", 1)
+    found = {}
+    for title, text in re.findall(r"^### (\S+)\n\n```yaml\n(.*?)\n```", part[1] if len(part) > 1 else "", re.S | re.M):
+        adapter = (yaml.safe_load(text) or {}).get("adapter")
+        if adapter:
+            found.setdefault(adapter, (title, text))
+    return found
+
+
+def _phase_sections(config_path: str, report: dict, model_config: dict, kept: set[str], old_card: str) -> list[tuple[str, str]]:
+    """The phase configs behind the shipped adapters, as (title, YAML text): the run's own (from
+    its curriculum config), then, for each adapter the run did not train, the section the previous
+    card gave it when that adapter is kept from the shipped model, else config/phases/<adapter>.yaml."""
     path = ROOT / config_path
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
     files = [p if p.is_absolute() or p.exists() else path.parent / p for p in map(Path, (data or {}).get("phases", []))]
     if data and "phases" not in data:  # a single phase file
         files = [path]
-    trained = {d["adapter"] for d in report["decisions"]}
+    sections = [(f.stem, f.read_text().strip()) for f in files]
+    trained = {d["adapter"] for d in report["decisions"] if d.get("kept")}
+    earlier = _card_phase_sections(old_card)
     for adapter in sorted(model_config.get("adapters", {})):
         own = ROOT / "config" / "phases" / f"{adapter}.yaml"
-        if adapter not in trained and own.exists() and own not in files:
-            files.append(own)
-    return files
+        if adapter in trained or own in files:
+            continue
+        if adapter in kept and adapter in earlier:
+            sections.append(earlier[adapter])
+        elif own.exists():
+            sections.append((own.stem, own.read_text().strip()))
+    return sections
 
 
 def main() -> None:
@@ -100,6 +118,7 @@ def main() -> None:
     if args.keep_shipped_adapters and not trained:
         sys.exit(f"{args.run}: the run kept no adapter of its own (its gate refused every phase): nothing to ship")
     shipped, kept = _shipped_adapters_to_keep(args.dest, trained) if args.keep_shipped_adapters else ({}, {})
+    old_card = (args.dest / "MODEL_CARD.md").read_text() if (args.dest / "MODEL_CARD.md").exists() else ""
     staging = Path(tempfile.mkdtemp())  # the kept adapters, while the destination's are replaced
     run_adapters = [d for d in (model / "adapters").iterdir() if d.name not in kept] if (model / "adapters").exists() else []
     adapter_files = [f for d in run_adapters for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file()]
@@ -160,7 +179,8 @@ def main() -> None:
         "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
         "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
     }
-    phases = "\n".join(f"### {p.stem}\n\n```yaml\n{p.read_text().strip()}\n```\n" for p in _phase_files(args.config, report, config))
+    sections = _phase_sections(args.config, report, config, set(kept), old_card)
+    phases = "\n".join(f"### {title}\n\n```yaml\n{text}\n```\n" for title, text in sections)
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,14 @@ def test_a_retraining_run_ships_its_own_adapter_and_keeps_the_newer_shipped_ones
     got = json.loads((dest / "codesearch-model.json").read_text())
     assert got["split_identifiers"] == sorted({"rust"} | ({"formal"} & set(shipped_split)))
     assert "Adapters rust from config/retrain-rust.yaml; formal, general as in the previous release." in got["description"]
+    # the card names the phase config behind each adapter: the kept ones as the previous card did
+    card = (dest / "MODEL_CARD.md").read_text()
+    phases = card.split("\n## Phase configs\n", 1)[1]
+    assert phases.count("adapter: formal") == phases.count("adapter: general") == phases.count("adapter: rust") == 1
+    before = (SHIPPED / "MODEL_CARD.md").read_text().split("\n## Phase configs\n", 1)[1]
+    formal_section = re.search(r"### (\S+)\n\n```yaml\n((?:(?!```).)*adapter: formal\n(?:(?!```).)*)```", before, re.S)
+    assert formal_section and f"### {formal_section[1]}\n\n```yaml\n{formal_section[2]}```" in phases
+    assert (ROOT / "config" / "phases" / "rust.yaml").read_text().strip() in phases
 
 
 def test_a_run_whose_gate_refused_everything_ships_nothing(tmp_path):
