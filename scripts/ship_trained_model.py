@@ -93,6 +93,26 @@ def _phase_sections(config_path: str, report: dict, model_config: dict, kept: se
     return sections
 
 
+# Where the pairs folders of the shipped configs come from (config/curriculum.yaml's `data`).
+DATA_ORIGINS = {
+    "pairs": ("from Debian packages on the build machine (config/data.yaml)", "codesearch data build --out data/pairs"),
+    "pairs-formal": ("from public Lean and TLA+ repositories (config/data-formal.yaml)",
+                     "codesearch data build --config config/data-formal.yaml --out data/pairs-formal"),
+}
+
+
+def _shown(folder: Path) -> str:
+    return str(folder.relative_to(ROOT)) if folder.is_absolute() and folder.is_relative_to(ROOT) else str(folder)
+
+
+def _data_origin(folder: Path) -> str:
+    return f"into {_shown(folder)} " + DATA_ORIGINS.get(folder.name, ("(see its summary.json)", ""))[0]
+
+
+def _data_commands(folders: list[Path]) -> list[str]:
+    return [DATA_ORIGINS[f.name][1] if f.name in DATA_ORIGINS else f"codesearch data build --out {_shown(f)}" for f in folders]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="curriculum output folder (holds model/ and report.md)")
@@ -185,6 +205,12 @@ def main() -> None:
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
     )
     evals = args.evals.read_text().strip() if args.evals else "(not given)"
+    ship_flags = "".join(
+        ([f" --config {args.config}"] if args.config != "config/curriculum.yaml" else [])
+        + ([" --keep-shipped-adapters"] if args.keep_shipped_adapters else [])
+        + [f" --data {_shown(f)}" for f in (args.data or [])]
+        + [f" --route {r}" for r in args.route]
+    )
     history = "\n## Earlier training (adapters this run kept as they were)\n\n" + args.history.read_text().strip() + "\n" if args.history else ""
     card = f"""# codesearch default model
 
@@ -197,14 +223,12 @@ PCA head and LoRA adapters per domain, used as a multi-vector (late-interaction)
   key overrides its domain. Each chunk is encoded in its space and a query once per space it
   searches.
 - {args.trained_on or TRAINED_ON}
-- Reproduce: `codesearch data build --out data/pairs && codesearch data build --config
-  config/data-formal.yaml --out data/pairs-formal && codesearch train --config
-  {args.config} && python scripts/ship_trained_model.py {args.run}{' --keep-shipped-adapters' if args.keep_shipped_adapters else ''}{''.join(' --route ' + r for r in args.route)}`.
+- Reproduce: `{' && '.join(_data_commands(folders))} && codesearch train --config
+  {args.config} && python scripts/ship_trained_model.py {args.run}{ship_flags}`.
 
 ## Data
 
-Pairs mined by `codesearch data build` from Debian packages on the build machine
-(config/data.yaml) and from public Lean and TLA+ repositories (config/data-formal.yaml): train {summary.get('train', {}).get('total', '?')}, held out {summary.get('heldout', {}).get('total', '?')}.
+Pairs mined by `codesearch data build` {' and '.join(_data_origin(f) for f in folders)}: train {summary.get('train', {}).get('total', '?')}, held out {summary.get('heldout', {}).get('total', '?')}.
 The eval sets' sources (evals/heldout_sources.txt) and the benchmark's reserved repositories
 were never read.
 
