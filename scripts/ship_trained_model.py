@@ -101,6 +101,16 @@ DATA_ORIGINS = {
 }
 
 
+def _store_bf16(path: Path) -> None:
+    """Rewrite a safetensors file with its float32 tensors in bfloat16 (others as they are)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    if any(t.dtype == torch.float32 for t in tensors.values()):
+        save_file({k: t.to(torch.bfloat16) if t.dtype == torch.float32 else t for k, t in tensors.items()}, str(path))
+
+
 def _shown(folder: Path) -> str:
     return str(folder.relative_to(ROOT)) if folder.is_absolute() and folder.is_relative_to(ROOT) else str(folder)
 
@@ -139,7 +149,15 @@ def main() -> None:
         sys.exit(f"{args.run}: the run kept no adapter of its own (its gate refused every phase): nothing to ship")
     shipped, kept = _shipped_adapters_to_keep(args.dest, trained) if args.keep_shipped_adapters else ({}, {})
     old_card = (args.dest / "MODEL_CARD.md").read_text() if (args.dest / "MODEL_CARD.md").exists() else ""
-    staging = Path(tempfile.mkdtemp())  # the kept adapters, while the destination's are replaced
+    # Staged copies of the run's model and of the kept shipped adapters (the destination's are
+    # replaced), with adapter weights stored in bf16: a GPU run writes them in float32, search
+    # merges them into the bf16 base model anyway, and the package stays half the size.
+    staging = Path(tempfile.mkdtemp())
+    model = Path(shutil.copytree(model, staging / "run-model"))
+    kept = {name: Path(shutil.copytree(folder, staging / "kept" / name)) for name, folder in kept.items()}
+    for folder in (model / "adapters", staging / "kept"):
+        for weights in folder.rglob("*.safetensors") if folder.exists() else []:
+            _store_bf16(weights)
     run_adapters = [d for d in (model / "adapters").iterdir() if d.name not in kept] if (model / "adapters").exists() else []
     adapter_files = [f for d in run_adapters for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file()]
     adapter_files += [f for folder in kept.values() for f in folder.rglob("*") if f.is_file()]
@@ -147,8 +165,7 @@ def main() -> None:
     if size > MAX_BYTES:
         sys.exit(f"adapters take {size / 1e6:.1f} MB, over the 20 MB budget: use a smaller LoRA rank")
     if kept:  # the run's model gains the shipped adapters it did not train, and their routes
-        for name, folder in kept.items():
-            shutil.copytree(folder, staging / name)
+        for name in kept:
             config.setdefault("adapters", {})[name] = f"adapters/{name}"
         for domain, adapter in shipped.get("routing", {}).items():
             if adapter in kept or domain not in config.setdefault("routing", {}):
@@ -159,7 +176,6 @@ def main() -> None:
             {a for a in config.get("split_identifiers", []) if a in trained}
             | {a for a in shipped.get("split_identifiers", []) if a in kept}
         )
-        kept = {name: staging / name for name in kept}
         # the head's description, without the notes of earlier trainings (this note replaces them)
         head = re.split(r" (?:Curriculum |Re-trained phases |Adapters )", shipped.get("description", ""))[0]
         config["description"] = (f"{head} Adapters {', '.join(sorted(set(config['adapters']) - set(kept)))} from "
@@ -249,7 +265,7 @@ were never read.
 {phases}
 """
     (args.dest / "MODEL_CARD.md").write_text(card)
-    print(f"shipped {model} -> {args.dest} ({size / 1e6:.1f} MB of adapters)")
+    print(f"shipped {args.run / 'model'} -> {args.dest} ({size / 1e6:.1f} MB of adapters)")
 
 
 if __name__ == "__main__":

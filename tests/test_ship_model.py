@@ -9,9 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file, save_file
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "ship_trained_model.py"
 SHIPPED = ROOT / "codesearch" / "model" / "assets" / "default"
+
+
+def _weights(model: Path, name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(model / "adapters" / name / "adapter_model.safetensors"))
+
+
+def _same_weights(got: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> bool:
+    """The shipped weights are the source's, stored in bf16."""
+    return got.keys() == source.keys() and all(
+        got[k].dtype == torch.bfloat16 and torch.equal(got[k], source[k].to(torch.bfloat16)) for k in got
+    )
 
 
 def _run_folder(tmp: Path) -> Path:
@@ -19,6 +33,8 @@ def _run_folder(tmp: Path) -> Path:
     run = tmp / "run"
     (run / "model" / "adapters").mkdir(parents=True)
     shutil.copytree(SHIPPED / "adapters" / "rust", run / "model" / "adapters" / "formal")
+    weights = run / "model" / "adapters" / "formal" / "adapter_model.safetensors"
+    save_file({k: t.float() for k, t in load_file(str(weights)).items()}, str(weights))  # as a GPU run writes it
     shutil.copy2(SHIPPED / "head.safetensors", run / "model" / "head.safetensors")
     config = json.loads((SHIPPED / "codesearch-model.json").read_text())
     config["adapters"] = {"formal": "adapters/formal"}
@@ -46,11 +62,9 @@ def test_keep_shipped_adapters_adds_the_run_adapter_beside_the_shipped_ones(tmp_
     config = json.loads((dest / "codesearch-model.json").read_text())
     assert set(config["adapters"]) == {"formal", "general", "rust"}
     # the run's adapter replaced the shipped one of that name; the others came as they were
-    formal = (dest / "adapters" / "formal" / "adapter_model.safetensors").read_bytes()
-    assert formal == (run / "model" / "adapters" / "formal" / "adapter_model.safetensors").read_bytes()
+    assert _same_weights(_weights(dest, "formal"), _weights(run / "model", "formal"))
     for name in ("general", "rust"):
-        got = (dest / "adapters" / name / "adapter_model.safetensors").read_bytes()
-        assert got == (SHIPPED / "adapters" / name / "adapter_model.safetensors").read_bytes()
+        assert _same_weights(_weights(dest, name), _weights(SHIPPED, name))
     shipped_routing = json.loads((SHIPPED / "codesearch-model.json").read_text())["routing"]
     assert config["routing"] == {**shipped_routing, "formal": "formal"}
     assert config["description"].count("from config/formal-gpu.yaml") == 1
@@ -99,12 +113,9 @@ def test_a_retraining_run_ships_its_own_adapter_and_keeps_the_newer_shipped_ones
          "--keep-shipped-adapters"], cwd=ROOT, capture_output=True, text=True, check=True,
     )
 
-    def weights(folder: Path, name: str) -> bytes:
-        return (folder / "adapters" / name / "adapter_model.safetensors").read_bytes()
-
-    assert weights(dest, "rust") == weights(run / "model", "rust")
+    assert _same_weights(_weights(dest, "rust"), _weights(run / "model", "rust"))
     for name in ("formal", "general"):
-        assert weights(dest, name) == weights(SHIPPED, name)
+        assert _same_weights(_weights(dest, name), _weights(SHIPPED, name))
     shipped_split = json.loads((SHIPPED / "codesearch-model.json").read_text())["split_identifiers"]
     got = json.loads((dest / "codesearch-model.json").read_text())
     assert got["split_identifiers"] == sorted({"rust"} | ({"formal"} & set(shipped_split)))
