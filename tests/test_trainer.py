@@ -119,6 +119,18 @@ def test_curriculum_reads_several_pair_folders_in_order(tmp_path):
     assert CurriculumConfig.load(tmp_path / "one.yaml").data_folders == [Path("a")]
 
 
+@pytest.mark.parametrize("name", ["curriculum", "retrain-formal", "retrain-rust", "formal-gpu"])
+def test_every_shipped_training_config_loads_with_its_phases(name):
+    """The documented `codesearch train --config config/NAME.yaml` commands read their phases."""
+    from codesearch.trainer.curriculum import CurriculumConfig
+    from codesearch.trainer.phase import PhaseConfig
+
+    cfg = CurriculumConfig.load(PHASES.parent / f"{name}.yaml")
+    phases = [PhaseConfig.load(p) for p in cfg.phases]
+    assert phases and all(p.steps > 0 and p.adapter for p in phases)
+    assert all(Path(f).name in ("pairs", "pairs-formal") for f in cfg.data_folders)
+
+
 def test_a_phase_trains_on_its_domains_less_the_excluded_kinds_of_pairs():
     from codesearch.trainer.phase import PhaseConfig
     from codesearch.trainer.train import training_pairs
