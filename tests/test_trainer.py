@@ -119,7 +119,7 @@ def test_curriculum_reads_several_pair_folders_in_order(tmp_path):
     assert CurriculumConfig.load(tmp_path / "one.yaml").data_folders == [Path("a")]
 
 
-@pytest.mark.parametrize("name", ["curriculum", "retrain-formal", "retrain-rust", "formal-gpu"])
+@pytest.mark.parametrize("name", ["curriculum", "retrain-formal", "retrain-rust", "retrain-general", "formal-gpu"])
 def test_every_shipped_training_config_loads_with_its_phases(name):
     """The documented `codesearch train --config config/NAME.yaml` commands read their phases."""
     from codesearch.trainer.curriculum import CurriculumConfig
