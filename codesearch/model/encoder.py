@@ -208,7 +208,7 @@ class MultiVectorEncoder:
         if self.config.adapters:
             # peft writes each adapter to <folder>/adapters/<name> (the first one at the root
             # of that folder): save them all, then point the config at where they landed.
-            self.model.save_pretrained(str(folder / "adapters"), selected_adapters=list(self.config.adapters))
+            self.model.save_pretrained(str(folder / "adapters"), selected_adapters=list(self.config.adapters), save_embedding_layers=False)
             config.adapters = {
                 n: ("adapters" if n == "default" else f"adapters/{n}") for n in self.config.adapters
             }
