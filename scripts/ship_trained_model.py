@@ -70,7 +70,7 @@ def _card_phase_sections(card: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _phase_sections(config_path: str, report: dict, model_config: dict, kept: set[str], old_card: str) -> list[tuple[str, str]]:
+def _phase_sections(config_path: str, trained: set[str], model_config: dict, kept: set[str], old_card: str) -> list[tuple[str, str]]:
     """The phase configs behind the shipped adapters, as (title, YAML text): the run's own (from
     its curriculum config), then, for each adapter the run did not train, the section the previous
     card gave it when that adapter is kept from the shipped model, else config/phases/<adapter>.yaml."""
@@ -80,7 +80,6 @@ def _phase_sections(config_path: str, report: dict, model_config: dict, kept: se
     if data and "phases" not in data:  # a single phase file
         files = [path]
     sections = [(f.stem, f.read_text().strip()) for f in files]
-    trained = {d["adapter"] for d in report["decisions"] if d.get("kept")}
     earlier = _card_phase_sections(old_card)
     for adapter in sorted(model_config.get("adapters", {})):
         own = ROOT / "config" / "phases" / f"{adapter}.yaml"
@@ -215,7 +214,7 @@ def main() -> None:
         "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
         "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
     }
-    sections = _phase_sections(args.config, report, config, set(kept), old_card)
+    sections = _phase_sections(args.config, trained, config, set(kept), old_card)
     phases = "\n".join(f"### {title}\n\n```yaml\n{text}\n```\n" for title, text in sections)
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
