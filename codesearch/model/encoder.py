@@ -208,12 +208,19 @@ class MultiVectorEncoder:
         if self.config.adapters:
             # peft writes each adapter to <folder>/adapters/<name> (the first one at the root
             # of that folder): save them all, then point the config at where they landed.
-            self.model.save_pretrained(str(folder / "adapters"), selected_adapters=list(self.config.adapters), save_embedding_layers=False)
+            self.export_adapters(folder / "adapters", list(self.config.adapters))
             config.adapters = {
                 n: ("adapters" if n == "default" else f"adapters/{n}") for n in self.config.adapters
             }
         (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
         return folder
+
+    def export_adapters(self, folder: str | Path, names: list[str]) -> None:
+        """Write the LoRA adapters ``names`` with peft (the first at the root of ``folder``, the
+        others in ``folder/<name>``). No embedding layer is ever trained: telling peft so keeps it
+        from looking the base model up by name, which asks the Hugging Face hub (a warning
+        offline, a network timeout at worst)."""
+        self.model.save_pretrained(str(folder), selected_adapters=names, save_embedding_layers=False)
 
     def base_path(self) -> Path:
         if self.config.base == PACKAGED_BASE:

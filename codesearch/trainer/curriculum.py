@@ -180,7 +180,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             routing = candidate
             encoder.use_adapter(phase.adapter)
             (phase_dir / "adapter").mkdir(parents=True, exist_ok=True)
-            encoder.model.save_pretrained(str(phase_dir / "adapter_export"), selected_adapters=[phase.adapter], save_embedding_layers=False)
+            encoder.export_adapters(phase_dir / "adapter_export", [phase.adapter])
             _move_adapter(phase_dir / "adapter_export", phase.adapter, phase_dir / "adapter")
             current = metrics
         else:

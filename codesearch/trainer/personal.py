@@ -194,7 +194,7 @@ def finetune_personal(
         pairs_per_second=round(result.pairs_per_second, 2), steps=result.steps, init_from=init_from, run_dir=str(run_dir),
     )
     encoder.use_adapter(None)
-    encoder.model.save_pretrained(str(run_dir / "adapter_export"), selected_adapters=[PERSONAL_ADAPTER], save_embedding_layers=False)
+    encoder.export_adapters(run_dir / "adapter_export", [PERSONAL_ADAPTER])
     say(("kept: " if kept else "not kept: ") + reason)
 
     # 3. Install and bring the index up to date.
