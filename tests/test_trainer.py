@@ -61,7 +61,7 @@ def _tiny_phases(tmp: Path, steps: int) -> list[Path]:
     paths = []
     for name in ("general", "rust", "formal"):
         cfg = yaml.safe_load((PHASES / f"{name}.yaml").read_text())
-        cfg.update(steps=steps, batch_size=4, checkpoint_every=1, log_every=1, warmup_steps=1, lr=5e-3, eval_max_queries=10)
+        cfg.update(steps=steps, batch_size=4, checkpoint_every=1, log_every=1, warmup_steps=1, lr=5e-3, eval_max_queries=10, eval_every=2)
         cfg["lora"]["r"] = 4
         (tmp / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         paths.append(tmp / f"{name}.yaml")
@@ -81,6 +81,13 @@ def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
     report = run_curriculum(cfg)
     steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "general" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+    # The eval curve: the target's held-out metrics before the first step, every 2 steps and at
+    # the end, across the interruption; it starts where the gate's "before" stands.
+    curve = [json.loads(l) for l in (tmp_path / "run" / "general" / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in curve] == [0, 2, 3]
+    assert all(r["target"] == "general" and r["n"] > 0 and 0 <= r["p@1"] <= r["recall@5"] <= 1 for r in curve)
+    assert (tmp_path / "run" / "general" / "curves.png").stat().st_size > 0
+    assert curve[0]["mrr@10"] == report.table["base"]["general"]["mrr@10"]
     assert report.columns == ["base", "after general", "after rust", "after formal"]
     assert {"general", "rust", "formal"} <= set(report.table["base"])
     for d in report.decisions:  # every phase was gated on its own domain
@@ -224,3 +231,64 @@ def test_an_adapter_started_from_another_takes_its_rank_and_weights(tmp_path):
     for name in copied:
         twin = params[name.replace(".personal.", ".formal.")]
         assert torch.equal(params[name].float(), twin.float()), name
+
+
+def test_a_language_phase_trains_that_language_only_and_is_gated_and_routed_on_it(tmp_path):
+    """A phase with `language: lean` trains the "lean" adapter on Lean pairs only (from the
+    formal adapter), is gated on the Lean held-out pairs, and, when kept, routes Lean alone to
+    it: the rest of formal code keeps the formal adapter."""
+    from codesearch.model import MultiVectorEncoder
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+    from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.train import read_pairs, training_pairs
+
+    phase = yaml.safe_load((PHASES / "formal.yaml").read_text())
+    phase.update(name="lean", adapter="lean", language="lean", steps=2, batch_size=4, checkpoint_every=1,
+                 warmup_steps=1, lr=5e-2, eval_max_queries=10, exclude_pairs=[])
+    (tmp_path / "lean.yaml").write_text(yaml.safe_dump(phase))
+    cfg = PhaseConfig.load(tmp_path / "lean.yaml")
+    assert cfg.gate_key == "lean"
+    trained_on = training_pairs(read_pairs(FIXTURES / "train.jsonl"), cfg)
+    assert trained_on and {p["language"] for p in trained_on} == {"lean"}
+
+    run = CurriculumConfig(phases=[tmp_path / "lean.yaml"], data=FIXTURES, output=tmp_path / "run",
+                           base_model="shipped", keep_adapters=True)
+    report = run_curriculum(run)
+    (decision,) = report.decisions
+    assert decision["target"] == "lean" and decision["adapter"] == "lean"
+    assert decision["kept"] == (decision["after"] > decision["before"])
+    lean_heldout = [p for p in read_pairs(FIXTURES / "heldout.jsonl") if p["language"] == "lean"]
+    assert report.table["base"]["lean"]["n"] == len(lean_heldout)
+    assert "| lean |" in (tmp_path / "run" / "report.md").read_text()
+    model = MultiVectorEncoder.load(tmp_path / "run" / "model")
+    assert ("lean" in model.adapter_names) == decision["kept"]
+    assert model.space_for("lean") == ("lean" if decision["kept"] else "formal")
+    assert model.space_for("tlaplus") == model.space_for("coq") == "formal"
+
+
+def test_a_language_phase_must_name_a_language_of_its_domain(tmp_path):
+    from codesearch.trainer.phase import PhaseConfig
+
+    for language, why in (("lean4", "unknown language"), ("python", "belongs to domain general"), ("rust", "is a domain")):
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "x", "target_domain": "formal", "adapter": "x", "language": language}))
+        with pytest.raises(ValueError, match=why):
+            PhaseConfig.load(tmp_path / "p.yaml")
+
+
+def test_the_gate_scores_a_language_with_its_own_adapter_in_its_own_space():
+    """Held-out pairs are encoded as the index encodes them: a language routed to an adapter of
+    its own uses it, documents and queries; the other languages of the domain do not."""
+    from codesearch.model import load_encoder
+    from codesearch.trainer.gate import evaluate_domain, evaluate_routing
+    from codesearch.trainer.train import read_pairs
+
+    encoder = load_encoder("shipped")
+    pairs = [p for p in read_pairs(FIXTURES / "train.jsonl") if p["domain"] == "formal"]
+    lean = [p for p in pairs if p["language"] == "lean"]
+    routing = {"general": "general", "rust": "rust", "formal": "formal", "lean": "rust"}
+    got = evaluate_routing(encoder, {"lean": lean, "formal": pairs}, routing)
+    assert got["lean"] == evaluate_domain(encoder, lean, "rust")
+    assert got["lean"] != evaluate_domain(encoder, lean, "formal")
+    # Mixed spaces: the formal group's Lean documents are in the rust space, the others in formal.
+    assert got["formal"] == evaluate_domain(encoder, pairs, "formal", {"lean": "rust"})
+    assert got["formal"] != evaluate_domain(encoder, pairs, "formal")

@@ -21,7 +21,7 @@ import yaml
 
 from codesearch.model.encoder import is_lora_param
 from codesearch.model.routing import DOMAINS
-from codesearch.trainer.gate import evaluate_routing, heldout_by_domain
+from codesearch.trainer.gate import evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig
 from codesearch.trainer.train import read_pairs, train_phase
 
@@ -79,7 +79,8 @@ class CurriculumReport:
     decisions: list[dict] = field(default_factory=list)
 
     def markdown(self, metric: str = "p@1") -> str:
-        domains = [d for d in DOMAINS if any(d in self.table[c] for c in self.columns)]
+        present = {k for c in self.columns for k in self.table[c]}
+        domains = [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))  # then languages with their own adapter
         lines = [f"| {metric} | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
         for d in domains:
             cells = []
@@ -109,6 +110,10 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     # adapters that model already has (the shipped default has some) are left out.
     encoder = load_encoder(cfg.base_model, dtype="auto", adapters=cfg.keep_adapters)
     routing: dict[str, str] = dict(encoder.config.routing)
+    # Languages with an adapter of their own (phases that train one, or the base model's
+    # routing) are gated and reported on their own held-out pairs too.
+    languages = sorted({p.language for p in phases if p.language} | {k for k in routing if k not in DOMAINS})
+    heldout.update(heldout_by_language(heldout_pairs, languages, max_queries=max_q))
     # The base model's adapter folders, and the adapters this run replaces (kept phases): the
     # others are written out as they came, see _keep_original_adapters.
     original_adapters = {n: encoder.folder / sub for n, sub in encoder.config.adapters.items()} if encoder.folder else {}
@@ -149,28 +154,30 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             report.decisions.append(done["decision"])
             current = done["metrics"]
             continue
-        previous = routing.get(phase.target_domain) or routing.get("general")
+        previous = (phase.language and routing.get(phase.language)) or routing.get(phase.target_domain) or routing.get("general")
         t0 = time.monotonic()
         prior = _adapter_weights(encoder, phase.adapter)  # None unless the model has it already (keep_adapters)
         reading_before = list(encoder.config.split_identifiers)
         _set_reading(encoder, phase)
-        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase)
-        if result.steps < phase.steps:
-            log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
-            state_file.write_text(json.dumps(state, indent=2))
-            return report
         candidate = dict(routing)
-        candidate[phase.target_domain] = phase.adapter
+        candidate[phase.gate_key] = phase.adapter
         if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
             for d in DOMAINS:
                 if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
                     candidate.setdefault(d, phase.adapter)
+        curve = _eval_curve(encoder, heldout.get(phase.gate_key, [])[: phase.eval_curve_queries], phase.gate_key, candidate)
+        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase,
+                             evaluate=curve if phase.eval_every else None)
+        if result.steps < phase.steps:
+            log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
+            state_file.write_text(json.dumps(state, indent=2))
+            return report
         metrics = evaluate_routing(encoder, heldout, candidate)
-        before = current.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)
-        after = metrics.get(phase.target_domain, {}).get(cfg.gate_metric, 0.0)
+        before = current.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
+        after = metrics.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
         kept = after > before
         decision = {
-            "phase": phase.name, "adapter": phase.adapter, "target": phase.target_domain, "metric": cfg.gate_metric,
+            "phase": phase.name, "adapter": phase.adapter, "target": phase.gate_key, "metric": cfg.gate_metric,
             "before": before, "after": after, "kept": kept, "train_seconds": round(result.seconds, 1),
             "pairs_per_second": round(result.pairs_per_second, 2), "final_loss": round(result.final_loss, 4),
             "forgetting_general": round(metrics.get("general", {}).get("p@1", 0) - report.table["base"].get("general", {}).get("p@1", 0), 4),
@@ -223,6 +230,18 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     return report
 
 
+def _eval_curve(encoder, pairs: list[dict], key: str, routing: dict):
+    """The phase's eval curve: its target's held-out metrics with the adapter being trained."""
+    if not pairs:
+        return None
+
+    def measure() -> dict:
+        m = evaluate_routing(encoder, {key: pairs}, routing)[key]
+        return {"target": key, **{k: m[k] for k in ("n", "p@1", "mrr@10", "recall@5")}}
+
+    return measure
+
+
 def _set_reading(encoder, phase: PhaseConfig) -> None:
     """Apply the phase's ``split_identifiers`` setting to its adapter's space."""
     if phase.split_identifiers is not None:
@@ -270,7 +289,8 @@ def _move_adapter(export: Path, name: str, dest: Path) -> None:
 
 
 def _plot_phase(phase_dir: Path, name: str, decision: dict) -> None:
-    """loss.png: the training loss per step, with the gate's before/after in the title."""
+    """curves.png: the training loss per step and the eval curve (the target's held-out P@1 and
+    MRR@10 as training went), with the gate's before/after in the title."""
     metrics = phase_dir / "metrics.jsonl"
     if not metrics.exists():
         return
@@ -282,12 +302,22 @@ def _plot_phase(phase_dir: Path, name: str, decision: dict) -> None:
     except ImportError:  # plotting is optional
         return
     rows = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip()]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    evals_file = phase_dir / "eval.jsonl"
+    evals = [json.loads(l) for l in evals_file.read_text().splitlines() if l.strip()] if evals_file.exists() else []
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 6, 3.5), squeeze=False)
+    ax = axes[0][0]
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})", fontsize=9)
     ax.legend()
+    if evals:
+        ax = axes[0][1]
+        for metric in ("p@1", "mrr@10"):
+            ax.plot([r["step"] for r in evals], [r[metric] for r in evals], marker="o", label=metric)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"held-out {evals[-1].get('target', '')} ({evals[-1].get('n', '?')} queries)")
+        ax.legend()
+    fig.suptitle(f"{name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(phase_dir / "loss.png", dpi=100)
+    fig.savefig(phase_dir / "curves.png", dpi=100)
     plt.close(fig)

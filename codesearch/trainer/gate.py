@@ -1,9 +1,11 @@
 """Held-out retrieval evaluation used to gate each training phase.
 
-For each domain: the queries of its held-out pairs search a corpus made of those pairs'
-positives and hard negatives, scored with exact MaxSim (no index needed). Documents and
-queries are encoded with the adapter that routing assigns to the domain, exactly as the
-index does. Metrics are the eval format's P@1, MRR@10 and Recall@5.
+For each domain (and each language that has an adapter of its own): the queries of its
+held-out pairs search a corpus made of those pairs' positives and hard negatives, scored with
+exact MaxSim (no index needed). Documents are encoded with the adapter that routing assigns to
+their language, exactly as the index does, and a query meets each document in that document's
+space, as search does (scores of different spaces compared as they are). Metrics are the eval
+format's P@1, MRR@10 and Recall@5.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from codesearch.model.routing import DOMAINS, domain_of_language
 from codesearch.search import PackedDocs, maxsim_many
 
 
@@ -27,25 +30,53 @@ def heldout_by_domain(pairs: Sequence[dict], max_queries: int = 300, seed: int =
     return by
 
 
-def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None) -> dict:
+def heldout_by_language(pairs: Sequence[dict], languages: Sequence[str], max_queries: int = 300, seed: int = 0) -> dict[str, list[dict]]:
+    """Held-out pairs of each of ``languages`` (a phase that trains one language's adapter is
+    gated on that language's pairs), keyed by language."""
+    wanted = set(languages)
+    by: dict[str, list[dict]] = {}
+    for p in pairs:
+        if p.get("language") in wanted:
+            by.setdefault(p["language"], []).append(p)
+    rng = random.Random(seed)
+    for lang, items in by.items():
+        if len(items) > max_queries:
+            by[lang] = rng.sample(items, max_queries)
+    return by
+
+
+def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None, by_language: dict[str, str | None] | None = None) -> dict:
+    """Metrics of ``pairs``, encoded with ``adapter``; a pair whose language has an entry in
+    ``by_language`` is encoded with that adapter instead (its documents and, for them, its
+    query)."""
+    by_language = by_language or {}
     corpus: list[str] = []
+    space_of: list[str | None] = []
     index: dict[str, int] = {}
     for p in pairs:
+        space = by_language.get(p.get("language"), adapter)
         for text in [p["positive"], *(p.get("negatives") or [])]:
             if text not in index:
                 index[text] = len(corpus)
                 corpus.append(text)
+                space_of.append(space)
+    spaces = sorted(set(space_of), key=lambda s: s or "")
+    rows = {s: [i for i, x in enumerate(space_of) if x == s] for s in spaces}
+    packed, queries = {}, {}
     previous = encoder.active_adapter
-    encoder.use_adapter(adapter)
     try:
-        docs, _ = encoder.encode_documents(corpus)
-        queries = encoder.encode_queries([p["query"] for p in pairs])
+        for s in spaces:
+            encoder.use_adapter(s)
+            docs, _ = encoder.encode_documents([corpus[i] for i in rows[s]])
+            packed[s] = PackedDocs(docs)
+            queries[s] = encoder.encode_queries([p["query"] for p in pairs])
     finally:
         encoder.use_adapter(previous)
     ranks = []
-    packed = PackedDocs(docs)
-    for p, q in zip(pairs, queries):
-        scores = maxsim_many(q, packed)
+    for n, p in enumerate(pairs):
+        scores = np.empty(len(corpus), dtype=np.float32)
+        for s in spaces:
+            scores[rows[s]] = maxsim_many(queries[s][n], packed[s])
         order = np.argsort(-scores)[:10]
         target = index[p["positive"]]
         hits = np.nonzero(order == target)[0]
@@ -61,5 +92,11 @@ def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None) -> dict
 
 
 def evaluate_routing(encoder, heldout: dict[str, list[dict]], routing: dict[str, str | None]) -> dict[str, dict]:
-    """Metrics per domain, each domain encoded with the adapter routing gives it (None = base)."""
-    return {d: evaluate_domain(encoder, pairs, routing.get(d)) for d, pairs in sorted(heldout.items())}
+    """Metrics per held-out group (a domain, or a language with an adapter of its own): each
+    pair encoded with the adapter routing gives its language, else its domain (None = base)."""
+    by_language = {k: v or None for k, v in routing.items() if k not in DOMAINS}
+    out = {}
+    for key, pairs in sorted(heldout.items()):
+        domain = key if key in DOMAINS else domain_of_language(key)
+        out[key] = evaluate_domain(encoder, pairs, routing.get(domain), by_language)
+    return out

@@ -23,6 +23,10 @@ class PhaseConfig:
     name: str  # e.g. "general", "rust", "formal", "personal"
     target_domain: str  # the domain whose held-out score decides whether the phase is kept
     adapter: str  # the LoRA adapter this phase trains (one per domain)
+    # A language's own adapter (say "lean"): the phase trains on that language's pairs only,
+    # is gated on that language's held-out pairs, and routing sends that language (documents
+    # and queries) to the adapter; the rest of its domain keeps the domain's adapter.
+    language: str | None = None
     domains: list[str] = field(default_factory=list)  # pair domains to train on (default: the target)
     domain_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DOMAIN_WEIGHTS))
     # kinds of pairs left out of training, as "language:source" (e.g. "lean:augmented": the
@@ -50,6 +54,10 @@ class PhaseConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     eval_max_queries: int = 300  # per domain, for the gate
+    # The eval curve: every `eval_every` steps (and before the first), the phase's target is
+    # measured on `eval_curve_queries` of its held-out pairs (0: no curve, the gate only).
+    eval_every: int = 50
+    eval_curve_queries: int = 100
     seed: int = 0
 
     @classmethod
@@ -66,9 +74,23 @@ class PhaseConfig:
         cfg = cls(**data, lora=lora, domain_weights=weights)
         if not cfg.domains:
             cfg.domains = [cfg.target_domain]
+        if cfg.language:
+            from codesearch.model.routing import DOMAINS, KNOWN_LANGUAGES, domain_of_language
+
+            if cfg.language in DOMAINS:  # routing's key for rust is the domain's
+                raise ValueError(f"{path}: {cfg.language} is a domain: train its adapter with target_domain, not language")
+            if cfg.language not in KNOWN_LANGUAGES:
+                raise ValueError(f"{path}: unknown language {cfg.language!r}")
+            if domain_of_language(cfg.language) != cfg.target_domain:
+                raise ValueError(f"{path}: language {cfg.language} belongs to domain {domain_of_language(cfg.language)}, not {cfg.target_domain}")
         if cfg.objective not in ("xtr", "maxsim"):
             raise ValueError(f"{path}: objective must be xtr or maxsim")
         return cfg
+
+    @property
+    def gate_key(self) -> str:
+        """The held-out group whose score decides the phase: its language, else its domain."""
+        return self.language or self.target_domain
 
     def as_dict(self) -> dict:
         return asdict(self)

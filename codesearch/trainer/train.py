@@ -98,9 +98,14 @@ def _unique_batch(batch: list[dict]) -> list[dict]:
 
 
 def training_pairs(pairs: Sequence[dict], cfg: PhaseConfig) -> list[dict]:
-    """The pairs a phase trains on: its domains, less the kinds its config excludes."""
+    """The pairs a phase trains on: its domains (its language only, for a language's adapter),
+    less the kinds its config excludes."""
     excluded = set(cfg.exclude_pairs)
-    return [p for p in pairs if p["domain"] in cfg.domains and f"{p.get('language')}:{p.get('source')}" not in excluded]
+    return [
+        p for p in pairs
+        if p["domain"] in cfg.domains and f"{p.get('language')}:{p.get('source')}" not in excluded
+        and (cfg.language is None or p.get("language") == cfg.language)
+    ]
 
 
 def train_phase(
@@ -112,11 +117,14 @@ def train_phase(
     init_from: str | None = None,
     on_log: Callable[[dict], None] | None = None,
     max_steps: int | None = None,
+    evaluate: Callable[[], dict] | None = None,
 ) -> PhaseResult:
     """Train adapter `cfg.adapter` on `pairs`; resumes from `out_dir/checkpoint` when present.
 
     ``init_from``: an adapter of the encoder whose weights start this one ("the previous best").
     ``max_steps``: stop early after this many steps in this call (the run can be resumed).
+    ``evaluate``: measures the adapter being trained (held-out metrics); called before the first
+    step, every ``cfg.eval_every`` steps and after the last, into ``out_dir/eval.jsonl``.
     """
     import torch
     from accelerate import Accelerator
@@ -129,7 +137,8 @@ def train_phase(
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available())
     pairs = training_pairs(pairs, cfg)
     if not pairs:
-        raise ValueError(f"phase {cfg.name}: no training pairs for domains {cfg.domains}")
+        what = f"language {cfg.language}" if cfg.language else f"domains {cfg.domains}"
+        raise ValueError(f"phase {cfg.name}: no training pairs for {what}")
     sampler = DomainSampler(pairs, cfg.domain_weights, seed=cfg.seed)
 
     if cfg.full_finetune:
@@ -183,6 +192,23 @@ def train_phase(
 
     metrics_file = out_dir / "metrics.jsonl"
     index_doc_tokens = encoder.config.document_max_tokens
+
+    def eval_point(step: int) -> None:
+        """A point of the eval curve, measured as the gate measures (index settings, no dropout)."""
+        if evaluate is None or not accelerator.is_main_process:
+            return
+        train_tokens, active = encoder.config.document_max_tokens, encoder.active_adapter
+        encoder.config.document_max_tokens = index_doc_tokens
+        model.eval()
+        try:
+            record = {"phase": cfg.name, "step": step, **evaluate()}
+        finally:
+            model.train()
+            encoder.use_adapter(active)
+            encoder.config.document_max_tokens = train_tokens
+        with open(out_dir / "eval.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
     encoder.config.document_max_tokens = cfg.document_max_tokens
     model.train()
     t0 = time.monotonic()
@@ -192,6 +218,8 @@ def train_phase(
     from tqdm import tqdm
 
     bar = tqdm(range(start, end), desc=f"train {cfg.name}", initial=start, total=cfg.steps, leave=False)
+    if start == 0 and end > 0:
+        eval_point(0)
     for step in bar:
         batch = _unique_batch(sampler.sample(cfg.batch_size))
         queries = [p["query"] for p in batch]
@@ -223,6 +251,8 @@ def train_phase(
                 f.write(json.dumps(record) + "\n")
             if on_log:
                 on_log(record)
+        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            eval_point(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
             _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step + 1, ckpt)
     bar.close()
