@@ -55,6 +55,11 @@ def test_finetune_trains_gates_and_reports(personal_home, encoder):
     assert (report.kept, report.reason) == gate_decision(report.before, report.after)
     saved = json.loads((Path(report.run_dir) / "report.json").read_text())
     assert saved["kept"] == report.kept and saved["before"] == report.before
+    # The eval curve on the user's held-out pairs: before the first step and after the last.
+    curve = [json.loads(l) for l in (Path(report.run_dir) / "train" / "eval.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["target"]) for r in curve] == [(0, "personal"), (2, "personal")]
+    assert curve[-1]["n"] == min(report.after["personal"]["n"], 100)
+    assert (Path(report.run_dir) / "train" / "curves.png").stat().st_size > 0
     home = Path(settings["home"])
     assert personal_model_dir(home).exists() == report.kept
     spaces = {r["space"] for r in Store(home).table("chunks").search().select(["space"]).limit(None).to_arrow().to_pylist()}

@@ -23,6 +23,7 @@ from codesearch.model.encoder import is_lora_param
 from codesearch.model.routing import DOMAINS
 from codesearch.trainer.gate import evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig
+from codesearch.trainer.plot import plot_phase
 from codesearch.trainer.train import read_pairs, train_phase
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         report.decisions.append(decision)
         state.setdefault("phases", {})[phase.name] = {"complete": True, "kept": kept, "routing": routing, "metrics": metrics, "decision": decision}
         state_file.write_text(json.dumps(state, indent=2))
-        _plot_phase(phase_dir, phase.name, decision)
+        plot_phase(phase_dir, f"{phase.name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})")
         log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
 
     encoder.config.routing = routing
@@ -286,38 +287,3 @@ def _move_adapter(export: Path, name: str, dest: Path) -> None:
         shutil.rmtree(dest)
     shutil.move(str(src), str(dest))
     shutil.rmtree(export, ignore_errors=True)
-
-
-def _plot_phase(phase_dir: Path, name: str, decision: dict) -> None:
-    """curves.png: the training loss per step and the eval curve (the target's held-out P@1 and
-    MRR@10 as training went), with the gate's before/after in the title."""
-    metrics = phase_dir / "metrics.jsonl"
-    if not metrics.exists():
-        return
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plotting is optional
-        return
-    rows = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip()]
-    evals_file = phase_dir / "eval.jsonl"
-    evals = [json.loads(l) for l in evals_file.read_text().splitlines() if l.strip()] if evals_file.exists() else []
-    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 6, 3.5), squeeze=False)
-    ax = axes[0][0]
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    if evals:
-        ax = axes[0][1]
-        for metric in ("p@1", "mrr@10"):
-            ax.plot([r["step"] for r in evals], [r[metric] for r in evals], marker="o", label=metric)
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"held-out {evals[-1].get('target', '')} ({evals[-1].get('n', '?')} queries)")
-        ax.legend()
-    fig.suptitle(f"{name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(phase_dir / "curves.png", dpi=100)
-    plt.close(fig)

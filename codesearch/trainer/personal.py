@@ -128,6 +128,7 @@ def finetune_personal(
     from codesearch.trainer.gate import evaluate_domain, heldout_by_domain
     from codesearch.trainer.mine import SourceSpec, build_dataset, personal_sources
     from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.plot import plot_phase
     from codesearch.trainer.train import train_phase
 
     t0 = time.monotonic()
@@ -183,12 +184,20 @@ def finetune_personal(
     say(f"training the personal adapter: {cfg.steps} steps of {cfg.batch_size} pairs, lr {cfg.lr}")
     # The personal adapter starts from init_from's weights, so it reads code the way that one does.
     encoder.config.set_split_identifiers(PERSONAL_ADAPTER, encoder.config.splits_identifiers(init_from))
-    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from)
+    curve_pairs = held["personal"][: cfg.eval_curve_queries]
+
+    def curve() -> dict:  # the eval curve: the user's held-out pairs with the adapter being trained
+        m = evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER)
+        return {"target": "personal", **{k: m[k] for k in ("n", "p@1", "mrr@10", "recall@5")}}
+
+    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from,
+                         evaluate=curve if cfg.eval_every else None)
     after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
     if held.get("general"):
         # Once kept, every indexed chunk is encoded with the personal adapter: general code too.
         after["general"] = evaluate_domain(encoder, held["general"], PERSONAL_ADAPTER)
     kept, reason = gate_decision(before, after, max_general_drop)
+    plot_phase(run_dir / "train", f"personal: held-out P@1 {before['personal']['p@1']:.3f} -> {after['personal']['p@1']:.3f} ({'kept' if kept else 'not kept'})")
     report = PersonalReport(
         kept, reason, pairs=counts, before=before, after=after, train_seconds=round(result.seconds, 1),
         pairs_per_second=round(result.pairs_per_second, 2), steps=result.steps, init_from=init_from, run_dir=str(run_dir),
