@@ -292,3 +292,34 @@ def test_the_gate_scores_a_language_with_its_own_adapter_in_its_own_space():
     # Mixed spaces: the formal group's Lean documents are in the rust space, the others in formal.
     assert got["formal"] == evaluate_domain(encoder, pairs, "formal", {"lean": "rust"})
     assert got["formal"] != evaluate_domain(encoder, pairs, "formal")
+
+
+def test_interpolate_scales_the_trained_change_and_the_checkpoint_keeps_the_trained_weights(tmp_path):
+    """`interpolate: 0.5` (WiSE-FT): once the phase ends, the adapter's change to the base model
+    is halved: every LoRA B halves, A stays; the checkpoint keeps the weights as trained, so a
+    resumed run interpolates once, from them."""
+    from codesearch.model import MultiVectorEncoder
+    from codesearch.trainer.phase import LoraSettings, PhaseConfig
+    from codesearch.trainer.train import read_pairs, train_phase
+
+    pairs = read_pairs(FIXTURES / "train.jsonl")
+    cfg = PhaseConfig(name="rust", target_domain="rust", adapter="rust", domains=["rust"], steps=2, batch_size=4, warmup_steps=1,
+                      lr=5e-2, checkpoint_every=1, interpolate=0.5, lora=LoraSettings(r=4, alpha=8))
+    encoder = MultiVectorEncoder.load(None)
+    train_phase(encoder, pairs, cfg, tmp_path / "run")
+    trained = torch.load(tmp_path / "run" / "checkpoint" / "trainable.pt", weights_only=True)
+    params = dict(encoder.model.named_parameters())
+    lora_b = [n for n in trained if ".lora_B." in n]
+    assert lora_b and any(trained[n].abs().sum() > 0 for n in lora_b)  # B starts at zero: it trained
+    for name, weight in trained.items():
+        factor = 0.5 if ".lora_B." in name else 1.0
+        assert torch.allclose(params[name].detach().float(), weight.float() * factor), name
+
+    again = MultiVectorEncoder.load(None)  # a second call finds the finished checkpoint
+    train_phase(again, pairs, cfg, tmp_path / "run")
+    resumed = dict(again.model.named_parameters())
+    assert all(torch.allclose(resumed[n].detach().float(), params[n].detach().float()) for n in trained)
+
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "x", "target_domain": "rust", "adapter": "x", "interpolate": 0.5, "full_finetune": True}))
+    with pytest.raises(ValueError, match="full_finetune"):
+        PhaseConfig.load(tmp_path / "bad.yaml")

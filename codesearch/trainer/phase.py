@@ -45,6 +45,11 @@ class PhaseConfig:
     # every declaration and makes a CPU step ~2x cheaper than the index's 256.
     document_max_tokens: int = 128
     full_finetune: bool = False  # train every weight instead of a LoRA adapter
+    # Weight-space interpolation toward the base model once training ends (WiSE-FT, Wortsman et
+    # al. 2022): the adapter's change to the base model is scaled by this factor (1: as trained,
+    # 0.5: halfway back). Held-out pairs come from the training repositories and favour 1; code
+    # of other repositories (the eval sets) favoured 0.5 for the formal adapter: see README.
+    interpolate: float = 1.0
     # How this phase's adapter reads code: true = camelCase identifiers as words
     # ("checkNeverMatches" -> "check Never Matches"), queries and documents alike; false = as
     # the base model was pre-trained; null = as the model's `split_identifiers` says already.
@@ -85,6 +90,10 @@ class PhaseConfig:
                 raise ValueError(f"{path}: language {cfg.language} belongs to domain {domain_of_language(cfg.language)}, not {cfg.target_domain}")
         if cfg.objective not in ("xtr", "maxsim"):
             raise ValueError(f"{path}: objective must be xtr or maxsim")
+        if not 0.0 < cfg.interpolate <= 1.0:
+            raise ValueError(f"{path}: interpolate must be in (0, 1]")
+        if cfg.interpolate != 1.0 and cfg.full_finetune:
+            raise ValueError(f"{path}: interpolate scales a LoRA adapter's change; it does not apply to full_finetune")
         return cfg
 
     @property

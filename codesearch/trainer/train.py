@@ -259,12 +259,25 @@ def train_phase(
     encoder.config.document_max_tokens = index_doc_tokens
     model.eval()
     encoder.model = accelerator.unwrap_model(model)
+    if end == cfg.steps and cfg.interpolate != 1.0:  # once per finished phase: checkpoints hold the trained weights
+        interpolate_adapter(encoder.model, cfg.adapter, cfg.interpolate)
     seconds = time.monotonic() - t0
     rate = seen / max(seconds, 1e-9)
     if seen == 0 and metrics_file.exists():  # resumed after the last step: the logged figures
         last = json.loads(metrics_file.read_text().splitlines()[-1])
         rate, loss_value = float(last["pairs_per_second"]), float(last["loss"])
     return PhaseResult(steps=end, seconds=seconds, pairs_per_second=rate, final_loss=loss_value)
+
+
+def interpolate_adapter(model, name: str, factor: float) -> None:
+    """Scale adapter ``name``'s change to the base model by ``factor`` (WiSE-FT): a LoRA adapter
+    adds B·A·scaling to a weight, so scaling every B scales that change and nothing else."""
+    import torch
+
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if is_lora_param(n, name) and ".lora_B." in n:
+                p.mul_(factor)
 
 
 def copy_adapter_weights(model, source: str, target: str) -> None:
