@@ -140,3 +140,41 @@ def test_a_run_whose_gate_refused_everything_ships_nothing(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode != 0 and "nothing to ship" in done.stderr
     assert (dest / "codesearch-model.json").read_bytes() == (SHIPPED / "codesearch-model.json").read_bytes()
+
+
+def test_interpolating_a_model_folder_halves_each_adapters_change_and_says_so(tmp_path):
+    """scripts/interpolate_adapters.py: every LoRA B of the named adapters is scaled (exactly, in
+    bf16), A and the other adapters stay, the description says what was done, and the folder
+    still loads and encodes, closer to the base model than before."""
+    import numpy as np
+
+    from codesearch.model import MultiVectorEncoder
+
+    model = tmp_path / "model"
+    shutil.copytree(SHIPPED, model)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "interpolate_adapters.py"), str(model), "0.5", "--adapter", "rust"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before, after = _weights(SHIPPED, "rust"), _weights(model, "rust")
+    assert any(".lora_B." in k for k in after)
+    for k, t in after.items():
+        assert t.dtype == before[k].dtype
+        assert torch.equal(t, before[k] * 0.5 if ".lora_B." in k else before[k]), k
+    assert _weights(model, "formal").keys() == _weights(SHIPPED, "formal").keys()
+    assert all(torch.equal(a, b) for a, b in zip(_weights(model, "formal").values(), _weights(SHIPPED, "formal").values()))
+    assert "Interpolated toward the base model: rust by 0.5" in json.loads((model / "codesearch-model.json").read_text())["description"]
+
+    text = ["fn checked_add(self, rhs: u64) -> Option<u64> { self.0.checked_add(rhs).map(Self) }"]
+    vectors = {}
+    for name, folder in (("shipped", SHIPPED), ("half", model)):
+        encoder = MultiVectorEncoder.load(folder)
+        encoder.use_adapter("rust")
+        vectors[name] = encoder.encode_documents(text)[0][0]
+        encoder.use_adapter(None)
+        vectors["base"] = encoder.encode_documents(text)[0][0]
+    gap = lambda a, b: float(np.abs(vectors[a] - vectors[b]).mean())
+    assert 0 < gap("half", "base") < gap("shipped", "base")
+
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "interpolate_adapters.py"), str(model), "0.5", "--adapter", "lean"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no adapter lean" in bad.stderr

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Scale the LoRA adapters of a model folder toward the base model (WiSE-FT), in place.
+
+    python scripts/interpolate_adapters.py codesearch/model/assets/default 0.5 [--adapter formal ...]
+
+An adapter adds B·A·scaling to a weight of the base model; multiplying every B by FACTOR scales
+that change by FACTOR (1: as trained, 0.5: halfway back to the base model) and nothing else.
+This is what a phase config's `interpolate:` does once training ends (trainer/train.py,
+interpolate_adapter), applied to adapters that were trained already: the shipped adapters got
+FACTOR 0.5 this way (see README, "The shipped model"). Multiplying by 0.5 is exact in bf16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def interpolate_folder(model_dir: Path, factor: float, adapters: list[str] | None = None) -> list[str]:
+    """Scale the named adapters (default: all) of the model folder; returns their names."""
+    from safetensors.torch import load_file, save_file
+
+    from codesearch.model.encoder import EncoderConfig
+
+    meta_file = model_dir / "codesearch-model.json"
+    meta = json.loads(meta_file.read_text())
+    known = meta.get("adapters", {})
+    names = adapters or sorted(known)
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise SystemExit(f"{model_dir}: no adapter {', '.join(missing)}; it has {', '.join(sorted(known)) or 'none'}")
+    for name in names:
+        path = model_dir / known[name] / "adapter_model.safetensors"
+        weights = load_file(str(path))
+        scaled = {k: (v * factor).to(v.dtype) if ".lora_B." in k else v for k, v in weights.items()}
+        if not any(".lora_B." in k for k in weights):
+            raise SystemExit(f"{path}: no LoRA B weights to scale")
+        save_file(scaled, str(path), metadata={"format": "pt"})
+    config = EncoderConfig.from_dict(meta)
+    config.add_note(f"Interpolated toward the base model: {', '.join(names)} by {factor:g} (scripts/interpolate_adapters.py).",
+                    replacing="Interpolated toward the base model: ")
+    meta["description"] = config.description
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    return names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", type=Path, help="a codesearch model folder (holds codesearch-model.json)")
+    ap.add_argument("factor", type=float, help="the share of each adapter's change to keep, in (0, 1]")
+    ap.add_argument("--adapter", action="append", default=None, help="an adapter to scale (repeatable; default: every adapter)")
+    args = ap.parse_args()
+    if not 0.0 < args.factor <= 1.0:
+        sys.exit("factor must be in (0, 1]")
+    if not (args.model / "codesearch-model.json").exists():
+        sys.exit(f"{args.model}: not a codesearch model folder (no codesearch-model.json)")
+    names = interpolate_folder(args.model, args.factor, args.adapter)
+    print(f"scaled {', '.join(names)} by {args.factor:g} in {args.model}")
+
+
+if __name__ == "__main__":
+    main()
