@@ -20,28 +20,27 @@ from codesearch.search import PackedDocs, maxsim_many
 
 
 def heldout_by_domain(pairs: Sequence[dict], max_queries: int = 300, seed: int = 0) -> dict[str, list[dict]]:
-    by: dict[str, list[dict]] = {}
-    for p in pairs:
-        by.setdefault(p["domain"], []).append(p)
-    rng = random.Random(seed)
-    for d, items in by.items():
-        if len(items) > max_queries:
-            by[d] = rng.sample(items, max_queries)
-    return by
+    """Held-out pairs keyed by domain, at most ``max_queries`` of each (a seeded sample)."""
+    return _sample_groups(pairs, lambda p: p["domain"], max_queries, seed)
 
 
 def heldout_by_language(pairs: Sequence[dict], languages: Sequence[str], max_queries: int = 300, seed: int = 0) -> dict[str, list[dict]]:
     """Held-out pairs of each of ``languages`` (a phase that trains one language's adapter is
     gated on that language's pairs), keyed by language."""
     wanted = set(languages)
+    return _sample_groups(pairs, lambda p: p.get("language") if p.get("language") in wanted else None, max_queries, seed)
+
+
+def _sample_groups(pairs: Sequence[dict], key, max_queries: int, seed: int) -> dict[str, list[dict]]:
     by: dict[str, list[dict]] = {}
     for p in pairs:
-        if p.get("language") in wanted:
-            by.setdefault(p["language"], []).append(p)
+        k = key(p)
+        if k is not None:
+            by.setdefault(k, []).append(p)
     rng = random.Random(seed)
-    for lang, items in by.items():
+    for k, items in by.items():
         if len(items) > max_queries:
-            by[lang] = rng.sample(items, max_queries)
+            by[k] = rng.sample(items, max_queries)
     return by
 
 
