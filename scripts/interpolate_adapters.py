@@ -22,8 +22,6 @@ def interpolate_folder(model_dir: Path, factor: float, adapters: list[str] | Non
     """Scale the named adapters (default: all) of the model folder; returns their names."""
     from safetensors.torch import load_file, save_file
 
-    from codesearch.model.encoder import EncoderConfig
-
     meta_file = model_dir / "codesearch-model.json"
     meta = json.loads(meta_file.read_text())
     known = meta.get("adapters", {})
@@ -31,17 +29,17 @@ def interpolate_folder(model_dir: Path, factor: float, adapters: list[str] | Non
     missing = [n for n in names if n not in known]
     if missing:
         raise SystemExit(f"{model_dir}: no adapter {', '.join(missing)}; it has {', '.join(sorted(known)) or 'none'}")
-    for name in names:
-        path = model_dir / known[name] / "adapter_model.safetensors"
-        weights = load_file(str(path))
-        scaled = {k: (v * factor).to(v.dtype) if ".lora_B." in k else v for k, v in weights.items()}
+    paths = {name: model_dir / known[name] / "adapter_model.safetensors" for name in names}
+    loaded = {name: load_file(str(path)) for name, path in paths.items()}
+    for name, weights in loaded.items():  # every check before the first write: all or nothing
         if not any(".lora_B." in k for k in weights):
-            raise SystemExit(f"{path}: no LoRA B weights to scale")
-        save_file(scaled, str(path), metadata={"format": "pt"})
-    config = EncoderConfig.from_dict(meta)
-    config.add_note(f"Interpolated toward the base model: {', '.join(names)} by {factor:g} (scripts/interpolate_adapters.py).",
-                    replacing="Interpolated toward the base model: ")
-    meta["description"] = config.description
+            raise SystemExit(f"{paths[name]}: no LoRA B weights to scale")
+    for name, weights in loaded.items():
+        scaled = {k: (v * factor).to(v.dtype) if ".lora_B." in k else v for k, v in weights.items()}
+        save_file(scaled, str(paths[name]), metadata={"format": "pt"})
+    # Each application is noted: two of 0.5 leave a quarter of the change, and the description says both.
+    note = f"Interpolated toward the base model: {', '.join(names)} by {factor:g} (scripts/interpolate_adapters.py)."
+    meta["description"] = f"{meta.get('description', '').rstrip()} {note}".strip()
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
     return names
 
