@@ -132,6 +132,14 @@ LEAN_REPO = ("cedar-policy/cedar-spec", "795ddccff61c83aeb5d6a7ccd22abf5e00164c7
 LEAN_FOLDERS = ("cedar-lean/Cedar", "cedar-lean/CedarProto", "cedar-lean/Protobuf")
 TLAPLUS_REPO = ("tlaplus/CommunityModules", "a8068a4c21ed76b339b9a2aa6de69d78f64f6422")
 TLAPLUS_FOLDERS = ("modules",)
+# Validation sets: for choosing things the held-out pairs cannot judge (an adapter's
+# interpolation factor, see README "The shipped model") without looking at the eval sets.
+# Built only on request (`--sets lean-validation,coq-validation`); never trained on either.
+LEAN_VALIDATION_REPO = ("lecopivo/SciLean", "95f8119a2884e9c41f82136523bd5568ea7075c5")
+LEAN_VALIDATION_FOLDERS = ("SciLean",)
+COQ_VALIDATION_REPO = ("DeepSpec/InteractionTrees", "bd356ec0d2ea1cf13ed08b129967027f0f81b882")
+COQ_VALIDATION_FOLDERS = ("theories",)
+VALIDATION_SETS = ("lean-validation", "coq-validation")
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
@@ -947,6 +955,7 @@ def repo_dir(formal_src: Path, repo: tuple[str, str]) -> Path:
 def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, coq_plain: bool,
                formal_src: Path = FORMAL_SRC) -> dict[str, SetSpec]:  # fmt: skip
     lean_dir, tla_dir = repo_dir(formal_src, LEAN_REPO), repo_dir(formal_src, TLAPLUS_REPO)
+    lean_val_dir, coq_val_dir = repo_dir(formal_src, LEAN_VALIDATION_REPO), repo_dir(formal_src, COQ_VALIDATION_REPO)
 
     def py_name(entry: str) -> str:
         return entry.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
@@ -989,6 +998,20 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             [("repo", TLAPLUS_REPO[0], TLAPLUS_REPO[1], tla_dir)],
             lambda: _repo_files(tla_dir, TLAPLUS_FOLDERS, ".tla"),
             process_tlaplus,
+        ),
+        "lean-validation": SetSpec(
+            "lean-validation",
+            "lean",
+            [("repo", LEAN_VALIDATION_REPO[0], LEAN_VALIDATION_REPO[1], lean_val_dir)],
+            lambda: _repo_files(lean_val_dir, LEAN_VALIDATION_FOLDERS, ".lean"),
+            process_lean,
+        ),
+        "coq-validation": SetSpec(
+            "coq-validation",
+            "coq",
+            [("repo", COQ_VALIDATION_REPO[0], COQ_VALIDATION_REPO[1], coq_val_dir)],
+            lambda: _repo_files(coq_val_dir, COQ_VALIDATION_FOLDERS, ".v"),
+            lambda text, rel: process_coq(text, rel, accept_plain=True),  # few (** *) docs there
         ),
     }
 
@@ -1088,7 +1111,7 @@ def build_set(spec: SetSpec, out: Path, seed: int, max_queries: int) -> dict | N
 
 def write_heldout(specs: dict[str, SetSpec], path: Path) -> None:
     lines = [
-        "# Sources of the held-out eval sets (see evals/README.md). NEVER use them for training:",
+        "# Sources of the held-out eval and validation sets (see evals/README.md). NEVER use them for training:",
         "# not these files, nor other copies of them (any version of these crates, CPython's",
         "# Lib/ modules, the Coq standard library theories folders listed, any checkout of the",
         "# repositories listed as `repo`, whatever its commit).",
@@ -1103,7 +1126,8 @@ def write_heldout(specs: dict[str, SetSpec], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sets", default="rust,python,coq,lean,tlaplus", help="comma-separated: rust,python,coq,lean,tlaplus")
+    ap.add_argument("--sets", default="rust,python,coq,lean,tlaplus",
+                    help="comma-separated: rust,python,coq,lean,tlaplus (the eval sets), lean-validation,coq-validation")
     ap.add_argument("--out", type=Path, default=REPO / "evals" / "data", help="output folder (git-ignored)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--max-queries", type=int, default=DEFAULT_MAX_QUERIES, help="queries per set")

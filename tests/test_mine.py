@@ -494,6 +494,8 @@ def test_heldout_and_reserved_sources_are_never_read(tmp_path, monkeypatch):
         "pyenv/lib/python3.12/random.py",
         "coq/theories/Lists/List.v",
         "checkouts/cedar-policy+cedar-spec/cedar-lean/Cedar/Spec.lean",  # an eval set's repository
+        "checkouts/lecopivo+SciLean/SciLean/Analysis/Calculus/FDeriv.lean",  # a validation set's repository
+        "elsewhere/InteractionTrees/theories/Core/ITreeDefinition.v",
         "elsewhere/CommunityModules/modules/Functions.tla",
     ]
     allowed = ["registry/regex-1.7.1/src/lib.rs", "cpython/Lib/calendar_utils.py", "coq/theories/Reals/Rdefs.v",

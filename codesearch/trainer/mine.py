@@ -164,7 +164,7 @@ def load_data_config(path: Path | str | None = None) -> tuple[list[SourceSpec], 
     return sources, options
 
 
-# The eval sets' sources, as in evals/heldout_sources.txt (kept in step by a test); used
+# The eval and validation sets' sources, as in evals/heldout_sources.txt (kept in step by a test); used
 # when that file is not there (an installed package without the repository).
 FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
     "crate": ("bytes", "chrono", "hashbrown", "indexmap", "itertools", "smallvec"),
@@ -182,7 +182,7 @@ FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
         "Arith", "Bool", "Classes", "Init", "Lists", "Logic", "NArith", "PArith", "Program", "QArith",
         "Relations", "Sets", "Sorting", "Strings", "Structures", "Vectors", "Wellfounded", "ZArith",
     ),
-    "repo": ("cedar-policy/cedar-spec", "tlaplus/CommunityModules"),
+    "repo": ("DeepSpec/InteractionTrees", "cedar-policy/cedar-spec", "lecopivo/SciLean", "tlaplus/CommunityModules"),
 }  # fmt: skip
 
 # Repositories reserved for an independent benchmark (owner, name): never read, any copy.
