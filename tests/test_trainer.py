@@ -323,3 +323,50 @@ def test_interpolate_scales_the_trained_change_and_the_checkpoint_keeps_the_trai
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "x", "target_domain": "rust", "adapter": "x", "interpolate": 0.5, "full_finetune": True}))
     with pytest.raises(ValueError, match="full_finetune"):
         PhaseConfig.load(tmp_path / "bad.yaml")
+
+
+def test_a_curriculum_reports_eval_sets_searched_as_a_user_searches(tmp_path):
+    """`eval_sets:` in a curriculum config: each set's corpus is indexed and searched with the
+    base model and after each phase; the rows sit beside the held-out ones in the report, and
+    the last one is what `codesearch eval` says of the run's model."""
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+
+    repo = Path(__file__).parent / "fixtures" / "repo_small"
+    evalset = tmp_path / "tiny.jsonl"
+    evalset.write_text("\n".join(json.dumps(q) for q in [
+        {"id": "a", "query": "check if a value is within bounds", "domain": "rust",
+         "relevant": [{"path": "src/bounds.rs", "start_line": 11, "end_line": 14}]},
+        {"id": "b", "query": "evict the least recently used entry when the cache is full", "domain": "python",
+         "relevant": [{"path": "src/cache.py", "start_line": 20, "end_line": 25}]},
+    ]) + "\n")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "data": str(FIXTURES), "output": str(tmp_path / "run"), "phases": [str(_tiny_phases(tmp_path, steps=2)[1])],
+        "eval_sets": [{"file": str(evalset), "root": str(repo)}],
+    }))
+    cfg = CurriculumConfig.load(tmp_path / "c.yaml")
+    report = run_curriculum(cfg)
+    assert report.columns == ["base", "after rust"]
+    rows = [report.table[c]["eval:tiny"] for c in report.columns]
+    assert all(r["n"] == 2 and 0 <= r["p@1"] <= r["recall@5"] <= 1 for r in rows)
+    assert "| eval:tiny |" in (tmp_path / "run" / "report.md").read_text()
+    assert not any((tmp_path / "run" / "eval-sets").glob("*"))  # scratch indexes are removed
+
+    out = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "--model", str(tmp_path / "run" / "model"), "eval",
+                                    str(evalset), "--root", str(repo), "--method", "multivector", "--json", "-q"])
+    assert out.exit_code == 0, out.output
+    overall = json.loads(out.output)["overall"]
+    assert rows[-1] == {"n": 2, **{k: round(overall[k], 4) for k in ("p@1", "mrr@10", "recall@5")}}
+
+
+def test_a_missing_eval_set_stops_the_curriculum_before_any_training(tmp_path):
+    from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
+    from codesearch.trainer.validation import EvalSetSpec
+
+    cfg = CurriculumConfig(phases=_tiny_phases(tmp_path, steps=1)[:1], data=FIXTURES, output=tmp_path / "run",
+                           eval_sets=[EvalSetSpec(tmp_path / "lean-validation.jsonl", tmp_path / "corpus")])
+    with pytest.raises(FileNotFoundError, match="build_eval_sets.py --sets lean-validation"):
+        run_curriculum(cfg)
+    assert not (tmp_path / "run").exists()

@@ -25,6 +25,7 @@ from codesearch.trainer.gate import evaluate_routing, heldout_by_domain, heldout
 from codesearch.trainer.phase import PhaseConfig
 from codesearch.trainer.plot import plot_phase
 from codesearch.trainer.train import read_pairs, train_phase
+from codesearch.trainer.validation import EvalSetSpec, measure_eval_sets
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class CurriculumConfig:
     # a trained model; a phase whose adapter exists continues from it, and a rejected phase
     # leaves it as it was.
     keep_adapters: bool = False
+    # Eval-format sets (file + corpus root) measured after the base model and after each phase,
+    # reported beside the held-out pairs (see trainer/validation.py); the gate does not read them.
+    eval_sets: list[EvalSetSpec] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> "CurriculumConfig":
@@ -61,6 +65,7 @@ class CurriculumConfig:
             base_model=data.get("base_model", "default"),
             gate_metric=data.get("gate_metric", "mrr@10"),
             keep_adapters=bool(data.get("keep_adapters", False)),
+            eval_sets=[EvalSetSpec.from_dict(e) for e in data.get("eval_sets") or []],
         )
 
 
@@ -95,6 +100,10 @@ class CurriculumReport:
 def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = None, data_limit: int | None = None) -> CurriculumReport:
     from codesearch.model import load_encoder
 
+    for e in cfg.eval_sets:  # before any training: a typo should not cost a phase
+        if not e.file.is_file() or not e.root.is_dir():
+            raise FileNotFoundError(f"eval set {e.file} (corpus {e.root}) is not there; the validation sets are built by "
+                                    "`python scripts/build_eval_sets.py --sets lean-validation,coq-validation`")
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     train_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "train.jsonl")]
@@ -125,7 +134,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
 
     # Metrics stored by an earlier run count only on the same held-out pairs: when those changed
     # (new sources, a rebuilt split), finished phases are measured again, not trusted.
-    heldout_id = _heldout_fingerprint(heldout)
+    heldout_id = _heldout_fingerprint(heldout) + "".join(f"|{e.key}" for e in cfg.eval_sets)
     remeasure = bool(state) and state.get("heldout") != heldout_id
     if remeasure:
         log.info("the held-out pairs changed since the last run: measuring finished phases again")
@@ -133,7 +142,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     state["heldout"] = heldout_id
 
     report.columns.append("base")
-    report.table["base"] = state.get("base") or evaluate_routing(encoder, heldout, routing)
+    report.table["base"] = state.get("base") or {**evaluate_routing(encoder, heldout, routing),
+                                                 **measure_eval_sets(encoder, routing, cfg.eval_sets, out / "eval-sets")}
     state["base"] = report.table["base"]
     current = report.table["base"]
     for phase in phases:
@@ -148,7 +158,9 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
                 encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
                 routing = done["routing"]
             if remeasure:
-                done["metrics"] = evaluate_routing(encoder, heldout, routing) if done["kept"] else current
+                done["metrics"] = ({**evaluate_routing(encoder, heldout, routing),
+                                    **measure_eval_sets(encoder, routing, cfg.eval_sets, out / "eval-sets")}
+                                   if done["kept"] else current)
                 state_file.write_text(json.dumps(state, indent=2))
             report.columns.append(column)
             report.table[column] = done["metrics"]
@@ -173,7 +185,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
             state_file.write_text(json.dumps(state, indent=2))
             return report
-        metrics = evaluate_routing(encoder, heldout, candidate)
+        metrics = {**evaluate_routing(encoder, heldout, candidate),
+                   **measure_eval_sets(encoder, candidate, cfg.eval_sets, out / "eval-sets")}
         before = current.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
         after = metrics.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
         kept = after > before
