@@ -360,6 +360,19 @@ def test_a_curriculum_reports_eval_sets_searched_as_a_user_searches(tmp_path):
     overall = json.loads(out.output)["overall"]
     assert rows[-1] == {"n": 2, **{k: round(overall[k], 4) for k in ("p@1", "mrr@10", "recall@5")}}
 
+    # A phase may be gated on such a set instead of the held-out pairs (`gate_on`).
+    phase = yaml.safe_load(_tiny_phases(tmp_path, steps=2)[1].read_text())
+    (tmp_path / "gated.yaml").write_text(yaml.safe_dump({**phase, "gate_on": "eval:tiny"}))
+    gated = run_curriculum(CurriculumConfig(phases=[tmp_path / "gated.yaml"], data=FIXTURES, output=tmp_path / "gated",
+                                            eval_sets=cfg.eval_sets))
+    (decision,) = gated.decisions
+    assert decision["target"] == "eval:tiny"
+    assert decision["before"] == gated.table["base"]["eval:tiny"]["mrr@10"]
+    assert decision["kept"] == (decision["after"] > decision["before"])
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**phase, "gate_on": "eval:tinny"}))
+    with pytest.raises(ValueError, match="not among the curriculum's eval_sets"):
+        run_curriculum(CurriculumConfig(phases=[tmp_path / "typo.yaml"], data=FIXTURES, output=tmp_path / "typo", eval_sets=cfg.eval_sets))
+
 
 def test_a_missing_eval_set_stops_the_curriculum_before_any_training(tmp_path):
     from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum

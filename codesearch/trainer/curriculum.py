@@ -43,7 +43,8 @@ class CurriculumConfig:
     # leaves it as it was.
     keep_adapters: bool = False
     # Eval-format sets (file + corpus root) measured after the base model and after each phase,
-    # reported beside the held-out pairs (see trainer/validation.py); the gate does not read them.
+    # reported beside the held-out pairs (see trainer/validation.py); a phase's `gate_on` may
+    # name one as what its gate reads.
     eval_sets: list[EvalSetSpec] = field(default_factory=list)
 
     @classmethod
@@ -100,6 +101,11 @@ class CurriculumReport:
 def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = None, data_limit: int | None = None) -> CurriculumReport:
     from codesearch.model import load_encoder
 
+    phases = [PhaseConfig.load(p) for p in cfg.phases]
+    named = {e.key for e in cfg.eval_sets}
+    for phase in phases:
+        if phase.gate_on and phase.gate_on not in named:
+            raise ValueError(f"phase {phase.name}: gate_on {phase.gate_on} is not among the curriculum's eval_sets ({', '.join(sorted(named)) or 'none'})")
     for e in cfg.eval_sets:  # before any training: a typo should not cost a phase
         if not e.file.is_file() or not e.root.is_dir():
             raise FileNotFoundError(f"eval set {e.file} (corpus {e.root}) is not there; the validation sets are built by "
@@ -110,7 +116,6 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     heldout_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "heldout.jsonl")]
     if data_limit:
         train_pairs = train_pairs[:data_limit]
-    phases = [PhaseConfig.load(p) for p in cfg.phases]
     max_q = min(p.eval_max_queries for p in phases)
     heldout = heldout_by_domain(heldout_pairs, max_queries=max_q)
 
@@ -173,12 +178,12 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         reading_before = list(encoder.config.split_identifiers)
         _set_reading(encoder, phase)
         candidate = dict(routing)
-        candidate[phase.gate_key] = phase.adapter
+        candidate[phase.routing_key] = phase.adapter
         if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
             for d in DOMAINS:
                 if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
                     candidate.setdefault(d, phase.adapter)
-        curve = _eval_curve(encoder, heldout.get(phase.gate_key, [])[: phase.eval_curve_queries], phase.gate_key, candidate)
+        curve = _eval_curve(encoder, heldout.get(phase.routing_key, [])[: phase.eval_curve_queries], phase.routing_key, candidate)
         result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase,
                              evaluate=curve if phase.eval_every else None)
         if result.steps < phase.steps:

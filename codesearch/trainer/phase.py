@@ -27,6 +27,9 @@ class PhaseConfig:
     # is gated on that language's held-out pairs, and routing sends that language (documents
     # and queries) to the adapter; the rest of its domain keeps the domain's adapter.
     language: str | None = None
+    # What the gate reads, when not the held-out pairs of the phase's language or domain: an
+    # eval set of the curriculum's `eval_sets` ("eval:lean-validation"), code no pair came from.
+    gate_on: str | None = None
     domains: list[str] = field(default_factory=list)  # pair domains to train on (default: the target)
     domain_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DOMAIN_WEIGHTS))
     # kinds of pairs left out of training, as "language:source" (e.g. "lean:augmented": the
@@ -90,6 +93,8 @@ class PhaseConfig:
                 raise ValueError(f"{path}: language {cfg.language} belongs to domain {domain_of_language(cfg.language)}, not {cfg.target_domain}")
         if cfg.objective not in ("xtr", "maxsim"):
             raise ValueError(f"{path}: objective must be xtr or maxsim")
+        if cfg.gate_on is not None and not cfg.gate_on.startswith("eval:"):
+            raise ValueError(f"{path}: gate_on names an eval set of the curriculum, as eval:<set>")
         if not 0.0 < cfg.interpolate <= 1.0:
             raise ValueError(f"{path}: interpolate must be in (0, 1]")
         if cfg.interpolate != 1.0 and cfg.full_finetune:
@@ -98,7 +103,12 @@ class PhaseConfig:
 
     @property
     def gate_key(self) -> str:
-        """The held-out group whose score decides the phase: its language, else its domain."""
+        """The row whose score decides the phase: `gate_on`, else its language, else its domain."""
+        return self.gate_on or self.language or self.target_domain
+
+    @property
+    def routing_key(self) -> str:
+        """The routing entry the phase's adapter takes: its language, else its domain."""
         return self.language or self.target_domain
 
     def as_dict(self) -> dict:

@@ -5,8 +5,8 @@ specialising to those repositories. A curriculum config can also name eval sets
 (`eval_sets:`, shared/eval-format.md, e.g. the validation sets of scripts/build_eval_sets.py):
 after the base model and after each phase, each set's corpus is indexed in a scratch home with
 the routing the phase would ship and searched as `codesearch eval --method multivector` does.
-Their rows ("eval:<set>") sit in the report's table beside the held-out ones; the gate still
-reads the held-out pairs only.
+Their rows ("eval:<set>") sit in the report's table beside the held-out ones; a phase with
+`gate_on: eval:<set>` is gated on its row instead of its held-out pairs.
 """
 
 from __future__ import annotations
