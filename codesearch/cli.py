@@ -207,8 +207,7 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
 
     Indexes ROOT first (incrementally), then searches only within ROOT.
     """
-    from codesearch.eval import EvalSetError, evaluate, format_report, load_eval_set
-    from codesearch.search import Filters
+    from codesearch.eval import EvalSetError, evaluate_search, format_report, load_eval_set
 
     try:
         queries = load_eval_set(file)
@@ -219,16 +218,10 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
     if not quiet and not as_json:
         click.echo(f"Index of {root_path}: {summary.total_chunks} chunks ({summary.embedded} embedded now).", err=True)
     searcher = ctx.searcher()
-    filters = Filters(under=str(root_path))
     from tqdm import tqdm
 
     bar = tqdm(total=len(queries), desc="queries", file=sys.stderr, disable=quiet or as_json, leave=False)
-
-    def run(q: str):
-        bar.update(1)
-        return searcher.search(q, limit=10, filters=filters, method=method)
-
-    report = evaluate(queries, run, root_path)
+    report = evaluate_search(queries, searcher, root_path, method, on_query=lambda: bar.update(1))
     bar.close()
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ from .metrics import (
     METRICS,
     TOP_K,
     evaluate,
+    evaluate_search,
     first_hit_rank,
     format_report,
     is_hit,
@@ -33,4 +34,5 @@ __all__ = [
     "format_report",
     "query_record",
     "evaluate",
+    "evaluate_search",
 ]

@@ -213,3 +213,24 @@ def evaluate(
     report = score_run(queries, ranks)
     report["queries"] = records
     return report
+
+
+def evaluate_search(
+    queries: Sequence[EvalQuery],
+    searcher: Any,
+    root: Path | str,
+    method: str | None = None,
+    on_query: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """``codesearch eval``: every query searched within ``root`` (the top TOP_K, with
+    ``searcher``, a codesearch.search.Searcher) and scored as :func:`evaluate` scores."""
+    from codesearch.search import Filters
+
+    filters = Filters(under=str(root))
+
+    def run(text: str):
+        if on_query:
+            on_query()
+        return searcher.search(text, limit=TOP_K, filters=filters, method=method)
+
+    return evaluate(queries, run, root)

@@ -35,10 +35,10 @@ class EvalSetSpec:
 def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir: Path, method: str = "multivector") -> dict[str, dict]:
     """P@1, MRR@10 and Recall@5 of each set, the encoder routed by ``routing``."""
     from codesearch.config import load_settings
-    from codesearch.eval import evaluate, load_eval_set
+    from codesearch.eval import METRICS, evaluate_search, load_eval_set
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
-    from codesearch.search import Filters, Searcher
+    from codesearch.search import Searcher
 
     saved_routing, saved_adapter = encoder.config.routing, encoder.active_adapter
     encoder.config.routing = dict(routing)
@@ -52,10 +52,8 @@ def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir:
             root = spec.root.expanduser().absolute()
             Indexer(store, encoder, settings).run([root])
             searcher = Searcher(store, encoder, settings)
-            filters = Filters(under=str(root))
-            report = evaluate(load_eval_set(spec.file), lambda q: searcher.search(q, limit=10, filters=filters, method=method), root)
-            overall = report["overall"]
-            out[spec.key] = {"n": overall["n"], **{k: round(overall[k], 4) for k in ("p@1", "mrr@10", "recall@5")}}
+            overall = evaluate_search(load_eval_set(spec.file), searcher, root, method)["overall"]
+            out[spec.key] = {"n": overall["n"], **{k: round(overall[k], 4) for k in METRICS}}
             del searcher, store
             shutil.rmtree(home, ignore_errors=True)
     finally:
