@@ -21,7 +21,7 @@ import yaml
 
 from codesearch.model.encoder import is_lora_param
 from codesearch.model.routing import DOMAINS
-from codesearch.trainer.gate import evaluate_routing, heldout_by_domain, heldout_by_language
+from codesearch.trainer.gate import curve_point, evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig
 from codesearch.trainer.plot import plot_phase
 from codesearch.trainer.train import read_pairs, train_phase
@@ -146,9 +146,12 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         state.pop("base", None)
     state["heldout"] = heldout_id
 
+    def measure(routes: dict) -> dict[str, dict]:
+        """Every row of the report's table for one column: held-out groups, then eval sets."""
+        return {**evaluate_routing(encoder, heldout, routes), **measure_eval_sets(encoder, routes, cfg.eval_sets, out / "eval-sets")}
+
     report.columns.append("base")
-    report.table["base"] = state.get("base") or {**evaluate_routing(encoder, heldout, routing),
-                                                 **measure_eval_sets(encoder, routing, cfg.eval_sets, out / "eval-sets")}
+    report.table["base"] = state.get("base") or measure(routing)
     state["base"] = report.table["base"]
     current = report.table["base"]
     for phase in phases:
@@ -163,9 +166,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
                 encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
                 routing = done["routing"]
             if remeasure:
-                done["metrics"] = ({**evaluate_routing(encoder, heldout, routing),
-                                    **measure_eval_sets(encoder, routing, cfg.eval_sets, out / "eval-sets")}
-                                   if done["kept"] else current)
+                done["metrics"] = measure(routing) if done["kept"] else current
                 state_file.write_text(json.dumps(state, indent=2))
             report.columns.append(column)
             report.table[column] = done["metrics"]
@@ -190,8 +191,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
             state_file.write_text(json.dumps(state, indent=2))
             return report
-        metrics = {**evaluate_routing(encoder, heldout, candidate),
-                   **measure_eval_sets(encoder, candidate, cfg.eval_sets, out / "eval-sets")}
+        metrics = measure(candidate)
         before = current.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
         after = metrics.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
         kept = after > before
@@ -253,12 +253,7 @@ def _eval_curve(encoder, pairs: list[dict], key: str, routing: dict):
     """The phase's eval curve: its target's held-out metrics with the adapter being trained."""
     if not pairs:
         return None
-
-    def measure() -> dict:
-        m = evaluate_routing(encoder, {key: pairs}, routing)[key]
-        return {"target": key, **{k: m[k] for k in ("n", "p@1", "mrr@10", "recall@5")}}
-
-    return measure
+    return lambda: curve_point(key, evaluate_routing(encoder, {key: pairs}, routing)[key])
 
 
 def _set_reading(encoder, phase: PhaseConfig) -> None:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from codesearch.eval.metrics import METRICS
 from codesearch.model.routing import DOMAINS, domain_of_language
 from codesearch.search import PackedDocs, maxsim_many
 
@@ -99,3 +100,9 @@ def evaluate_routing(encoder, heldout: dict[str, list[dict]], routing: dict[str,
         domain = key if key in DOMAINS else domain_of_language(key)
         out[key] = evaluate_domain(encoder, pairs, routing.get(domain), by_language)
     return out
+
+
+def curve_point(target: str, metrics: dict) -> dict:
+    """A point of a phase's eval curve (train_phase writes it to eval.jsonl): which held-out
+    group, its size and its metrics."""
+    return {"target": target, "n": metrics["n"], **{k: metrics[k] for k in METRICS}}

@@ -125,7 +125,7 @@ def finetune_personal(
     from codesearch.indexer.store import Store
     from codesearch.model import load_encoder
     from codesearch.model.routing import adapter_for
-    from codesearch.trainer.gate import evaluate_domain, heldout_by_domain
+    from codesearch.trainer.gate import curve_point, evaluate_domain, heldout_by_domain
     from codesearch.trainer.mine import SourceSpec, build_dataset, personal_sources
     from codesearch.trainer.phase import PhaseConfig
     from codesearch.trainer.plot import plot_phase
@@ -187,8 +187,7 @@ def finetune_personal(
     curve_pairs = held["personal"][: cfg.eval_curve_queries]
 
     def curve() -> dict:  # the eval curve: the user's held-out pairs with the adapter being trained
-        m = evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER)
-        return {"target": "personal", **{k: m[k] for k in ("n", "p@1", "mrr@10", "recall@5")}}
+        return curve_point("personal", evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER))
 
     result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from,
                          evaluate=curve if cfg.eval_every else None)
