@@ -139,7 +139,6 @@ LEAN_VALIDATION_REPO = ("lecopivo/SciLean", "95f8119a2884e9c41f82136523bd5568ea7
 LEAN_VALIDATION_FOLDERS = ("SciLean",)
 COQ_VALIDATION_REPO = ("DeepSpec/InteractionTrees", "bd356ec0d2ea1cf13ed08b129967027f0f81b882")
 COQ_VALIDATION_FOLDERS = ("theories",)
-VALIDATION_SETS = ("lean-validation", "coq-validation")
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
