@@ -292,6 +292,10 @@ def test_the_gate_scores_a_language_with_its_own_adapter_in_its_own_space():
     # Mixed spaces: the formal group's Lean documents are in the rust space, the others in formal.
     assert got["formal"] == evaluate_domain(encoder, pairs, "formal", {"lean": "rust"})
     assert got["formal"] != evaluate_domain(encoder, pairs, "formal")
+    # A domain missing from routing is scored with the general adapter, as the index encodes it
+    # (routing.adapter_for); an explicit null keeps it on the base model.
+    assert evaluate_routing(encoder, {"formal": pairs}, {"general": "rust"})["formal"] == evaluate_domain(encoder, pairs, "rust")
+    assert evaluate_routing(encoder, {"formal": pairs}, {"general": "rust", "formal": None})["formal"] == evaluate_domain(encoder, pairs, None)
 
 
 def test_interpolate_scales_the_trained_change_and_the_checkpoint_keeps_the_trained_weights(tmp_path):

@@ -39,7 +39,12 @@ def adapter_for(routing: dict[str, str | None], language: str, personal: bool = 
         return routing["personal"]
     if language in routing and language not in DOMAINS:
         return routing[language] or None
-    domain = domain_of_language(language)
+    return domain_adapter(routing, domain_of_language(language))
+
+
+def domain_adapter(routing: dict[str, str | None], domain: str) -> str | None:
+    """The adapter of ``domain``'s code that no language entry overrides: the domain's own, the
+    base model (None) for an explicit null, else the general adapter."""
     if domain in routing:  # an explicit null: this domain stays with the base model
         return routing[domain] or None
     return routing.get("general") or None

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from codesearch.eval.metrics import METRICS
-from codesearch.model.routing import DOMAINS, domain_of_language
+from codesearch.model.routing import DOMAINS, domain_adapter, domain_of_language
 from codesearch.search import PackedDocs, maxsim_many
 
 
@@ -93,12 +93,13 @@ def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None, by_lang
 
 def evaluate_routing(encoder, heldout: dict[str, list[dict]], routing: dict[str, str | None]) -> dict[str, dict]:
     """Metrics per held-out group (a domain, or a language with an adapter of its own): each
-    pair encoded with the adapter routing gives its language, else its domain (None = base)."""
+    pair encoded with the adapter the index would give it (``routing.adapter_for``): its
+    language's, else its domain's, else the general adapter (None = base)."""
     by_language = {k: v or None for k, v in routing.items() if k not in DOMAINS}
     out = {}
     for key, pairs in sorted(heldout.items()):
         domain = key if key in DOMAINS else domain_of_language(key)
-        out[key] = evaluate_domain(encoder, pairs, routing.get(domain), by_language)
+        out[key] = evaluate_domain(encoder, pairs, domain_adapter(routing, domain), by_language)
     return out
 
 
