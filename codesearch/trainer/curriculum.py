@@ -223,7 +223,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         report.decisions.append(decision)
         state.setdefault("phases", {})[phase.name] = {"complete": True, "kept": kept, "routing": routing, "metrics": metrics, "decision": decision}
         state_file.write_text(json.dumps(state, indent=2))
-        plot_phase(phase_dir, f"{phase.name}: held-out {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})")
+        gated_on = phase.gate_on or f"held-out {phase.gate_key}"  # the row the decision read
+        plot_phase(phase_dir, f"{phase.name}: {gated_on} {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})")
         log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
 
     encoder.config.routing = routing
