@@ -185,8 +185,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
                 if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
                     candidate.setdefault(d, phase.adapter)
         curve = _eval_curve(encoder, heldout.get(phase.routing_key, [])[: phase.eval_curve_queries], phase.routing_key, candidate)
-        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase,
-                             evaluate=curve if phase.eval_every else None)
+        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase, evaluate=curve)
         if result.steps < phase.steps:
             log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
             state_file.write_text(json.dumps(state, indent=2))

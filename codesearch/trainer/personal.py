@@ -189,8 +189,7 @@ def finetune_personal(
     def curve() -> dict:  # the eval curve: the user's held-out pairs with the adapter being trained
         return curve_point("personal", evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER))
 
-    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from,
-                         evaluate=curve if cfg.eval_every else None)
+    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from, evaluate=curve)
     after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
     if held.get("general"):
         # Once kept, every indexed chunk is encoded with the personal adapter: general code too.

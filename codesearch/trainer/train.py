@@ -124,7 +124,8 @@ def train_phase(
     ``init_from``: an adapter of the encoder whose weights start this one ("the previous best").
     ``max_steps``: stop early after this many steps in this call (the run can be resumed).
     ``evaluate``: measures the adapter being trained (held-out metrics); called before the first
-    step, every ``cfg.eval_every`` steps and after the last, into ``out_dir/eval.jsonl``.
+    step, every ``cfg.eval_every`` steps and after the last, into ``out_dir/eval.jsonl`` (never
+    when ``cfg.eval_every`` is 0).
     """
     import torch
     from accelerate import Accelerator
@@ -195,7 +196,7 @@ def train_phase(
 
     def eval_point(step: int) -> None:
         """A point of the eval curve, measured as the gate measures (index settings, no dropout)."""
-        if evaluate is None or not accelerator.is_main_process:
+        if evaluate is None or not cfg.eval_every or not accelerator.is_main_process:
             return
         train_tokens, active = encoder.config.document_max_tokens, encoder.active_adapter
         encoder.config.document_max_tokens = index_doc_tokens
