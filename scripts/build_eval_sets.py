@@ -11,8 +11,9 @@ seed; the output format is shared/eval-format.md.
     python scripts/build_eval_sets.py                       # all sets, seed 0
     python scripts/build_eval_sets.py --sets rust --max-queries 100
 
-Output per set: <out>/<set>/corpus/... and <out>/<set>.jsonl; the first 20 lines of each
-JSONL also go to evals/samples/<set>.jsonl, and evals/heldout_sources.txt lists every source
+Output per set: <out>/<set>/corpus/... and <out>/<set>.jsonl; when <out> is the default
+evals/data, the first 20 lines of each JSONL also go to evals/samples/<set>.jsonl (committed,
+for review; `--samples DIR` writes them elsewhere), and evals/heldout_sources.txt lists every source
 folder/file the sets are made from (never train on them). See evals/README.md.
 """
 
@@ -1123,15 +1124,20 @@ def write_heldout(specs: dict[str, SetSpec], path: Path) -> None:
     _write(path, "\n".join(lines) + "\n")
 
 
+DEFAULT_OUT = REPO / "evals" / "data"
+DEFAULT_SAMPLES = REPO / "evals" / "samples"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default="rust,python,coq,lean,tlaplus",
                     help="comma-separated: rust,python,coq,lean,tlaplus (the eval sets), lean-validation,coq-validation")
-    ap.add_argument("--out", type=Path, default=REPO / "evals" / "data", help="output folder (git-ignored)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (git-ignored)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--max-queries", type=int, default=DEFAULT_MAX_QUERIES, help="queries per set")
-    ap.add_argument("--samples", type=Path, default=REPO / "evals" / "samples",
-                    help=f"where the first {SAMPLE_LINES} lines of each set go ('' to skip)")
+    ap.add_argument("--samples", type=Path, default=None,
+                    help=f"where the first {SAMPLE_LINES} lines of each set go ('' to skip; default: "
+                         "evals/samples when --out is the default, else nowhere)")
     ap.add_argument("--heldout-file", type=Path, default=REPO / "evals" / "heldout_sources.txt",
                     help="machine-readable list of the sources ('' to skip)")
     ap.add_argument("--cargo-registry", type=Path, default=CARGO_REGISTRY)
@@ -1142,6 +1148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--coq-plain-comments", action="store_true",
                     help="also accept plain (* *) comments above Coq declarations as docs")
     args = ap.parse_args(argv)
+    if args.samples is None:  # a build elsewhere (experiments, validation sets) leaves the checkout alone
+        args.samples = DEFAULT_SAMPLES if args.out.resolve() == DEFAULT_OUT.resolve() else Path("")
 
     specs = make_specs(args.cargo_registry, args.python_stdlib, args.coq_theories, args.coq_plain_comments,
                        args.formal_src)

@@ -518,6 +518,23 @@ def test_build_end_to_end(b, tmp_path, monkeypatch):
     assert (out / "rust.jsonl").read_text() == first
 
 
+def test_samples_go_to_the_checkout_only_for_a_build_into_the_default_folder(b, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    (registry / "demo-0.1.0" / "src").mkdir(parents=True)
+    (registry / "demo-0.1.0" / "src" / "lib.rs").write_text(RUST)
+    monkeypatch.setattr(b, "RUST_CRATES", ("demo-0.1.0",))
+    default_out, default_samples = tmp_path / "evals" / "data", tmp_path / "evals" / "samples"
+    monkeypatch.setattr(b, "DEFAULT_OUT", default_out)
+    monkeypatch.setattr(b, "DEFAULT_SAMPLES", default_samples)
+    common = ["--sets", "rust", "--heldout-file", "", "--cargo-registry", str(registry), "--max-queries", "3"]
+    # an experiment's build elsewhere leaves the committed samples alone
+    assert b.main(common + ["--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "rust.jsonl").exists() and not default_samples.exists()
+    # the release build (default --out) refreshes them
+    assert b.main(common) == 0
+    assert (default_samples / "rust.jsonl").read_text() == (default_out / "rust.jsonl").read_text()
+
+
 def test_missing_checkout_skips_the_formal_sets(b, tmp_path, capsys):
     rc = b.main(["--sets", "lean,tlaplus", "--out", str(tmp_path / "o"), "--samples", "", "--heldout-file", "",
                  "--formal-src", str(tmp_path / "nope")])
