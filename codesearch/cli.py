@@ -242,11 +242,19 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
               help="With --synthetic: where the synthetic index is built and kept for reuse (default $TMPDIR).")
 @click.option("--watch-edits", type=click.IntRange(0, 1000), default=0,
               help="Also time this many save-to-searchable round trips through the watcher.")
+@click.option("--chunks", "chunks_dir", type=click.Path(), default=None,
+              help="Instead: chunk coverage of this folder per language (share of lines only in unnamed "
+                   "fallback chunks, parse errors, chunks/s); no model, no index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx
-def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_home, watch_edits, as_json):
+def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_home, watch_edits, chunks_dir, as_json):
     """Measure indexing throughput, warm query latency (p50/p95; exact and ANN paths), watcher
-    latency, index size and memory, on the current index or a synthetic one (--synthetic N)."""
+    latency, index size and memory, on the current index or a synthetic one (--synthetic N).
+
+    With --chunks DIR: how well the chunker cuts DIR instead, per language (no model loaded)."""
+    if chunks_dir is not None:
+        _bench_chunks(chunks_dir, as_json)
+        return
     from codesearch.bench import run_bench, run_synthetic
 
     try:
@@ -270,6 +278,71 @@ def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_h
     else:
         for k, v in figures.items():
             click.echo(f"{k:>28}: {v}")
+
+
+def _bench_chunks(folder: str, as_json: bool) -> None:
+    from codesearch.indexer.chunking.coverage import format_table, measure
+
+    if not Path(folder).expanduser().exists():
+        _fail(f"{folder} does not exist")
+    result = measure(Path(folder).expanduser())
+    click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
+
+
+# ---------------------------------------------------------------------------- chunks
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--lang", help="Cut every file as this language (rust, python, lean, tlaplus, smtlib, coq, text, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: {path, start_line, end_line, language, "
+              "kind, name, context, lines} per chunk.")
+def chunks(paths, lang, as_json):
+    """Show how the indexer cuts files into chunks: span, kind, name and context, one line per chunk.
+
+    \b
+    A folder stands for every file `codesearch index` would index under it (same ignore
+    rules). Lines are 1-based and inclusive; "window" and "code" chunks without a name are
+    the fallback for text the chunker could not attribute to a declaration. No model is loaded.
+    """
+    from codesearch.indexer import walk as walker
+    from codesearch.indexer.chunking import chunk_text, language_for_path
+    from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES
+
+    if lang is not None and lang not in STRUCTURED_LANGUAGES | {"text"}:
+        _fail(f"unknown language {lang!r}: one of {', '.join(sorted(STRUCTURED_LANGUAGES | {'text'}))}")
+    files: list[tuple[str, str, str]] = []  # (shown path, path relative to its repository, text)
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.exists():
+            _fail(f"{p} does not exist")
+        base, is_dir = path.absolute(), path.is_dir()
+        for item in walker.walk([base]):  # a single file comes back as itself, or skipped
+            reason = item.reason if isinstance(item, walker.Skipped) else None
+            if reason is None:
+                try:
+                    text = walker.read_text(item)
+                except walker.SkipFile as exc:
+                    reason = exc.reason
+            if reason is not None and not is_dir:
+                _fail(f"{p} is not indexable ({reason})")
+            if reason is not None:
+                click.echo(f"codesearch: skipped {item.path} ({reason})", err=True)
+                continue
+            files.append((str(path / item.path.relative_to(base)) if is_dir else p, item.rel_path, text))
+    out = []
+    for shown, rel, text in files:
+        cut = chunk_text(rel, text, language=lang)
+        if as_json:
+            out.extend({"path": shown, "start_line": c.start_line, "end_line": c.end_line, "language": c.language,
+                        "kind": c.kind, "name": c.name, "context": c.context, "lines": c.n_lines} for c in cut)
+            continue
+        language = lang or language_for_path(rel) or "text"
+        click.echo(click.style(shown, bold=True) + f"  [{language}, {len(cut)} chunk{'s' if len(cut) != 1 else ''}]")
+        for c in cut:
+            span = f"{c.start_line}-{c.end_line}"
+            line = f"  {span:>11}  {c.kind:<12} {c.name or '-'}"
+            click.echo(line + (f"  ({c.context})" if c.context else ""))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
 
 
 # ---------------------------------------------------------------------------- data
