@@ -430,6 +430,160 @@ def test_tlaplus_queries_spans_and_blanking(b):
     assert "\\* Helpers" in copy  # a section comment (blank line below) is not a doc and stays
 
 
+# --- Verus ----------------------------------------------------------------------------
+
+VERUS = """\
+//! Crate docs: a counter verified with Verus.
+use vstd::prelude::*;
+
+verus! {
+
+/// Returns the sum of the first n natural numbers.
+pub open spec fn triangle(n: nat) -> nat
+    decreases n,
+{
+    if n == 0 { 0 } else { n + triangle((n - 1) as nat) }
+}
+
+/// Proves that the triangle number grows with its argument.
+#[verifier::spinoff_prover]
+pub proof fn lemma_triangle_monotonic(i: nat, j: nat)
+    requires
+        i <= j,
+    ensures
+        if i == j { triangle(i) == triangle(j) } else { triangle(i) <= triangle(j) },
+    decreases j,
+{
+    if i < j {
+        lemma_triangle_monotonic(i, (j - 1) as nat);
+    }
+}
+
+/// A counter that remembers its ghost history of values.
+pub struct Counter {
+    /// The current value of the counter.
+    pub value: u64,
+    pub history: Ghost<Seq<u64>>,
+}
+
+/// The counter that starts from the zero value.
+pub const ZERO: Counter = Counter { value: 0, history: Ghost(Seq::empty()) };
+
+/** Documentation on an impl block is not a query target. */
+impl Counter {
+    /// Increments the counter by one and returns the old value.
+    pub exec fn incr(&mut self) -> (r: u64)
+        requires
+            old(self).value < u64::MAX,
+        ensures
+            r == old(self).value,
+    {
+        let r = self.value; /* a } in a /* nested */ comment */
+        self.value = self.value + 1;
+        r
+    }
+
+    /// Peeks at the value through a borrowed reference.
+    fn peek<'a>(&'a self) -> &'a u64 { let _c = '{'; let _s = "}"; &self.value }
+}
+
+/// Checks that the counter increments exactly once.
+#[test]
+fn test_incr() {
+    assert(true);
+}
+
+} // verus!
+
+/// Formats the counter as plain decimal text.
+pub fn show(c: &Counter) -> String { let _r = r#"}"#; format!("{}", c.value) }
+
+#[cfg(test)]
+mod tests {
+    /// Checks the formatting of a fresh counter.
+    fn formats() {}
+}
+"""
+
+
+def test_verus_queries_and_spans(b):
+    res = b.process_verus(VERUS, "ostd/src/counter.rs")
+    items = by_name(res.items)
+    assert {n: (it.kind, it.query) for n, it in items.items()} == {
+        "triangle": ("spec fn", "Returns the sum of the first n natural numbers."),
+        "lemma_triangle_monotonic": ("proof fn", "Proves that the triangle number grows with its argument."),
+        "Counter": ("struct", "A counter that remembers its ghost history of values."),
+        "ZERO": ("const", "The counter that starts from the zero value."),
+        "Counter::incr": ("exec fn", "Increments the counter by one and returns the old value."),
+        "Counter::peek": ("fn", "Peeks at the value through a borrowed reference."),
+        "show": ("fn", "Formats the counter as plain decimal text."),
+    }  # not the impl's doc, not the #[test] fn, not the #[cfg(test)] module's fn
+    # triangle, lemma, Counter, ZERO, incr, peek, test_incr, show, formats (test code counts too)
+    assert res.declarations == 9
+    spans = {n: (it.start_line, it.end_line) for n, it in items.items()}
+    assert spans == {
+        "triangle": (line_of(VERUS, "pub open spec fn triangle"), line_of(VERUS, "if n == 0") + 1),
+        # the attribute starts the span; the `if .. { } else { }` in ensures is not the body
+        "lemma_triangle_monotonic": (line_of(VERUS, "#[verifier::spinoff_prover]"), line_of(VERUS, "lemma_triangle_monotonic(i, (j") + 2),
+        "Counter": (line_of(VERUS, "pub struct Counter"), line_of(VERUS, "pub history:") + 1),
+        "ZERO": (line_of(VERUS, "pub const ZERO"),) * 2,
+        "Counter::incr": (line_of(VERUS, "pub exec fn incr"), line_of(VERUS, "self.value = self.value + 1;") + 2),
+        "Counter::peek": (line_of(VERUS, "fn peek<'a>"),) * 2,
+        "show": (line_of(VERUS, "pub fn show"),) * 2,
+    }
+    assert span_text(res.text, *spans["lemma_triangle_monotonic"])[:2] == [
+        "#[verifier::spinoff_prover]", "pub proof fn lemma_triangle_monotonic(i: nat, j: nat)"]
+    assert span_text(res.text, *spans["Counter::incr"])[-1] == "    }"
+    assert span_text(res.text, *spans["triangle"])[-1] == "}"
+    lem = items["lemma_triangle_monotonic"]
+    assert (lem.doc_start, lem.doc_end) == (lem.start_line - 1,) * 2
+
+
+def test_verus_corpus_blanking(b):
+    res = b.process_verus(VERUS, "x.rs")
+    orig, copy = VERUS.split("\n"), res.text.split("\n")
+    assert len(copy) == len(orig)
+    for o, c in zip(orig, copy):
+        if o.strip().startswith(("///", "//!", "/**")):
+            assert c == "", o  # every doc line: items', the field's, the impl's, test code's
+        else:
+            assert c == o
+
+
+def test_verus_commented_out_docs_are_blanked(b):
+    src = "fn a() {}/*\n    /// Old doc of removed code.\n    fn b() {}\n*/\n// /// Doc of a line-commented fn.\n"
+    res = b.process_verus(src, "x.rs")
+    assert res.text == "fn a() {}/*\n\n    fn b() {}\n*/\n\n"
+    assert res.items == []
+
+
+def test_verus_lexer_tells_char_literals_from_lifetimes(b):
+    toks = b.verus_lex("fn f<'a>(x: &'a u8) -> char { let s = br##\"x\"# }\"##; '\\'' }")
+    assert [t.text for t in toks if t.kind == "lifetime"] == ["'a", "'a"]
+    assert [t.text for t in toks if t.kind == "lit"] == ['br##"x"# }"##', "'\\''"]
+
+
+def test_build_verus_set(b, tmp_path):
+    repo = tmp_path / "formal" / "asterinas+vostd"
+    (repo / "ostd" / "src").mkdir(parents=True)
+    (repo / "ostd" / "specs").mkdir(parents=True)
+    (repo / "ostd" / "libs").mkdir(parents=True)
+    (repo / "ostd" / "src" / "counter.rs").write_text(VERUS)
+    (repo / "ostd" / "src" / "plain.rs").write_text("/// Plain Rust file without any Verus code.\nfn p() {}\n")
+    (repo / "ostd" / "libs" / "lib.rs").write_text("verus! {\n/// Not part of the set at all.\nfn l() {}\n}\n")
+    (repo / "LICENSE-MPL").write_text("Mozilla Public License Version 2.0\n")
+    out, held = tmp_path / "out", tmp_path / "heldout.txt"
+    argv = ["--sets", "verus", "--out", str(out), "--samples", "", "--heldout-file", str(held),
+            "--formal-src", str(tmp_path / "formal")]
+    assert b.main(argv) == 0
+    corpus = out / "verus" / "corpus"
+    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()) == [
+        "LICENSE-MPL", "ostd/src/counter.rs"]
+    queries = load_eval_set(out / "verus.jsonl")
+    assert len(queries) == 7 and all(q.domain == "verus" for q in queries)
+    assert f"verus\trepo\tasterinas/vostd\t{b.VERUS_REPO[1]}\t{repo}" in held.read_text().splitlines()
+
+
 # --- queries --------------------------------------------------------------------------
 
 
