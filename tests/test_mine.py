@@ -12,17 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codesearch.indexer.chunking import chunk_text
 from codesearch.trainer import augment
 from codesearch.trainer.mine import (
     FALLBACK_HELDOUT,
     Exclusions,
     SourceSpec,
-    agda_chunks,
     build_dataset,
     commit_query,
     mine_source,
     mine_text,
-    why3_chunks,
 )
 from codesearch.trainer.negatives import mine_bm25_negatives, mine_model_negatives
 from codesearch.trainer.pairs import (
@@ -288,12 +287,12 @@ def test_augment_rules_directly():
 
 
 # ---------------------------------------------------------------------------------------
-# Why3 and Agda scanners
+# Why3 and Agda: mined with the index's chunker
 # ---------------------------------------------------------------------------------------
 
 
 def test_why3_and_agda_scanners():
-    chunks = why3_chunks("queue.mlw", (MINING / "queue.mlw").read_text())
+    chunks = chunk_text("queue.mlw", (MINING / "queue.mlw").read_text())
     got = [(c.kind, c.name, c.context) for c in chunks]
     assert got == [("function", "size", "module Queue"), ("lemma", "size_nonneg", "module Queue"),
                    ("predicate", "is_full", "module Queue")]  # fmt: skip
@@ -312,7 +311,7 @@ _++_ : List A → List A → List A
 data Colour : Set where
   red green : Colour
 """
-    ch = agda_chunks("Thing.agda", agda)
+    ch = chunk_text("Thing.agda", agda)
     assert [(c.kind, c.name, c.start_line, c.end_line) for c in ch] == [
         ("definition", "_++_", 3, 6), ("lemma", "++-assoc", 8, 10), ("data", "Colour", 12, 13)]  # fmt: skip
     pairs = mine_text("Thing.agda", agda).pairs

@@ -2,8 +2,8 @@
 
 For each source (a folder: a set of repositories, a library, the user's own code) the
 miner walks the files with the indexer's rules (:mod:`codesearch.indexer.walk`), chunks
-each with :func:`codesearch.indexer.chunking.chunk_text` (plus small scanners here for
-Why3 and Agda, which have no chunker), groups the chunks into declarations and mines:
+each with :func:`codesearch.indexer.chunking.chunk_text` (the chunks the index holds), groups
+the chunks into declarations and mines:
 
 * **doc** pairs: the first sentence of a declaration's doc comment (see
   :mod:`codesearch.trainer.docs`) -> the declaration without its doc;
@@ -75,8 +75,7 @@ MAX_DECLS_PER_COMMIT = 6  # a commit touching more declarations says little abou
 MAX_PAIRS_PER_COMMIT = 3
 NAME_SHARE = 0.35  # at most this share of a (non-personal) source's cap are name pairs
 
-EXTRA_EXTENSIONS = {".mlw": "why3", ".why": "why3", ".agda": "agda"}
-MINED_LANGUAGES = STRUCTURED_LANGUAGES | frozenset(EXTRA_EXTENSIONS.values())
+MINED_LANGUAGES = STRUCTURED_LANGUAGES
 
 # Chunk kinds that are not declarations.
 NOT_DECLS = frozenset({"code", "window", "doc", "section", "commands", "module", "algorithm"})
@@ -325,9 +324,6 @@ class Exclusions:
 
 def mining_language(rel_path: str) -> str | None:
     """The language a file is mined as, or None when it gives no pairs (plain text)."""
-    ext = os.path.splitext(rel_path)[1].lower()
-    if ext in EXTRA_EXTENSIONS:
-        return EXTRA_EXTENSIONS[ext]
     lang = language_for_path(rel_path)
     return lang if lang in MINED_LANGUAGES else None
 
@@ -407,7 +403,10 @@ def _owner(context: str) -> str:
         return ""
     label = context.split(" > ")[-1]
     head, _, rest = label.partition(" ")
-    if head in ("MODULE", "module", "namespace", "section", "Section", "Module", "mod", "extern", "theory", "scope"):
+    if head in (
+        "MODULE", "module", "namespace", "section", "Section", "Module", "mod", "extern", "theory", "scope",
+        "locale", "context", "instantiation",
+    ):  # fmt: skip
         return ""
     if " for " in rest:
         rest = rest.rsplit(" for ", 1)[1]
@@ -448,174 +447,8 @@ def name_query(d: Decl) -> str | None:
     return q
 
 
-# ---------------------------------------------------------------------------------------
-# Why3 and Agda: small declaration scanners (no chunker exists for them)
-# ---------------------------------------------------------------------------------------
-
-_WHY3_KEYWORDS = "let val function predicate lemma goal axiom type inductive coinductive constant exception".split()
-_WHY3_DECL = re.compile(r"^(\s*)(%s)\b(.*)$" % "|".join(_WHY3_KEYWORDS))
-_WHY3_CONTAINER = re.compile(r"^(\s*)(module|theory|scope)\s+([A-Za-z_][\w']*)")
-_WHY3_STOP = re.compile(r"^\s*(?:end|use|import|clone|meta|module|theory|scope)\b")
-_WHY3_MODS = {"rec", "ghost", "function", "predicate", "lemma", "constant", "partial", "val", "let", "axiom"}
-
-
-def _comment_starts(lines: list[str], open_: str = "(*", close: str = "*)") -> list[bool]:
-    """Whether each line starts inside a (nested) block comment."""
-    out, depth = [], 0
-    for line in lines:
-        out.append(depth > 0)
-        i = 0
-        while i < len(line):
-            if line.startswith(open_, i):
-                depth += 1
-                i += 2
-            elif depth and line.startswith(close, i):
-                depth -= 1
-                i += 2
-            else:
-                i += 1
-    return out
-
-
-def _is_comment_line(line: str, in_comment: bool, opener: tuple[str, ...]) -> bool:
-    s = line.strip()
-    return in_comment or s.startswith(opener)
-
-
-def _attach_comments(lines: list[str], start: int, in_comment: list[bool], opener: tuple[str, ...], floor: int) -> int:
-    """Move a declaration's start up over the comment lines directly above it."""
-    s = start
-    while s - 1 > floor and lines[s - 2].strip() and _is_comment_line(lines[s - 2], in_comment[s - 2], opener):
-        s -= 1
-    return s
-
-
-def why3_chunks(rel_path: str, text: str) -> list[Chunk]:
-    """Declarations of a WhyML file (``let``/``val``/``function``/``predicate``/``lemma``/
-    ``goal``/``axiom``/``type``/...), with the comments directly above; context from
-    ``module``/``theory``/``scope``."""
-    lines = split_lines(text)
-    in_comment = _comment_starts(lines)
-    ctx: list[tuple[int, str]] = []
-    spans: list[list[Any]] = []  # [start, end, kind, name, context, indent]
-    cur: list[Any] | None = None
-    prev_code = 0
-    for i, line in enumerate(lines, 1):
-        if in_comment[i - 1] or not line.strip() or line.strip().startswith("(*"):
-            continue
-        indent = len(line) - len(line.lstrip())
-        m_c = _WHY3_CONTAINER.match(line)
-        is_end = re.match(r"^\s*end\b", line) is not None
-        if is_end and ctx and indent > ctx[-1][0]:
-            prev_code = i  # the `end` of a match / begin / loop inside a declaration
-            continue
-        if _WHY3_STOP.match(line):
-            if cur is not None:
-                cur[1] = prev_code
-                cur = None
-            if m_c:
-                ctx.append((indent, f"{m_c.group(2)} {m_c.group(3)}"))
-            elif is_end and ctx:
-                ctx.pop()
-            prev_code = i
-            continue
-        m = _WHY3_DECL.match(line)
-        if m and (cur is None or indent <= cur[5]):
-            if cur is not None:
-                cur[1] = prev_code
-            words = re.findall(r"\(\s*[^()\s]+\s*\)|[^\s:(]+", m.group(2) + " " + m.group(3))
-            head = words[0]
-            mods = []
-            k = 1
-            while k < len(words) and words[k] in _WHY3_MODS:
-                mods.append(words[k])
-                k += 1
-            name = words[k].strip("() ") if k < len(words) else ""
-            if name.startswith("[@"):
-                name = ""
-            if head == "let":
-                kind = "predicate" if "predicate" in mods else "lemma" if "lemma" in mods else "function"
-            else:
-                kind = head
-            start = _attach_comments(lines, i, in_comment, ("(*",), prev_code)
-            context = " > ".join(label for _, label in ctx)
-            cur = [start, i, kind, name, context, indent]
-            spans.append(cur)
-        prev_code = i
-    if cur is not None:
-        cur[1] = prev_code
-    chunks = []
-    for start, end, kind, name, context, _ in spans:
-        body = "\n".join(lines[start - 1 : end])[:MAX_CHUNK_CHARS]
-        chunks.append(Chunk(rel_path, start, end, "why3", kind, name, body, context))
-    return chunks
-
-
-_AGDA_KEYWORDS = frozenset(
-    """open import module data record field constructor infix infixl infixr variable private where
-    postulate abstract instance mutual syntax pattern using hiding renaming public let in rewrite
-    with macro primitive unquoteDecl unquoteDef opaque""".split()
-)
-_AGDA_SIG = re.compile(r"^(\s*)([^\s;{}()\"@.][^\s;{}()\"]*)\s+:(?:\s|$)")
-_AGDA_DATA = re.compile(r"^(\s*)(data|record)\s+([^\s;{}()\"]+)")
-_AGDA_MODULE = re.compile(r"^(\s*)module\s+([^\s;{}()\"]+)")
-_AGDA_PROP = re.compile(r"[≡≗≢↔⇔]")
-
-
-def agda_chunks(rel_path: str, text: str) -> list[Chunk]:
-    """Declarations of an Agda file: a type signature ``name : T`` and the clauses below it
-    (lines indented deeper, or at the same indentation until the next signature or
-    keyword), ``data``/``record`` definitions; ``--`` comments directly above belong to them.
-    A signature whose type states an equation (``≡``, ``≗``, ``↔``, ...) is a "lemma"."""
-    lines = split_lines(text)
-    in_comment = _comment_starts(lines, "{-", "-}")
-    ctx: list[tuple[int, str]] = []
-    spans: list[list[Any]] = []
-    cur: list[Any] | None = None
-    prev_code = 0
-    for i, line in enumerate(lines, 1):
-        s = line.strip()
-        if in_comment[i - 1] or not s or s.startswith(("--", "{-")):
-            continue
-        indent = len(line) - len(line.lstrip())
-        while ctx and indent <= ctx[-1][0]:
-            ctx.pop()
-        m_mod = _AGDA_MODULE.match(line)
-        m_data = _AGDA_DATA.match(line)
-        m_sig = _AGDA_SIG.match(line)
-        first = s.split(None, 1)[0]
-        is_new = bool(m_data) or (bool(m_sig) and m_sig.group(2) not in _AGDA_KEYWORDS)
-        if cur is not None and (indent < cur[5] or (indent == cur[5] and (is_new or first in _AGDA_KEYWORDS))):
-            cur[1] = prev_code
-            cur = None
-        if m_mod:
-            if s.endswith("where"):
-                ctx.append((indent, f"module {m_mod.group(2)}"))
-            prev_code = i
-            continue
-        if cur is None and is_new:
-            if m_data:
-                kind, name = m_data.group(2), m_data.group(3)
-            else:
-                name = m_sig.group(2)
-                kind = "lemma" if _AGDA_PROP.search(line.split(":", 1)[1]) else "definition"
-            start = _attach_comments(lines, i, in_comment, ("--", "{-"), prev_code)
-            cur = [start, i, kind, name, " > ".join(label for _, label in ctx), indent]
-            spans.append(cur)
-        prev_code = i
-    if cur is not None:
-        cur[1] = prev_code
-    return [
-        Chunk(rel_path, a, b, "agda", kind, name, "\n".join(lines[a - 1 : b])[:MAX_CHUNK_CHARS], context)
-        for a, b, kind, name, context, _ in spans
-    ]
-
-
 def file_chunks(rel_path: str, text: str, language: str) -> list[Chunk]:
-    if language == "why3":
-        return why3_chunks(rel_path, text)
-    if language == "agda":
-        return agda_chunks(rel_path, text)
+    """A file's chunks as the index cuts them (the eval builder imports this name)."""
     return chunk_text(rel_path, text, language)
 
 

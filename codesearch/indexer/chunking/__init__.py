@@ -5,7 +5,8 @@ One module per language family; this package's public entry points are
 
 * ``treesitter`` + ``grammars``: Rust, Python, TLA+ (with PlusCal), C, Go, JavaScript,
   TypeScript/TSX and Java, through one tree-sitter walker driven by per-language tables;
-* ``lean``, ``coq``, ``smtlib``: hand-written scanners for languages without a grammar wheel;
+* ``lean``, ``coq``, ``smtlib``, ``why3``, ``agda``, ``dafny``, ``isabelle``: hand-written
+  scanners for languages without a grammar wheel;
 * ``windows``: merging tiny items, windowing large ones, and the line-window fallback.
 """
 
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import logging
 
+from codesearch.indexer.chunking.agda import agda_spans
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.chunking.coq import coq_spans
+from codesearch.indexer.chunking.dafny import dafny_spans
 from codesearch.indexer.chunking.grammars import grammar_for
+from codesearch.indexer.chunking.isabelle import isabelle_spans
 from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES, is_markdown, language_for_path
 from codesearch.indexer.chunking.lean import lean_spans
 from codesearch.indexer.chunking.smtlib import smtlib_spans
 from codesearch.indexer.chunking.treesitter import tree_sitter_spans
+from codesearch.indexer.chunking.why3 import why3_spans
 from codesearch.indexer.chunking.windows import Span, finish, is_blank, markdown_chunks, split_lines, window_chunks
 
 __all__ = ["Chunk", "chunk_text", "language_for_path"]
@@ -55,6 +60,9 @@ def chunk_text(rel_path: str, text: str, language: str | None = None) -> list[Ch
     return window_chunks(rel_path, lang, lines)
 
 
+_LINE_SCANNERS = {"why3": why3_spans, "agda": agda_spans, "dafny": dafny_spans, "isabelle": isabelle_spans}
+
+
 def _structured_spans(lang: str, text: str, lines: list[str]) -> list[Span] | None:
     """Declaration spans, or None when the file should be windowed instead."""
     if lang not in STRUCTURED_LANGUAGES:
@@ -67,5 +75,7 @@ def _structured_spans(lang: str, text: str, lines: list[str]) -> list[Span] | No
         return coq_spans(text)
     if lang == "smtlib":
         return smtlib_spans(text)
+    if lang in _LINE_SCANNERS:
+        return _LINE_SCANNERS[lang](lines)
     grammar = grammar_for(lang)
     return tree_sitter_spans(grammar, text, lines) if grammar is not None else None

@@ -7,6 +7,7 @@ import posixpath
 # Languages with a structural chunker (tree-sitter grammar or hand-written scanner).
 STRUCTURED_LANGUAGES = frozenset(
     {"rust", "python", "tlaplus", "c", "go", "javascript", "typescript", "tsx", "java", "lean", "smtlib", "coq"}
+    | {"why3", "agda", "dafny", "isabelle"}
 )
 
 EXTENSIONS: dict[str, str] = {
@@ -30,6 +31,11 @@ EXTENSIONS: dict[str, str] = {
     ".smt2": "smtlib",
     ".smt": "smtlib",
     ".v": "coq",
+    ".mlw": "why3",
+    ".why": "why3",
+    ".agda": "agda",
+    ".dfy": "dafny",
+    ".thy": "isabelle",
 }
 
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdx"})
