@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import tree_sitter
+
+from codesearch.indexer.chunking import rust_macros
 from codesearch.indexer.chunking.treesitter import (
     CODE,
     DOC,
@@ -15,6 +18,7 @@ from codesearch.indexer.chunking.treesitter import (
     Node,
     Role,
     first_line,
+    parse,
 )
 
 # ----------------------------------------------------------------------------------------
@@ -73,6 +77,13 @@ class Rust(Grammar):
     mergeable = frozenset({"const", "static", "type", "impl"})
     absorb = frozenset({"const", "type"})
     method_parents = frozenset({"impl", "trait"})
+    # Items found in a macro body: at least this share of its non-blank lines must be items.
+    macro_min_item_share = 0.5
+
+    def __init__(self, source: bytes = b"") -> None:
+        super().__init__(source)
+        self.masked: rust_macros.Masked | None = None  # Verus bodies, masked (made on first use)
+        self.trees: list[tree_sitter.Tree] = []  # macro bodies parsed again: kept alive while walking
 
     def load(self) -> object:
         import tree_sitter_rust
@@ -85,17 +96,130 @@ class Rust(Grammar):
             return DOC
         if t == "mod_item" and node.child_by_field_name("body") is None:
             return IGNORE  # `mod foo;` is like a `use`
+        if t == "expression_statement" and node.named_child_count == 1:
+            inner = node.named_children[0]
+            if inner.type == "macro_invocation":
+                return self._macro(inner) or CODE
+        if t == "macro_invocation":
+            return self._macro(node) or CODE
         role = super().classify(node, parent)
         if isinstance(role, Decl):
             if t == "function_signature_item":  # trait method without body / extern fn
                 role.absorb = role.mergeable = True
                 role.kind = "method" if parent is not None and parent.kind == "trait" else "function"
+            if t in ("function_item", "function_signature_item"):
+                role.kind = self._function_kind(node, parent) or role.kind
+            if parent is not None and parent.kind == "macro":
+                role.absorb = False  # a macro body is no type: its consts are items of their own
+            if t == "struct_item" and self.masked is not None:
+                name = node.child_by_field_name("name")
+                if name is not None and self.masked.modes.get(name.start_byte) == ("broadcast", "group"):
+                    role.kind = "broadcast group"
             if t == "impl_item":
                 role.header = "auto"
                 role.mergeable = True  # `unsafe impl Send for X {}` one-liners
             elif t in ("mod_item", "foreign_mod_item"):
                 role.header = "auto"
         return role
+
+    def _function_kind(self, node: Node, parent: Decl | None) -> str | None:
+        """A kind that says the function's verification mode: Verus ``spec``/``proof``/
+        ``axiom`` functions, Kani proof harnesses, Creusot/Prusti logic functions."""
+        name = node.child_by_field_name("name")
+        if self.masked is not None and name is not None and name.start_byte in self.masked.modes:
+            kind = rust_macros.mode_kind(self.masked.modes[name.start_byte])
+            if kind is not None:
+                return kind
+        attributes = []
+        p = node.prev_named_sibling
+        while p is not None and p.type in ("attribute_item", "line_comment", "block_comment"):
+            if p.type == "attribute_item":
+                attributes.append(self.text(p))
+            p = p.prev_named_sibling
+        kind = rust_macros.attribute_kind(attributes)
+        if kind is None and parent is not None and parent.kind == "macro" and parent.name == "predicate!":
+            kind = "spec"  # Prusti's predicate! { fn ... }
+        return kind
+
+    # -- items inside macro bodies ---------------------------------------------------
+    def _macro(self, mac: Node) -> Decl | None:
+        """A macro invocation whose body parses as items: a container of those items."""
+        tt = next((c for c in reversed(mac.named_children) if c.type == "token_tree"), None)
+        path = mac.child_by_field_name("macro")
+        if tt is None or path is None:
+            return None
+        name = self.text(path).rsplit("::", 1)[-1].strip()
+        verus = name in rust_macros.VERUS_MACROS
+        nodes = self._items_in(tt, verus, nested=True)
+        if not nodes:
+            return None
+        return Decl("macro", f"{name}!", label=f"{name}!", body=nodes, header="auto")
+
+    def _items_in(self, tt: Node, verus: bool, nested: bool) -> list[Node]:
+        """The item nodes of token tree ``tt`` parsed as Rust source, or [] when it does not
+        parse as items. With ``nested``, a body that is no item list itself (``cfg_if!``'s
+        ``if #[cfg(..)] { items } else { items }``) gives the items of its brace groups."""
+        start, end = tt.start_byte + 1, tt.end_byte - 1
+        if end - start < 2 or not rust_macros.may_hold_items(self.source, start, end):
+            return []
+        if self.masked is None:
+            self.masked = rust_macros.Masked(bytearray(self.source))
+        if verus:
+            rust_macros.mask_verus(self.source, start, end, self.masked)
+        source = self.masked.source
+        r0, r1 = tt.start_point.row, tt.end_point.row
+        tree = self._parse_range(source, start, end)
+        if tree is not None:
+            nodes = [c for c in tree.root_node.children if start <= c.start_byte and c.end_byte <= end]
+            if any(n.type == "ERROR" for n in nodes):
+                # Recover item boundaries where the parser errs: parse each item on its own.
+                nodes = []
+                for s0, s1 in rust_macros.item_segments(source, start, end):
+                    seg = self._parse_range(source, s0, s1)
+                    if seg is not None and seg.root_node.has_error:
+                        rust_macros.blank_fn_bodies(source, s0, s1)  # an unreadable body: keep the signature
+                        seg = self._parse_range(source, s0, s1)
+                    if seg is not None:
+                        nodes.extend(c for c in seg.root_node.children if s0 <= c.start_byte and c.end_byte <= s1)
+            covered = self._item_lines(nodes)
+            body = {r for r in range(r0 + 1, r1) if r < len(self.lines) and self.lines[r].strip()}
+            if covered and len(covered & body) >= self.macro_min_item_share * max(len(body), 1):
+                return nodes
+        if not nested:
+            return []
+        out: list[Node] = []
+        for c in tt.named_children:
+            if c.type == "token_tree" and self.source[c.start_byte : c.start_byte + 1] == b"{":
+                out.extend(self._items_in(c, verus, nested=False))
+        return out
+
+    def _parse_range(self, source: bytes | bytearray, start: int, end: int) -> tree_sitter.Tree | None:
+        """Parse ``source[start:end]`` alone, its nodes keeping their offsets in the file."""
+        before = self.source.rfind(b"\n", 0, start)
+        row_start = self.source.count(b"\n", 0, start)
+        row_end = row_start + self.source.count(b"\n", start, end)
+        last_nl = self.source.rfind(b"\n", 0, end)
+        rng = tree_sitter.Range((row_start, start - before - 1), (row_end, end - last_nl - 1), start, end)
+        tree = parse(self, bytes(source), ranges=[rng])
+        if tree is not None:
+            self.trees.append(tree)  # its nodes are walked later: keep it alive
+        return tree
+
+    @property
+    def lines(self) -> list[str]:
+        if not hasattr(self, "_lines"):
+            self._lines = self.source.decode("utf-8", "replace").split("\n")
+        return self._lines
+
+    def _item_lines(self, nodes: list[Node]) -> set[int]:
+        """0-based rows covered by item nodes (looking inside ERROR nodes)."""
+        rows: set[int] = set()
+        for n in nodes:
+            if n.type == "ERROR":
+                rows |= self._item_lines(list(n.children))
+            elif n.type in self.decls or n.type in self.containers or n.type == "macro_invocation":
+                rows.update(range(n.start_point.row, n.end_point.row + 1))
+        return rows
 
     def name_of(self, node: Node) -> str:
         if node.type == "impl_item":

@@ -282,10 +282,15 @@ class _Walker:
         return out
 
 
-def parse(grammar: Grammar, source: bytes, timeout_s: float | None = None) -> tree_sitter.Tree | None:
-    """Parse ``source``; None when the parser gives up or runs past ``timeout_s``
+def parse(
+    grammar: Grammar, source: bytes, timeout_s: float | None = None, ranges: list[tree_sitter.Range] | None = None
+) -> tree_sitter.Tree | None:
+    """Parse ``source`` (only the byte ``ranges`` of it, if given: nodes keep their offsets in
+    the whole source); None when the parser gives up or runs past ``timeout_s``
     (default PARSE_TIMEOUT_S)."""
     parser = tree_sitter.Parser(grammar.language())
+    if ranges:
+        parser.included_ranges = ranges
     deadline = time.monotonic() + (PARSE_TIMEOUT_S if timeout_s is None else timeout_s)
 
     def read(offset: int, _point: object) -> bytes:
