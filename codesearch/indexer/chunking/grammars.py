@@ -222,6 +222,9 @@ class Rust(Grammar):
         return rows
 
     def name_of(self, node: Node) -> str:
+        name = node.child_by_field_name("name")
+        if self.masked is not None and name is not None and name.start_byte in self.masked.names:
+            return self.masked.names[name.start_byte]
         if node.type == "impl_item":
             return self._impl_name(node)
         if node.type == "foreign_mod_item":

@@ -90,6 +90,7 @@ class Masked:
 
     source: bytearray
     modes: dict[int, tuple[str, ...]] = field(default_factory=dict)  # name start byte -> mode words
+    names: dict[int, str] = field(default_factory=dict)  # name start byte -> the name, where the mask moved it
 
 
 def _is_ident_byte(b: int) -> bool:
@@ -286,6 +287,9 @@ def mask_verus(src: bytes | bytearray, start: int, end: int, out: Masked) -> Non
                 _blank(buf, t.start, stop)
                 i = k
                 continue
+            elif w == "assume_specification" and nxt is not None and nxt.text in ("<", "["):
+                i = _assume_specification(src, toks, i, out)
+                continue
             elif w in _QUANTIFIERS and nxt is not None and nxt.text in ("|", "||"):
                 _blank(buf, t.start, t.end)
                 if prev is not None and prev.text == "assert":
@@ -396,6 +400,36 @@ def blank_fn_bodies(buf: bytearray, start: int, end: int) -> None:
         k += 1
 
 
+def _assume_specification(src: bytes | bytearray, toks: list[Token], i: int, out: Masked) -> int:
+    """``assume_specification<T>[ path::to::f ](args) -> R ensures ..;`` becomes
+    ``fn f<T>(args) -> R ..;`` (on the same bytes; the name keeps the whole path). Returns
+    the index of the next token to look at."""
+    k = i + 1
+    generics = ""
+    if toks[k].text == "<":
+        depth = 0
+        while k < len(toks):
+            depth += toks[k].text.count("<") - toks[k].text.count(">")
+            k += 1
+            if depth <= 0:
+                break
+        generics = bytes(src[toks[i + 1].start : toks[k - 1].end]).decode("utf-8", "replace")
+    if k >= len(toks) or toks[k].text != "[":
+        return i + 1
+    close = _matching(toks, k)
+    path = bytes(src[toks[k].end : toks[close].start]).decode("utf-8", "replace").strip()
+    name = path.rsplit("::", 1)[-1].strip()
+    span = bytes(src[toks[i].start : toks[close].end])
+    if b"\n" in span or not re.fullmatch(r"[A-Za-z_]\w*", name):
+        return close + 1
+    text = f"fn {name}{generics}"
+    _blank(out.source, toks[i].start, toks[close].end)
+    _write(out.source, toks[i].start, text)
+    out.modes[toks[i].start + 3] = ("assume_specification",)
+    out.names[toks[i].start + 3] = path
+    return close + 1
+
+
 def may_hold_items(src: bytes | bytearray, start: int, end: int) -> bool:
     """A cheap test before parsing a macro body again: does it name an item keyword?"""
     return _ITEM_WORD.search(bytes(src[start:end])) is not None
@@ -403,7 +437,7 @@ def may_hold_items(src: bytes | bytearray, start: int, end: int) -> bool:
 
 def mode_kind(words: tuple[str, ...]) -> str | None:
     """The chunk kind for a function with these Verus mode words (None: an exec function)."""
-    if "spec" in words or "uninterp" in words:
+    if "spec" in words or "uninterp" in words or "assume_specification" in words:
         return "spec"
     if "axiom" in words:
         return "axiom"
