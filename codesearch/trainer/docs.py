@@ -10,7 +10,8 @@ Two halves:
 * **Doc comments per language**: :func:`leading_doc` scans the first lines of a declaration
   (the chunkers attach the comments directly above a declaration to it) for its doc comment:
   Rust ``///`` / ``/** */``, Lean ``/-- -/``, Coq and Why3 ``(** *)``, Java / JS / TS / C
-  ``/** */``, Go / C ``//`` blocks, TLA+ ``\\*`` / ``(* *)``, SMT-LIB ``;``, Agda ``--``.
+  ``/** */``, Go / C ``//`` blocks, TLA+ ``\\*`` / ``(* *)``, SMT-LIB ``;``, Agda ``--``,
+  Dafny ``//`` / ``/** */``, Isabelle ``text \\<open>...\\<close>`` / ``(* *)``.
   Marked doc comments win; without one, the plain comment block directly above the code is
   used. :func:`python_docstrings` finds docstrings (the first statement of a body) with
   ``ast``. The lines a doc occupies are what the pair miner removes from the positive.
@@ -133,6 +134,20 @@ def simplify_coqdoc(text: str) -> str:
     text = re.sub(r"(?<!\w)_([^_\s][^_]*?)_(?!\w)", r"\1", text)
     text = re.sub(r"#[^#]*#", "", text)  # raw html
     text = re.sub(r"(\S)\{\^\s*([^}]*)\}", r"\1-\2", text)  # n{^ th} -> n-th
+    return " ".join(text.split())
+
+
+def simplify_isabelle(text: str) -> str:
+    """Isabelle document text to plain text: antiquotations ``@{term \\<open>xs @ ys\\<close>}``
+    and cartouches keep their content, ``\\<forall>``-style symbols become their names."""
+    text = text.replace("\\<open>", "‹").replace("\\<close>", "›")
+    prev = None
+    while prev != text:  # innermost first: @{const ‹f›} -> ‹f› -> f
+        prev = text
+        text = re.sub(r"@\{\w+\s+‹([^‹›]*)›\s*\}", r"\1", text)
+        text = re.sub(r"@\{\w+\s+([^{}\s]+)\s*\}", r"\1", text)
+        text = re.sub(r"‹([^‹›]*)›", r"\1", text)
+    text = re.sub(r"\\<(\^?\w+)>", lambda m: " " + m.group(1).lstrip("^") + " ", text)
     return " ".join(text.split())
 
 
@@ -265,6 +280,17 @@ STYLES: dict[str, _Style] = {
     "smtlib": _Style(lines=((";", PLAIN),)),
     "agda": _Style(lines=(("--", PLAIN),), blocks=(("{-|", "-}", DOC), ("{-#", "#-}", SKIP), ("{-", "-}", PLAIN)),
                    nested=True),
+    "dafny": _Style(
+        lines=(("////", PLAIN), ("///", DOC), ("//", PLAIN)),
+        blocks=(("/**/", "*/", PLAIN), ("/***", "*/", PLAIN), ("/**", "*/", DOC), ("/*", "*/", PLAIN)),
+        nested=True,
+        attribute=re.compile(r"@[A-Z]"),
+    ),
+    # Isabelle: `text \<open>...\<close>` (or `text ‹...›`) above a declaration is its doc
+    "isabelle": _Style(
+        blocks=tuple((f"text{sp}{op}", cl, DOC) for op, cl in (("\\<open>", "\\<close>"), ("‹", "›")) for sp in (" ", ""))
+        + (("(*", "*)", PLAIN),),
+    ),
     "python": _Style(lines=(("#!", SKIP), ("#", PLAIN))),
 }
 for _js in ("javascript", "typescript", "tsx"):
@@ -294,6 +320,8 @@ def _close_of_block(
 ) -> tuple[int, int] | None:
     """(line, column after the close) of the block comment opened at ``lines[i-1][col:]``,
     None when it does not close by line ``end``."""
+    if open_.startswith("text"):  # an Isabelle cartouche: nested ones inside it are text
+        return _close_of_cartouche(lines, i, col + len(open_), end)
     if nested:
         op, cl = open_[:2], close[-2:]
         depth, ln, pos = 0, i, col
@@ -321,10 +349,29 @@ def _close_of_block(
     return None
 
 
+def _close_of_cartouche(lines: list[str], i: int, pos: int, end: int) -> tuple[int, int] | None:
+    depth, ln = 1, i
+    while ln <= end:
+        line = lines[ln - 1]
+        while pos < len(line):
+            step = next((len(t) for t in ("\\<open>", "‹") if line.startswith(t, pos)), 0)
+            if step:
+                depth += 1
+            else:
+                step = next((len(t) for t in ("\\<close>", "›") if line.startswith(t, pos)), 0)
+                if step:
+                    depth -= 1
+                    if depth == 0:
+                        return ln, pos + step
+            pos += step or 1
+        ln, pos = ln + 1, 0
+    return None
+
+
 def _block_text(body_lines: list[str], open_: str, close: str) -> str:
     """A block comment's text without its markers, javadoc stars or banner lines."""
     text = "\n".join(line.strip() for line in body_lines)[len(open_) :]
-    k = text.rfind(close[-2:])
+    k = text.rfind(close if close.startswith("\\<") else close[-2:])
     if k >= 0:
         text = text[:k]
     out = []
@@ -616,6 +663,9 @@ def doc_query(language: str, doc: Doc | str, name: str) -> tuple[str | None, str
         simplify = simplify_javadoc
     elif language == "lean":
         para = first_paragraph(text, is_heading=_is_heading_md)
+    elif language == "isabelle":
+        para = first_paragraph(text)
+        simplify = simplify_isabelle
     else:
         para = first_paragraph(text)
     if language == "go" and para:
