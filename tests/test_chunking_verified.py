@@ -120,3 +120,28 @@ def test_a_verus_lemma_is_found_by_what_it_states_and_kind_proof_filters_to_proo
     assert {r.name for r in proofs} == {"lemma_triangle_monotonic", "lemma_in_bounds_zero"}
     specs = searcher().search("sum of the first n natural numbers", filters=Filters(kind=["spec"]), limit=10)
     assert specs[0].name == "triangle" and {r.kind for r in specs} == {"spec"}
+
+
+def test_extern_block_declarations_and_declaring_macro_calls_are_named_chunks():
+    text = """extern "system" {
+    /// Creates a window.
+    pub fn CreateWindowExW(style: u32, class: *const u16) -> *mut Window;
+    pub fn DestroyWindow(hwnd: *mut Window) -> i32;
+}
+
+DEFINE_GUID!{IID_IUnknown, 0x00000000, 0x0000, 0x0000, 0xc0, 0x00}
+
+bitflags! {
+    /// Flags of a file mode.
+    pub struct Mode: u32 {
+        const READ = 0b001;
+        const WRITE = 0b010;
+    }
+}
+"""
+    got = [(c.start_line, c.end_line, c.kind, c.name, c.context) for c in chunk_text("win.rs", text)]
+    assert got == [
+        (2, 4, "function", "CreateWindowExW, DestroyWindow", 'extern "system"'),
+        (7, 7, "macro_call", "IID_IUnknown", ""),
+        (9, 15, "macro_call", "Mode", ""),
+    ]

@@ -54,6 +54,10 @@ def _strip_generics(text: str, params: set[str]) -> str:
     return "".join(out)
 
 
+# Item nodes that make no chunk of their own but show that a macro body is a list of items.
+_RUST_ITEMS_TOO = frozenset({"macro_invocation", "use_declaration", "extern_crate_declaration", "mod_item"})
+
+
 class Rust(Grammar):
     name = "rust"
     attribute_line = re.compile(r"\s*#!?\[")
@@ -96,12 +100,16 @@ class Rust(Grammar):
             return DOC
         if t == "mod_item" and node.child_by_field_name("body") is None:
             return IGNORE  # `mod foo;` is like a `use`
+        if t in ("expression_statement", "macro_invocation") and parent is not None and parent.kind == "macro_call":
+            return CODE
         if t == "expression_statement" and node.named_child_count == 1:
             inner = node.named_children[0]
             if inner.type == "macro_invocation":
                 return self._macro(inner) or CODE
         if t == "macro_invocation":
             return self._macro(node) or CODE
+        if t == "function_signature_item" and parent is not None and parent.kind == "extern":
+            return Decl("function", self.name_of(node), mergeable=True)  # the declarations of an extern block
         role = super().classify(node, parent)
         if isinstance(role, Decl):
             if t == "function_signature_item":  # trait method without body / extern fn
@@ -151,9 +159,12 @@ class Rust(Grammar):
         name = self.text(path).rsplit("::", 1)[-1].strip()
         verus = name in rust_macros.VERUS_MACROS
         nodes = self._items_in(tt, verus, nested=True)
-        if not nodes:
-            return None
-        return Decl("macro", f"{name}!", label=f"{name}!", body=nodes, header="auto")
+        if nodes:
+            return Decl("macro", f"{name}!", label=f"{name}!", body=nodes, header="auto")
+        declared = rust_macros.invocation_name(self.source, tt.start_byte + 1, tt.end_byte - 1)
+        if declared:  # DEFINE_GUID!{IID_IFoo, ..}, bitflags! { pub struct Flags .. }
+            return Decl("macro_call", declared, mergeable=True)
+        return None
 
     def _items_in(self, tt: Node, verus: bool, nested: bool) -> list[Node]:
         """The item nodes of token tree ``tt`` parsed as Rust source, or [] when it does not
@@ -200,7 +211,7 @@ class Rust(Grammar):
         row_end = row_start + self.source.count(b"\n", start, end)
         last_nl = self.source.rfind(b"\n", 0, end)
         rng = tree_sitter.Range((row_start, start - before - 1), (row_end, end - last_nl - 1), start, end)
-        tree = parse(self, bytes(source), ranges=[rng])
+        tree = parse(self, source, ranges=[rng])
         if tree is not None:
             self.trees.append(tree)  # its nodes are walked later: keep it alive
         return tree
@@ -217,7 +228,7 @@ class Rust(Grammar):
         for n in nodes:
             if n.type == "ERROR":
                 rows |= self._item_lines(list(n.children))
-            elif n.type in self.decls or n.type in self.containers or n.type == "macro_invocation":
+            elif n.type in self.decls or n.type in self.containers or n.type in _RUST_ITEMS_TOO:
                 rows.update(range(n.start_point.row, n.end_point.row + 1))
         return rows
 

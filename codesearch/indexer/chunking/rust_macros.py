@@ -93,8 +93,21 @@ class Masked:
     names: dict[int, str] = field(default_factory=dict)  # name start byte -> the name, where the mask moved it
 
 
-def _is_ident_byte(b: int) -> bool:
-    return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b >= 0x80
+_UTF8_CHAR = rb"(?:[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]+)"
+_TOKEN = re.compile(
+    rb"(?P<ws>\s+)"
+    rb"|(?P<line>//[^\n]*)"
+    rb"|(?P<block>/\*)"
+    rb'|(?P<raw>b?r(?P<hashes>#*)")'
+    rb'|(?P<str>b?"(?:\\.|[^"\\])*(?:"|\Z))'
+    rb"|(?P<char>b?'(?:\\(?:u\{[0-9a-fA-F_]*\}|x[0-9a-fA-F]{2}|.)|(?!['\\\n])" + _UTF8_CHAR + rb")')"
+    rb"|(?P<life>'[A-Za-z_][A-Za-z0-9_]*)"
+    rb"|(?P<num>[0-9][A-Za-z0-9_]*)"
+    rb"|(?P<ident>[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)"
+    rb"|(?P<open>[(\[{])|(?P<close>[)\]}])"
+    rb"|(?P<punct>" + b"|".join(re.escape(p.encode()) for p in _PUNCT) + rb"|.)",
+    re.S,
+)
 
 
 def tokens(src: bytes | bytearray, start: int, end: int) -> list[Token]:
@@ -102,78 +115,35 @@ def tokens(src: bytes | bytearray, start: int, end: int) -> list[Token]:
     literals kept whole (their contents are never masked)."""
     out: list[Token] = []
     i = start
-    n = end
-    while i < n:
-        b = src[i]
-        if b in b" \t\r\n\f\v":
-            i += 1
-            continue
-        if src.startswith(b"//", i):
-            j = src.find(b"\n", i, n)
-            i = n if j < 0 else j
-            continue
-        if src.startswith(b"/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if src.startswith(b"/*", i):
-                    depth, i = depth + 1, i + 2
-                elif src.startswith(b"*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            continue
-        m = re.compile(rb'b?r(#*)"').match(src, i, n) if b in b"br" else None
-        if m:  # raw string: ends at a quote followed by as many hashes
-            close = b'"' + m.group(1)
-            j = src.find(close, m.end(), n)
-            j = n if j < 0 else j + len(close)
+    match = _TOKEN.match
+    while i < end:
+        m = match(src, i, end)
+        kind = m.lastgroup
+        j = m.end()
+        if kind == "hashes" or kind == "raw":  # raw string: ends at a quote and as many hashes
+            close = b'"' + m.group("hashes")
+            k = src.find(close, j, end)
+            j = end if k < 0 else k + len(close)
             out.append(Token("lit", i, j, ""))
-            i = j
-            continue
-        if b == 34 or (b == 98 and i + 1 < n and src[i + 1] == 34):  # "..." or b"..."
-            j = i + (2 if b == 98 else 1)
-            while j < n and src[j] != 34:
-                j += 2 if src[j] == 92 else 1
-            out.append(Token("lit", i, min(j + 1, n), ""))
-            i = j + 1
-            continue
-        if b == 39:  # char literal or lifetime
-            m = re.compile(rb"'(?:\\(?:u\{[0-9a-fA-F_]*\}|x..|.)|[^\\'\n]{1,4})'").match(src, i, n)
-            if m and (m.end() - i <= 4 or src[i + 1] == 92 or not _is_ident_byte(src[i + 1])
-                      or len(src[i + 1 : m.end() - 1].decode("utf-8", "replace")) == 1):
-                out.append(Token("lit", i, m.end(), ""))
-                i = m.end()
-                continue
-            j = i + 1
-            while j < n and _is_ident_byte(src[j]):
-                j += 1
-            out.append(Token("ident", i, j, src[i:j].decode("utf-8", "replace")))
-            i = j
-            continue
-        if _is_ident_byte(b):
-            j = i
-            while j < n and _is_ident_byte(src[j]):
-                j += 1
-            text = src[i:j].decode("utf-8", "replace")
-            out.append(Token("num" if 48 <= b <= 57 else "ident", i, j, text))
-            i = j
-            continue
-        if b in b"([{":
-            out.append(Token("open", i, i + 1, chr(b)))
-            i += 1
-            continue
-        if b in b")]}":
-            out.append(Token("close", i, i + 1, chr(b)))
-            i += 1
-            continue
-        for p in _PUNCT:
-            if src.startswith(p.encode(), i):
-                out.append(Token("punct", i, i + len(p), p))
-                i += len(p)
-                break
-        else:
-            out.append(Token("punct", i, i + 1, chr(b)))
-            i += 1
+        elif kind == "block":  # nested block comment
+            depth = 1
+            while j < end and depth:
+                k = src.find(b"*/", j, end)
+                o = src.find(b"/*", j, end)
+                if k < 0:
+                    j = end
+                    break
+                if 0 <= o < k:
+                    depth, j = depth + 1, o + 2
+                else:
+                    depth, j = depth - 1, k + 2
+        elif kind == "str" or kind == "char":
+            out.append(Token("lit", i, j, ""))
+        elif kind == "ident" or kind == "life" or kind == "num":
+            out.append(Token("num" if kind == "num" else "ident", i, j, m.group().decode("utf-8", "replace")))
+        elif kind == "open" or kind == "close" or kind == "punct":
+            out.append(Token(kind, i, j, m.group().decode("utf-8", "replace")))
+        i = j
     return out
 
 
@@ -428,6 +398,38 @@ def _assume_specification(src: bytes | bytearray, toks: list[Token], i: int, out
     out.modes[toks[i].start + 3] = ("assume_specification",)
     out.names[toks[i].start + 3] = path
     return close + 1
+
+
+_DECLARING = frozenset({"struct", "enum", "union", "fn", "type", "trait", "mod", "static", "const", "interface", "class"})
+_NOT_NAMES = frozenset(
+    {"pub", "crate", "ref", "mut", "unsafe", "extern", "impl", "for", "where", "self", "super", "in", "bool", "char", "str"}
+    | {f"{s}{n}" for s in "uif" for n in ("8", "16", "32", "64", "128", "size")}
+)
+
+
+def invocation_name(src: bytes | bytearray, start: int, end: int) -> str:
+    """What an item-position macro invocation whose body is no item list declares, by its
+    tokens: the name after a declaring keyword (``bitflags! { pub struct Flags ..``,
+    ``RIDL!{ interface IFoo ..``), else the first identifier followed by ``(``, ``,``, ``:``,
+    ``=``, ``{`` or ``<`` (``DEFINE_GUID!{IID_IFoo, ..}``, ``mat!(match_basic, ..)``). "" if none."""
+    toks = tokens(src, start, min(end, start + 4000))
+    k = 0
+    while k < len(toks) and toks[k].text == "#" and k + 1 < len(toks) and toks[k + 1].text == "[":
+        k = _matching(toks, k + 1) + 1  # leading attributes
+    for j in range(k, min(len(toks) - 1, k + 40)):
+        t = toks[j]
+        if t.kind == "ident" and t.text in _DECLARING:
+            n = j + 1
+            while n < len(toks) and toks[n].text in ("ref", "mut"):
+                n += 1
+            if n < len(toks) and toks[n].kind == "ident":
+                return toks[n].text
+    for j in range(k, min(len(toks) - 1, k + 40)):
+        t = toks[j]
+        if t.kind == "ident" and t.text not in _NOT_NAMES and not t.text.startswith("'"):
+            if toks[j + 1].text in ("(", ",", ":", "=", "{", "<", ";"):
+                return t.text
+    return ""
 
 
 def may_hold_items(src: bytes | bytearray, start: int, end: int) -> bool:

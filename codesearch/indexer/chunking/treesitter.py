@@ -283,7 +283,7 @@ class _Walker:
 
 
 def parse(
-    grammar: Grammar, source: bytes, timeout_s: float | None = None, ranges: list[tree_sitter.Range] | None = None
+    grammar: Grammar, source: bytes | bytearray, timeout_s: float | None = None, ranges: list[tree_sitter.Range] | None = None
 ) -> tree_sitter.Tree | None:
     """Parse ``source`` (only the byte ``ranges`` of it, if given: nodes keep their offsets in
     the whole source); None when the parser gives up or runs past ``timeout_s``
@@ -294,7 +294,7 @@ def parse(
     deadline = time.monotonic() + (PARSE_TIMEOUT_S if timeout_s is None else timeout_s)
 
     def read(offset: int, _point: object) -> bytes:
-        return source[offset : offset + 65536]
+        return bytes(source[offset : offset + 65536])
 
     def too_slow(*_args: object) -> bool:
         return time.monotonic() > deadline
