@@ -27,7 +27,7 @@ def test_verus_functions_are_chunks_with_their_mode_clauses_and_impl_context():
         (15, 24, "spec", "triangle", "verus!"),  # closed spec fn with `decreases`
         (26, 38, "proof", "lemma_triangle_monotonic", "verus!"),  # requires/ensures/decreases kept
         (40, 44, "proof", "lemma_in_bounds_zero", "verus!"),  # broadcast proof fn, #[trigger]
-        (46, 48, "broadcast group", "group_counter_lemmas", "verus!"),
+        (46, 48, "broadcast_group", "group_counter_lemmas", "verus!"),
         (50, 53, "struct", "Counter", "verus!"),  # ghost field
         (56, 59, "spec", "wf", "verus! > impl Counter"),
         (61, 79, "method", "increment", "verus! > impl Counter"),  # Tracked param, -> (r: bool), proof { }

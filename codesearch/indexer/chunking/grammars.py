@@ -122,7 +122,7 @@ class Rust(Grammar):
             if t == "struct_item" and self.masked is not None:
                 name = node.child_by_field_name("name")
                 if name is not None and self.masked.modes.get(name.start_byte) == ("broadcast", "group"):
-                    role.kind = "broadcast group"
+                    role.kind = "broadcast_group"
             if t == "impl_item":
                 role.header = "auto"
                 role.mergeable = True  # `unsafe impl Send for X {}` one-liners
