@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
+from codesearch.roles import LIB, role_of, role_sql
 
 METHODS = ("hybrid", "multivector", "dense", "bm25")
 _THREADS_LOCK = threading.Lock()  # searches in several threads set and restore torch's thread count in turn
@@ -49,9 +50,12 @@ class Filters:
     repo: str | None = None  # repository folder name or path
     path: str | None = None  # glob on the path (relative to the repo or absolute); no glob chars = prefix
     under: str | None = None  # absolute folder: only files below it
+    role: Sequence[str] = ()  # path roles (codesearch.roles: lib, test, bench, example, ...)
 
     def sql(self) -> str | None:
         parts = []
+        if self.role:
+            parts.append(role_sql(self.role))  # (ValueError naming the valid roles on an unknown one)
         if self.lang:
             parts.append(sql_in("language", [l.lower() for l in self.lang]))
         if self.kind:
@@ -104,6 +108,7 @@ class SearchResult:
     context: str
     snippet: str
     key: str = field(default="", repr=False)
+    role: str = LIB  # the file's path role (codesearch.roles)
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -135,6 +140,12 @@ class Searcher:
         self.n_lexical = int(opts.get("candidates_lexical", 50))
         self.exact_below = int(opts.get("exact_below", 400))
         self.lexical_weight = float(opts.get("lexical_weight", 0.05))
+        # Results of one file never overlap: of overlapping ones the better-scoring is kept, or
+        # the smaller when they score within overlap_tie of each other.
+        self.overlap_tie = float(opts.get("overlap_tie", 0.005))
+        # Score factor of chunks whose path role is not "lib" (tests, benches, examples, ...):
+        # below 1 ranks library code first when otherwise equally relevant (1.0: no prior).
+        self.role_prior = float(opts.get("role_prior", 1.0))
         # The ANN path (used when the index has an IVF index on the pooled vectors, see
         # Store.ensure_ann_index): partitions probed, and exact re-ranking of k * refine rows.
         # At least ann_nprobes partitions, and at least ann_nprobes_share of them: the index has
@@ -206,7 +217,7 @@ class Searcher:
             lex_rows, lex_scores = self._lexical(query, where, self.n_lexical) if method == "hybrid" else ([], [])
         else:
             lexical = _POOL.submit(self._lexical, query, where, self.n_lexical)
-            candidates, _ = self._dense_spaces(encoded, where, self.n_dense)
+            candidates, _ = self._dense_spaces(encoded, where, max(self.n_dense, 3 * limit))
             lex_rows, lex_scores = lexical.result()
             seen = {r["id"] for r in candidates}
             candidates += [r for r in lex_rows if r["id"] not in seen]
@@ -369,17 +380,25 @@ class Searcher:
 
     # ------------------------------------------------------------------ results
     def _finish(self, rows: list[dict], scores: Sequence[float], limit: int, glob: str | None) -> list[SearchResult]:
-        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-        picked = []
-        for i in order:
-            r = rows[int(i)]
-            if glob and not (fnmatch.fnmatch(r["rel_path"], glob) or fnmatch.fnmatch(r["path"], glob)):
-                continue
-            picked.append((r, float(scores[int(i)])))
-            if len(picked) >= limit:
-                break
-        texts = {r["id"]: r["text"] for r, _ in picked if r.get("text") is not None}
-        missing = [r["id"] for r, _ in picked if r["id"] not in texts]
+        """The top ``limit`` of the scored candidates: the role prior applied, the path glob's
+        character classes checked, and one result per place (see :func:`pick_places`)."""
+        roles = [role_of(r["rel_path"]) for r in rows]
+        scores = np.asarray(scores, dtype=np.float64)
+        if self.role_prior != 1.0 and len(rows):
+            nonlib = np.array([role != LIB for role in roles])
+            # s - (1 - f)|s|: a factor f on positive scores, and still a demotion on negative ones
+            scores = np.where(nonlib, scores - (1.0 - self.role_prior) * np.abs(scores), scores)
+        keep = [
+            i for i, r in enumerate(rows)
+            if not glob or fnmatch.fnmatch(r["rel_path"], glob) or fnmatch.fnmatch(r["path"], glob)
+        ]
+        chosen = pick_places(
+            [(rows[i]["path"], int(rows[i]["start_line"]), int(rows[i]["end_line"])) for i in keep],
+            [float(scores[i]) for i in keep], limit, self.overlap_tie,
+        )
+        picked = [(rows[keep[j]], float(scores[keep[j]]), roles[keep[j]]) for j in chosen]
+        texts = {r["id"]: r["text"] for r, _, _ in picked if r.get("text") is not None}
+        missing = [r["id"] for r, _, _ in picked if r["id"] not in texts]
         if missing:
             texts.update(self._texts(missing))
         return [
@@ -396,8 +415,9 @@ class Searcher:
                 context=r["context"],
                 snippet=snippet_of(texts.get(r["id"], "")),
                 key=r["key"],
+                role=role,
             )
-            for r, s in picked
+            for r, s, role in picked
         ]
 
     def _texts(self, ids: Sequence[str]) -> dict[str, str]:
@@ -405,6 +425,41 @@ class Searcher:
             return {}
         data = self.store.table("chunks").search().where(sql_in("id", ids)).select(["id", "text"]).limit(None).to_arrow()
         return dict(zip(data.column("id").to_pylist(), data.column("text").to_pylist()))
+
+
+def pick_places(places: Sequence[tuple[str, int, int]], scores: Sequence[float], limit: int, tie: float = 0.0) -> list[int]:
+    """Indices of the best ``limit`` of ``places`` (path, first line, last line), best first,
+    no two of one file overlapping.
+
+    Of overlapping places the better-scoring one is kept; when the other scores within ``tie``
+    of it and is smaller (more specific: a method rather than its class, a short window rather
+    than the whole function), that one is kept instead. Places are taken best first, so
+    ``limit`` results come back whenever the candidates hold that many non-overlapping ones.
+    """
+    order = sorted(range(len(places)), key=lambda i: -scores[i])  # (stable: ties keep their order)
+    chosen: list[int] = []
+    by_path: dict[str, list[int]] = {}
+    best: dict[int, float] = {}  # chosen place -> best score of the places it stands for
+    for i in order:
+        path, start, end = places[i]
+        same = by_path.setdefault(path, [])
+        over = [j for j in same if places[j][1] <= end and start <= places[j][2]]
+        if not over:
+            if len(chosen) >= limit:
+                continue  # (a full list may still swap one of its places for a smaller one)
+            chosen.append(i)
+            same.append(i)
+            best[i] = scores[i]
+            continue
+        if len(over) == 1:
+            j = over[0]
+            if end - start < places[j][2] - places[j][1] and best[j] - scores[i] <= tie:
+                chosen[chosen.index(j)] = i
+                same[same.index(j)] = i
+                best[i] = best.pop(j)
+        if len(chosen) >= limit and scores[i] < min(best.values()) - tie:
+            break  # nothing below can enter or swap any more
+    return sorted(chosen, key=lambda i: -scores[i])
 
 
 def maxsim_many(q: np.ndarray, docs: Sequence[np.ndarray] | "PackedDocs") -> np.ndarray:

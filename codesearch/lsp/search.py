@@ -130,6 +130,7 @@ def result_json(r: SearchResult) -> dict:
         "name": r.name,
         "kind": r.kind,
         "language": r.language,
+        "role": r.role,
         "snippet": r.snippet,
         # Convenience for clients that show paths and lines (1-based, inclusive).
         "path": r.path,
