@@ -157,6 +157,16 @@ def index(ctx: Context, paths, as_json, quiet):
 
 
 # ---------------------------------------------------------------------------- search
+def _check_roles(ctx, param, value) -> tuple[str, ...]:
+    """--role values (repeatable, comma lists allowed), or a usage error naming the valid ones."""
+    from codesearch.roles import check_roles
+
+    try:
+        return check_roles(value or ())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("query")
 @click.option("-n", "--limit", type=click.IntRange(1, 1000), default=None, help="How many results (default 10).")
@@ -164,19 +174,27 @@ def index(ctx: Context, paths, as_json, quiet):
 @click.option("--kind", multiple=True, help="Only these kinds (function, method, struct, theorem, operator, ...). Repeatable.")
 @click.option("--repo", help="Only this repository (folder name or path).")
 @click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/*.rs'); without * it is a prefix.")
+@click.option("--role", "roles", multiple=True, callback=_check_roles,
+              help="Only files of these path roles: lib, test, bench, example, doc, generated, vendor "
+                   "(from the path: tests/, benches/, examples/, *.md, ...). Repeatable or a comma list.")
 @click.option("--method", type=click.Choice(["hybrid", "multivector", "dense", "bm25"]), default=None,
               help="Scoring: hybrid (default: MaxSim + full text), multivector (MaxSim only), dense (one vector), bm25.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @pass_ctx
-def search(ctx: Context, query, limit, lang, kind, repo, path_glob, method, as_json):
-    """Search the index for QUERY (plain words or a code fragment)."""
+def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json):
+    """Search the index for QUERY (plain words or a code fragment).
+
+    Overlapping spans of one file come back once (the better-scoring, or the smaller on a near
+    tie). Each result shows its path role (lib, test, bench, example, doc, generated, vendor).
+    """
     from codesearch.search import Filters
 
     if not query.strip():
         _fail("the query is empty")
     try:
         searcher = ctx.searcher()
-        results = searcher.search(query, limit=limit, filters=Filters(lang=lang, kind=kind, repo=repo, path=path_glob), method=method)
+        filters = Filters(lang=lang, kind=kind, repo=repo, path=path_glob, role=roles)
+        results = searcher.search(query, limit=limit, filters=filters, method=method)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
@@ -187,7 +205,7 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, method, as_j
         return
     for i, r in enumerate(results, 1):
         title = f"{r.kind} {r.name}".strip()
-        click.echo(click.style(f"{i:>2}. {r.path}:{r.start_line}-{r.end_line}", bold=True) + f"  {title}  [{r.language}, {r.score:.3f}]")
+        click.echo(click.style(f"{i:>2}. {r.path}:{r.start_line}-{r.end_line}", bold=True) + f"  {title}  [{r.language}, {r.role}, {r.score:.3f}]")
         for line in r.snippet.splitlines():
             click.echo(f"      {line}")
         click.echo()
