@@ -34,7 +34,9 @@ def comment_starts(lines: list[str], open_: str = "(*", close: str = "*)") -> li
         out.append(depth > 0)
         i = 0
         while i < len(line):
-            if line.startswith(open_, i):
+            if open_ == "(*" and line.startswith("(*)", i):
+                i += 3  # the operator `( * )`, as in `val (*) (a: t) (b: t) : t`
+            elif line.startswith(open_, i):
                 depth += 1
                 i += len(open_)
             elif depth and line.startswith(close, i):
