@@ -17,6 +17,7 @@ from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS
 RUST_STD = Path("/usr/lib/rustlib/src/rust/library")
 COQ_STDLIB = Path("/usr/lib/ocaml/coq/theories")
 WHY3_STDLIB = Path("/usr/share/why3/stdlib")
+AGDA_STDLIB = Path("/usr/share/agda-stdlib")
 C_HEADERS = Path("/usr/include")
 NPM = Path("/usr/lib/node_modules/npm")
 PY_STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -24,7 +25,7 @@ PY_STDLIB = Path(sysconfig.get_paths()["stdlib"])
 KINDS = {
     "rust": {
         "function", "method", "struct", "enum", "union", "trait", "impl", "type", "const", "static", "macro", "mod",
-        "extern", "doc", "code",
+        "extern", "doc", "code", "spec", "proof", "axiom", "harness", "broadcast_group", "macro_call",
     },
     "python": {"function", "method", "class", "code", "doc"},
     "c": {"function", "struct", "union", "enum", "typedef", "macro", "declaration", "variable", "code"},
@@ -36,6 +37,11 @@ KINDS = {
         "parameter", "variable", "scheme", "coercion", "canonical", "derive", "obligation", "morphism",
         "relation", "ring", "field", "code", "doc",
     },
+    "why3": {
+        "function", "predicate", "lemma", "goal", "axiom", "type", "inductive", "coinductive", "constant",
+        "exception", "val", "let",
+    },
+    "agda": {"definition", "lemma", "data", "record"},
     "text": {"window"},
 }  # fmt: skip
 FALLBACK = {"window"}  # any file a parser gives up on (none expected in these samples)
@@ -114,5 +120,9 @@ def test_javascript_sample():
     check_tree(sample(NPM / "lib", ".js", 20), NPM / "lib", None)
 
 
-def test_why3_files_fall_back_to_text_windows():
-    check_tree(sample(WHY3_STDLIB, ".mlw", 10), WHY3_STDLIB, 0.99)
+def test_why3_stdlib_sample():
+    check_tree(sample(WHY3_STDLIB, ".mlw", 30), WHY3_STDLIB, 0.8)
+
+
+def test_agda_stdlib_sample():
+    check_tree(sample(AGDA_STDLIB, ".agda", 30), AGDA_STDLIB, 0.65)
