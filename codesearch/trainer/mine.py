@@ -181,8 +181,14 @@ FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
         "Arith", "Bool", "Classes", "Init", "Lists", "Logic", "NArith", "PArith", "Program", "QArith",
         "Relations", "Sets", "Sorting", "Strings", "Structures", "Vectors", "Wellfounded", "ZArith",
     ),
-    "repo": ("DeepSpec/InteractionTrees", "cedar-policy/cedar-spec", "lecopivo/SciLean", "tlaplus/CommunityModules"),
+    "repo": (
+        "DeepSpec/InteractionTrees", "asterinas/vostd", "cedar-policy/cedar-spec", "lecopivo/SciLean",
+        "tlaplus/CommunityModules",
+    ),
 }  # fmt: skip
+# Repositories an eval source was copied from: their checkouts hold the same doc comments, so
+# they are excluded like the source itself (vostd's ostd/ is a verified copy of asterinas' ostd/).
+UPSTREAMS_OF_EVAL_SOURCES = ("asterinas/asterinas",)
 
 # Repositories reserved for an independent benchmark (owner, name): never read, any copy.
 RESERVED_REPOS = (
@@ -218,9 +224,11 @@ class Exclusions:
         self._py_files = {m for m in self.python_modules if m.endswith(".py")}
         self._py_dirs = tuple(m.rstrip("/") + "/" for m in self.python_modules if not m.endswith(".py"))
         self._coq = set(self.coq_folders)
-        repo_names = [alt for r in self.repos for alt in (r.split("/")[-1], r.replace("/", "+"))]
+        repos_too = [*self.repos, *(UPSTREAMS_OF_EVAL_SOURCES if self.repos else ())]
+        repo_names = [alt for r in repos_too for alt in (r.split("/")[-1], r.replace("/", "+"))]
         repo_alt = "|".join(re.escape(n) for n in repo_names) or "(?!)"
-        self._repo = re.compile(rf"^(?:{repo_alt})$", re.I)
+        # also an archive download's folder: vostd-main, vostd-1.2
+        self._repo = re.compile(rf"^(?:{repo_alt})(?:-(?:main|master|\d[\w.]*))?$", re.I)
         self._crate_roots: dict[str, bool] = {}
 
     @classmethod
