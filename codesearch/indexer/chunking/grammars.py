@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import tree_sitter
@@ -206,15 +207,18 @@ class Rust(Grammar):
 
     def _parse_range(self, source: bytes | bytearray, start: int, end: int) -> tree_sitter.Tree | None:
         """Parse ``source[start:end]`` alone, its nodes keeping their offsets in the file."""
-        before = self.source.rfind(b"\n", 0, start)
-        row_start = self.source.count(b"\n", 0, start)
-        row_end = row_start + self.source.count(b"\n", start, end)
-        last_nl = self.source.rfind(b"\n", 0, end)
-        rng = tree_sitter.Range((row_start, start - before - 1), (row_end, end - last_nl - 1), start, end)
+        rng = tree_sitter.Range(self._point(start), self._point(end), start, end)
         tree = parse(self, source, ranges=[rng])
         if tree is not None:
             self.trees.append(tree)  # its nodes are walked later: keep it alive
         return tree
+
+    def _point(self, offset: int) -> tuple[int, int]:
+        """(row, byte column) of a byte offset of the source."""
+        if not hasattr(self, "_line_starts"):
+            self._line_starts = [0] + [m.end() for m in re.finditer(rb"\n", self.source)]
+        row = bisect.bisect_right(self._line_starts, offset) - 1
+        return row, offset - self._line_starts[row]
 
     @property
     def lines(self) -> list[str]:
