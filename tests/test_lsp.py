@@ -124,6 +124,7 @@ async def test_search_filters(lsp):
     inside = await search(lsp, query=q, path=(lsp.ws / "src").as_uri(), limit=20)  # a folder URI inside the workspace
     assert inside and all(r["path"].startswith(str(lsp.ws / "src")) for r in inside)
     assert len(await search(lsp, query=q, limit=1)) == 1
+    assert {r["role"] for r in await search(lsp, query=q, role="lib", limit=20)} == {"lib"}
 
 
 @pytest.mark.parametrize(
@@ -141,6 +142,7 @@ async def test_search_filters(lsp):
         ({"query": "x", "path": "file:///tmp/elsewhere"}, "outside the workspace"),
         ({"query": "x", "path": "https://example.com/a.rs"}, "only file URIs"),
         ({"query": "x", "method": "magic"}, "'method' must be one of"),
+        ({"query": "x", "role": "tests"}, "unknown role 'tests': choose from lib, test"),
         (["x"], "params must be an object"),
     ],
 )

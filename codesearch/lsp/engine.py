@@ -66,6 +66,7 @@ class SearchRequest:
     kind: tuple[str, ...] = ()
     path: str | None = None  # glob or prefix, relative, or an absolute path inside the workspace
     method: str | None = None
+    role: tuple[str, ...] = ()  # path roles (codesearch.roles)
 
 
 @dataclass
@@ -157,14 +158,16 @@ class Engine:
             return []
         searcher = self.searcher()
         fetch = req.limit + (max(10, req.limit) if self.config.ignore else 0)
-        filters: Filters = Filters(lang=req.lang, kind=req.kind, path=req.path)
+        filters: Filters = Filters(lang=req.lang, kind=req.kind, path=req.path, role=req.role)
         if self.config.scope == "workspace" and folders:
             if req.path and os.path.isabs(req.path):
                 filters = replace(filters, under=str(containing_folder(Path(req.path), folders) or req.path))
             elif len(folders) == 1:
                 filters = replace(filters, under=str(folders[0]))
             else:
-                filters = FolderFilters(lang=req.lang, kind=req.kind, path=req.path, folders=tuple(map(str, folders)))
+                filters = FolderFilters(
+                    lang=req.lang, kind=req.kind, path=req.path, role=req.role, folders=tuple(map(str, folders))
+                )
         out, seen = [], set()
         for r in searcher.search(req.query, limit=fetch, filters=filters, method=req.method):
             key = (r.path, r.start_line, r.end_line)

@@ -25,7 +25,7 @@ from codesearch.lsp.engine import SearchRequest, containing_folder
 from codesearch.lsp.worker import Worker
 from codesearch.search import SearchResult
 
-SEARCH_PARAMS = ("query", "limit", "lang", "path", "kind", "method")
+SEARCH_PARAMS = ("query", "limit", "lang", "path", "kind", "method", "role")
 
 
 class RequestError(ValueError):
@@ -69,7 +69,7 @@ def single_thread_torch() -> None:
 
 
 def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int, *, scope: str = "workspace") -> SearchRequest:
-    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?}."""
+    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?, role?}."""
     if params is None:
         raise RequestError("missing params: expected an object with at least 'query'")
     if not isinstance(params, dict):
@@ -113,7 +113,17 @@ def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int
         kind=_strings("kind", params.get("kind")),
         path=path,
         method=method,
+        role=_roles(params.get("role")),
     )
+
+
+def _roles(value: Any) -> tuple[str, ...]:
+    from codesearch.roles import check_roles
+
+    try:
+        return check_roles(_strings("role", value))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- results
@@ -168,6 +178,11 @@ _SYMBOL_KINDS = {
     "theorem": types.SymbolKind.Function,
     "lemma": types.SymbolKind.Function,
     "axiom": types.SymbolKind.Constant,
+    "spec": types.SymbolKind.Function,  # verified Rust: Verus spec/proof functions, Kani harnesses
+    "proof": types.SymbolKind.Function,
+    "harness": types.SymbolKind.Function,
+    "broadcast_group": types.SymbolKind.Namespace,
+    "macro_call": types.SymbolKind.Object,
     "window": types.SymbolKind.File,
 }
 
