@@ -34,6 +34,21 @@ def test_second_run_embeds_nothing(small_repo, index_env):
     assert again.total_chunks == first.total_chunks
 
 
+def test_an_index_cut_by_another_chunker_version_is_cut_again_once(small_repo, index_env):
+    from codesearch.indexer.chunking import CHUNKER_VERSION
+
+    store, indexer, _ = index_env
+    first = indexer.run([small_repo])
+    assert store.meta()["chunker"] == CHUNKER_VERSION
+    store.write_meta(chunker=CHUNKER_VERSION - 1)  # as an index built before this version
+    again = indexer.run([small_repo])
+    assert again.files_indexed == 5 and again.files_unchanged == 0  # every file cut again ...
+    assert again.embedded == 0 and again.total_chunks == first.total_chunks  # ... same chunks keep their vectors
+    assert store.meta()["chunker"] == CHUNKER_VERSION
+    third = indexer.run([small_repo])
+    assert third.files_indexed == 0 and third.files_unchanged == 5
+
+
 def test_changed_and_deleted_files_are_updated(small_repo, index_env):
     store, indexer, searcher = index_env
     indexer.run([small_repo])

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from codesearch.indexer import walk as walker
-from codesearch.indexer.chunking import chunk_text
+from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.quant import DEFAULT_CODEC, DEFAULT_MERGE
 from codesearch.indexer.store import FORMAT, Store, code_words
@@ -182,6 +182,13 @@ class Indexer:
             log.warning("the model changed since this index was built: re-keying every file, "
                         "embedding what the new model encodes differently")
             self.rekey = True
+        if meta.get("model_fingerprint") is None:
+            wanted["chunker"] = CHUNKER_VERSION
+        elif meta.get("chunker") != CHUNKER_VERSION:
+            # Files are cut differently now: cut every file again on this full run; chunks that
+            # come out the same keep their vectors, only new or changed ones are embedded.
+            log.warning("the chunker changed since this index was built: cutting every file again")
+            self.rekey = True
         if any(meta.get(k) != v for k, v in wanted.items()):
             self.store.write_meta(**wanted)
 
@@ -287,7 +294,7 @@ class Indexer:
         if rest:  # roots indexed earlier but not in this run: re-key them too
             sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes) if not isinstance(s, walker.Skipped)]
             self._apply(sources, self.store.file_records(rest), {str(s.path) for s in sources}, IndexSummary(), None)
-        self.store.write_meta(model_fingerprint=self.keys.fingerprint, **self.keys.meta())
+        self.store.write_meta(model_fingerprint=self.keys.fingerprint, chunker=CHUNKER_VERSION, **self.keys.meta())
         self.store.gc()
         self.rekey = False
 

@@ -27,7 +27,12 @@ from codesearch.indexer.chunking.treesitter import tree_sitter_spans
 from codesearch.indexer.chunking.why3 import why3_spans
 from codesearch.indexer.chunking.windows import Span, finish, is_blank, markdown_chunks, split_lines, window_chunks
 
-__all__ = ["Chunk", "chunk_text", "language_for_path"]
+__all__ = ["CHUNKER_VERSION", "Chunk", "chunk_text", "language_for_path"]
+
+# Raised whenever a change cuts some files differently: an index built by another version
+# cuts every file again on its next full run (vectors of unchanged chunks are reused).
+# 2: items inside Rust macro bodies, Verus; Why3, Agda, Dafny and Isabelle declarations.
+CHUNKER_VERSION = 2
 
 log = logging.getLogger(__name__)
 
