@@ -145,3 +145,27 @@ bitflags! {
         (7, 7, "macro_call", "IID_IUnknown", ""),
         (9, 15, "macro_call", "Mode", ""),
     ]
+
+
+def test_creusot_logic_functions_are_spec_and_laws_are_proofs():
+    text = """use creusot_std::prelude::*;
+
+/// The sum of a sequence of integers.
+#[logic(open)]
+pub fn sum(s: Seq<Int>) -> Int {
+    pearlite! { if s.len() == 0 { 0 } else { s[0] + sum(s.tail()) } }
+}
+
+/// Summing never depends on the order of two appended sequences.
+#[logic(law)]
+#[ensures(sum(a.concat(b)) == sum(b.concat(a)))]
+pub fn sum_commutes(a: Seq<Int>, b: Seq<Int>) {}
+
+#[requires(v@.len() > 0)]
+#[ensures(result@ == sum(v@))]
+pub fn total(v: &Vec<i64>) -> i64 {
+    v.iter().sum()
+}
+"""
+    got = [(c.start_line, c.end_line, c.kind, c.name) for c in chunk_text("sum.rs", text)]
+    assert got == [(3, 7, "spec", "sum"), (9, 12, "proof", "sum_commutes"), (14, 18, "function", "total")]

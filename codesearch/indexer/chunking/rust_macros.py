@@ -451,7 +451,7 @@ def mode_kind(words: tuple[str, ...]) -> str | None:
 # Attribute-based verifiers (Kani, Creusot, Prusti): attributes that give a function a kind.
 _HARNESS_ATTR = re.compile(r"#\[\s*(?:cfg_attr\s*\(.*,\s*)?kani::proof(?:_for_contract)?\b|#\[\s*(?:crux_test|bolero::check)\b")
 _SPEC_ATTR = re.compile(r"#\[\s*(?:creusot::|creusot_contracts::|prusti_contracts::)?(?:logic|predicate|pure|spec_only)\b")
-_LAW_ATTR = re.compile(r"#\[\s*(?:creusot::|creusot_contracts::)?law\b")
+_LAW_ATTR = re.compile(r"#\[\s*(?:creusot::|creusot_contracts::)?(?:law\b|logic\s*\([^\]]*\blaw\b)")
 
 
 def attribute_kind(attributes: list[str]) -> str | None:
