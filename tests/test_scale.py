@@ -222,6 +222,8 @@ def test_bench_recall_truth_is_exhaustive_maxsim(small_repo, tmp_path, encoder):
     for q, t in zip(queries, truth):
         assert {r.key for r in everything.search(q, limit=5, method="multivector")} == t
     few = Searcher(store, encoder, settings)
-    few.exact_below, few.n_dense, few.n_lexical = 0, 1, 0  # one candidate per space: a few of the top 5
+    few.exact_below, few.n_lexical = 0, 0
+    dense = few._dense_spaces  # a starved candidate path: one candidate per space (search asks for
+    few._dense_spaces = lambda encoded, where, n: dense(encoded, where, 1)  # at least 3x the limit)
     assert _recall(few, queries, truth) <= 0.4
     assert _recall(everything, queries, exhaustive_top(store, everything, queries, k=10)) == 1.0
