@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -18,6 +19,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LANCE_LOG", "error")
+# Library deprecation notices (transformers, peft, lancedb, ...) are nothing a user can act on:
+# stderr carries only codesearch's own messages and real errors.
+for _module in (r"transformers(\..*)?", r"peft(\..*)?", r"torch(\..*)?", r"lancedb(\..*)?", r"pyarrow(\..*)?"):
+    warnings.filterwarnings("ignore", category=FutureWarning, module=_module)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=_module)
 
 
 class Context:
@@ -63,7 +69,8 @@ def _fail(message: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--home", envvar="CODESEARCH_HOME", type=click.Path(file_okay=False),
               help="Index folder. Default: $CODESEARCH_HOME, else ~/.local/share/codesearch.")
-@click.option("--model", help='Encoder: "default" (shipped), "base" (untrained base model) or a model folder.')
+@click.option("--model", help='Encoder: "default" (this home\'s personal model if any, else the shipped one), '
+              '"shipped" (the model shipped with codesearch), "base" (untrained base model) or a model folder.')
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Settings file (YAML). Default: ~/.config/codesearch/config.yaml if it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
@@ -170,8 +177,8 @@ def _check_roles(ctx, param, value) -> tuple[str, ...]:
 @main.command()
 @click.argument("query")
 @click.option("-n", "--limit", type=click.IntRange(1, 1000), default=None, help="How many results (default 10).")
-@click.option("--lang", multiple=True, help="Only these languages (rust, python, lean, tlaplus, smtlib, coq, ...). Repeatable.")
-@click.option("--kind", multiple=True, help="Only these kinds (function, method, struct, theorem, operator, ...). Repeatable.")
+@click.option("--lang", multiple=True, help="Only these languages (rust, python, lean, tlaplus, smtlib, coq, ...; aliases: rs, py, tla, rocq, ...). Repeatable.")
+@click.option("--kind", multiple=True, help="Only these kinds (function, method, struct, theorem, operator, ...: those in the index). Repeatable.")
 @click.option("--repo", help="Only this repository (folder name or path).")
 @click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/*.rs'); without * it is a prefix.")
 @click.option("--role", "roles", multiple=True, callback=_check_roles,
@@ -187,13 +194,15 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
     Overlapping spans of one file come back once (the better-scoring, or the smaller on a near
     tie). Each result shows its path role (lib, test, bench, example, doc, generated, vendor).
     """
+    from codesearch.filters_check import check_filters
     from codesearch.search import Filters
 
     if not query.strip():
         _fail("the query is empty")
     try:
-        searcher = ctx.searcher()
         filters = Filters(lang=lang, kind=kind, repo=repo, path=path_glob, role=roles)
+        check_filters(filters, ctx.store(create=False))  # unknown lang/kind/repo: an error, not "No results."
+        searcher = ctx.searcher()
         results = searcher.search(query, limit=limit, filters=filters, method=method)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
@@ -221,17 +230,21 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
 def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
-    """Score search on an eval set (JSONL, see shared/eval-format.md): P@1, MRR@10, Recall@5.
+    """Score search on an eval set (JSONL, see docs/eval-format.md): P@1, MRR@10, Recall@5.
 
     Indexes ROOT first (incrementally), then searches only within ROOT.
     """
-    from codesearch.eval import EvalSetError, evaluate_search, format_report, load_eval_set
+    from codesearch.eval import EvalSetError, check_root, evaluate_search, format_report, load_eval_set
 
+    root_path = Path(root).expanduser().absolute()
     try:
         queries = load_eval_set(file)
+        n_files, missing = check_root(queries, root_path)
     except EvalSetError as exc:
         _fail(str(exc))
-    root_path = Path(root).expanduser().absolute()
+    if missing and not as_json:
+        click.echo(f"codesearch: warning: {len(missing)} of the {n_files} files the eval set names are missing "
+                   f"under {root_path} (e.g. {missing[0]}); their queries cannot score", err=True)
     summary = _run_index(ctx, [root_path], quiet or as_json)
     if not quiet and not as_json:
         click.echo(f"Index of {root_path}: {summary.total_chunks} chunks ({summary.embedded} embedded now).", err=True)
@@ -242,6 +255,7 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
     report = evaluate_search(queries, searcher, root_path, method, on_query=lambda: bar.update(1))
     bar.close()
     if as_json:
+        report["missing_files"] = missing
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(format_report(report, title=f"{Path(file).name} ({method or searcher.method})"))
@@ -540,7 +554,8 @@ def status(ctx: Context):
     click.echo(f"chunks:    {n_chunks}")
     click.echo(f"vectors:   {store.table('vectors').count_rows()} distinct chunk texts")
     size = store.disk_bytes()
-    click.echo(f"disk:      {size / 1e6:.1f} MB ({size / max(n_chunks, 1) / 1024:.1f} KB per chunk)")
+    per_chunk = f" ({size / n_chunks / 1024:.1f} KB per chunk)" if n_chunks else ""
+    click.echo(f"disk:      {size / 1e6:.1f} MB{per_chunk}")
     click.echo(f"model:     {meta.get('model_fingerprint')} (dim {meta.get('dim')})")
 
 

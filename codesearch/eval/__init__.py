@@ -1,10 +1,10 @@
 """Retrieval evaluation: the eval-set format, the hit rule and the metrics.
 
-See shared/eval-format.md for the contract; an independent benchmark uses exactly the
+See docs/eval-format.md for the contract; an independent benchmark uses exactly the
 same format and hit rule.
 """
 
-from .evalset import EvalQuery, EvalSetError, Span, dump_eval_set, load_eval_set, query_to_json
+from .evalset import EvalQuery, EvalSetError, Span, check_root, dump_eval_set, load_eval_set, query_to_json
 from .metrics import (
     METRICS,
     TOP_K,
@@ -23,6 +23,7 @@ __all__ = [
     "EvalQuery",
     "EvalSetError",
     "load_eval_set",
+    "check_root",
     "dump_eval_set",
     "query_to_json",
     "TOP_K",

@@ -1,4 +1,4 @@
-"""Eval sets: the JSON Lines format of shared/eval-format.md, read strictly.
+"""Eval sets: the JSON Lines format of docs/eval-format.md, read strictly.
 
 One line per query::
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Span", "EvalQuery", "EvalSetError", "load_eval_set", "dump_eval_set", "query_to_json"]
+__all__ = ["Span", "EvalQuery", "EvalSetError", "load_eval_set", "dump_eval_set", "query_to_json", "check_root"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,31 @@ def load_eval_set(path: str | Path) -> list[EvalQuery]:
             seen[q.id] = lineno
             queries.append(q)
     return queries
+
+
+def check_root(queries: Iterable[EvalQuery], root: str | Path) -> tuple[int, list[str]]:
+    """The files the relevant spans name, and those missing under ``root``: (total, missing).
+
+    Raises EvalSetError when every one is missing (the wrong ``--root`` scores 0.000 silently
+    otherwise), naming a subfolder of ``root`` that holds them when there is one.
+    """
+    root = Path(root)
+    files = sorted({s.path for q in queries for s in q.relevant})
+    missing = [f for f in files if not (root / f).is_file()]
+    if files and len(missing) == len(files):
+        hint = ""
+        try:
+            subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        except OSError:
+            subdirs = []
+        for d in subdirs:
+            if sum((d / f).is_file() for f in files[:20]) > 0:
+                hint = f" (they are under {d}: try --root {d})"
+                break
+        raise EvalSetError(
+            f"none of the {len(files)} files the eval set names exist under {root} (e.g. {root / files[0]}){hint}"
+        )
+    return len(files), missing
 
 
 def query_to_json(q: EvalQuery, **extra: Any) -> dict[str, Any]:

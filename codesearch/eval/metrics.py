@@ -1,4 +1,4 @@
-"""The hit rule and the metrics of shared/eval-format.md.
+"""The hit rule and the metrics of docs/eval-format.md.
 
 A result (path, start_line, end_line) hits a relevant span when
 1. it is the same file (paths compared after resolving against the corpus root),

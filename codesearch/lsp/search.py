@@ -109,12 +109,21 @@ def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int
     return SearchRequest(
         query=query.strip(),
         limit=limit,
-        lang=_strings("lang", params.get("lang")),
+        lang=_languages(params.get("lang")),
         kind=_strings("kind", params.get("kind")),
         path=path,
         method=method,
         role=_roles(params.get("role")),
     )
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    from codesearch.filters_check import check_languages
+
+    try:
+        return check_languages(_strings("lang", value))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _roles(value: Any) -> tuple[str, ...]:

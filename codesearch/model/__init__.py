@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder, maxsim
+# Deprecation notices from the libraries under the encoder (e.g. transformers' "`is_gradient_
+# checkpointing` is deprecated") are not something a user of codesearch can act on: keep them
+# off stderr, `search --json` included.
+for _module in (r"transformers(\..*)?", r"peft(\..*)?", r"torch(\..*)?"):
+    warnings.filterwarnings("ignore", category=FutureWarning, module=_module)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=_module)
+
+from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder, maxsim  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 
