@@ -18,6 +18,7 @@ from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.quant import DEFAULT_CODEC, DEFAULT_MERGE
 from codesearch.indexer.store import FORMAT, Store, code_words
+from codesearch.indexer.walk import stored_path
 
 log = logging.getLogger(__name__)
 
@@ -214,13 +215,13 @@ class Indexer:
             repos: set[str] = set()
             for item in walker.walk(roots, max_file_bytes=self.max_file_bytes):
                 if isinstance(item, walker.Skipped):
-                    self._skip(summary, str(item.path), item.reason)
+                    self._skip(summary, item.path, item.reason)
                     continue
                 sources.append(item)
                 repos.add(str(item.repo))
             summary.repos = len(repos)
             known = self.store.file_records(roots)
-            forced = {str(s.path) for s in sources} if self.rekey else set()
+            forced = {stored_path(s.path) for s in sources} if self.rekey else set()
             self._apply(sources, known, forced, summary, progress)
             if self.rekey:
                 self._finish_rekey(roots)
@@ -265,16 +266,16 @@ class Indexer:
         commits_before = self._commits
         with self.store.lock():
             self._remember_roots(roots)
-            purge_list = sorted({os.path.abspath(os.fspath(p)) for p in purge})
+            purge_list = sorted({stored_path(os.path.abspath(os.fspath(p))) for p in purge})
             if purge_list:
                 self.store.forget_files(purge_list)
                 self._committed()
             scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes)
             for item in scope.skipped:
-                self._skip(summary, str(item.path), item.reason)
+                self._skip(summary, item.path, item.reason)
             summary.repos = len({str(s.repo) for s in scope.sources})
-            known = self.store.file_records_at(scope.covered) if scope.covered else {}
-            forced = {str(s.path) for s in scope.sources if force_list and under(str(s.path), force_list)}
+            known = self.store.file_records_at([stored_path(p) for p in scope.covered]) if scope.covered else {}
+            forced = {stored_path(s.path) for s in scope.sources if force_list and under(str(s.path), force_list)}
             self._apply(scope.sources, known, forced, summary, progress)
             if optimize and self._commits != commits_before:
                 self.store.optimize()
@@ -293,7 +294,7 @@ class Indexer:
         rest = [r for r in indexed if r not in roots and r.exists()]
         if rest:  # roots indexed earlier but not in this run: re-key them too
             sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes) if not isinstance(s, walker.Skipped)]
-            self._apply(sources, self.store.file_records(rest), {str(s.path) for s in sources}, IndexSummary(), None)
+            self._apply(sources, self.store.file_records(rest), {stored_path(s.path) for s in sources}, IndexSummary(), None)
         self.store.write_meta(model_fingerprint=self.keys.fingerprint, chunker=CHUNKER_VERSION, **self.keys.meta())
         self.store.gc()
         self.rekey = False
@@ -317,16 +318,16 @@ class Indexer:
             kept = []
             for s in sources:
                 if self.exclude(s):
-                    self._skip(summary, str(s.path), "excluded by settings")
+                    self._skip(summary, s.path, "excluded by settings")
                 else:
                     kept.append(s)
             sources = kept
         summary.files_seen += len(sources)
-        on_disk = {str(s.path) for s in sources}
+        on_disk = {stored_path(s.path) for s in sources}
         changed = [
             s
             for s in sources
-            if str(s.path) in forced or known.get(str(s.path)) != (s.size, s.mtime_ns, str(s.repo))
+            if stored_path(s.path) in forced or known.get(stored_path(s.path)) != (s.size, s.mtime_ns, stored_path(s.repo))
         ]
         summary.files_unchanged += len(sources) - len(changed)
         removed = [p for p in known if p not in on_disk]
@@ -343,16 +344,22 @@ class Indexer:
             try:
                 text = walker.read_text(source)
             except walker.SkipFile as exc:
-                self._skip(summary, str(source.path), exc.reason)
+                self._skip(summary, source.path, exc.reason)
                 if exc.reason == "vanished":
-                    if str(source.path) in known:
-                        self.store.forget_files([str(source.path)])
+                    if stored_path(source.path) in known:
+                        self.store.forget_files([stored_path(source.path)])
                         summary.files_removed += 1
                         self._committed()
                     continue
                 work.append(_FileWork(source, []))  # recorded, so a skipped file is not retried each run
                 continue
-            work.append(_FileWork(source, chunk_text(source.rel_path, text)))
+            try:
+                chunks = chunk_text(stored_path(source.rel_path), text)
+            except Exception:  # a chunker bug on one file must not abort the run
+                log.warning("cannot cut %s into chunks", stored_path(source.path), exc_info=True)
+                self._skip(summary, source.path, "chunking failed")
+                chunks = []  # recorded empty: retried when the file (or the chunker) changes
+            work.append(_FileWork(source, chunks))
             if progress:
                 progress("chunking", n, len(changed))
 
@@ -380,9 +387,9 @@ class Indexer:
                 progress("embedding", done, to_embed_total)
         summary.files_indexed += len(work)
 
-    def _skip(self, summary: IndexSummary, path: str, reason: str) -> None:
+    def _skip(self, summary: IndexSummary, path: str | Path, reason: str) -> None:
         summary.skipped[reason] += 1
-        summary.skipped_examples.setdefault(reason, path)
+        summary.skipped_examples.setdefault(reason, stored_path(path))
 
     def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary) -> int:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that order."""
@@ -397,9 +404,16 @@ class Indexer:
         for k, c in new.items():
             by_space.setdefault(self.keys.space(c), []).append(k)
         for space, keys in by_space.items():
-            tokens, pooled = self.encoder.encode_documents(
-                [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
-            )
+            try:
+                tokens, pooled = self.encoder.encode_documents(
+                    [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
+                )
+            except Exception:  # one bad input must not abort the run: find the file, skip it
+                if len(group) > 1:
+                    return sum(self._commit_group([w], have, summary) for w in group)
+                log.warning("cannot embed %s", stored_path(group[0].source.path), exc_info=True)
+                self._skip(summary, group[0].source.path, "embedding failed")
+                return 0  # not recorded: tried again next run
             self.store.add_vectors(list(zip(keys, tokens, pooled)))
             pooled_by_key.update(zip(keys, pooled))
             have.update(keys)
@@ -409,15 +423,15 @@ class Indexer:
             pooled_by_key.update(self.store.get_pooled(missing_pooled))
         rows = []
         for w, pairs in keyed:
-            path = str(w.source.path)
+            path, rel_path = stored_path(w.source.path), stored_path(w.source.rel_path)
             for c, k in pairs:
                 rows.append(
                     {
                         "id": chunk_id(path, c, k),
                         "key": k,
-                        "repo": str(w.source.repo),
+                        "repo": stored_path(w.source.repo),
                         "path": path,
-                        "rel_path": w.source.rel_path,
+                        "rel_path": rel_path,
                         "start_line": c.start_line,
                         "end_line": c.end_line,
                         "language": c.language,
@@ -425,19 +439,19 @@ class Indexer:
                         "name": c.name,
                         "context": c.context,
                         "text": c.text[:MAX_STORED_TEXT],
-                        "search_text": " ".join(code_words(f"{w.source.rel_path} {c.name} {c.context} {c.text}")),
+                        "search_text": " ".join(code_words(f"{rel_path} {c.name} {c.context} {c.text}")),
                         "pooled": pooled_by_key[k].astype(np.float16),
                         "space": self.keys.space(c),
                     }
                 )
         summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
         summary.chunks += len(rows)
-        self.store.replace_file_chunks([str(w.source.path) for w in group], rows)
+        self.store.replace_file_chunks([stored_path(w.source.path) for w in group], rows)
         self.store.record_files(
             [
                 {
-                    "path": str(w.source.path),
-                    "repo": str(w.source.repo),
+                    "path": stored_path(w.source.path),
+                    "repo": stored_path(w.source.repo),
                     "size": w.source.size,
                     "mtime_ns": w.source.mtime_ns,
                     "n_chunks": len(w.chunks),

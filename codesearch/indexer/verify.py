@@ -92,7 +92,7 @@ def diagnose(
     if present:
         for item in walker.walk(present, max_file_bytes=max_file_bytes):
             if isinstance(item, walker.SourceFile):
-                on_disk[str(item.path)] = item
+                on_disk[walker.stored_path(item.path)] = item  # as the index names it
     diag.files_on_disk = len(on_disk)
     if not store.has_index():
         diag.missing = sorted(on_disk)
@@ -129,7 +129,7 @@ def diagnose(
         rec = records.get(path)
         if rec is None:
             diag.missing.append(path)
-        elif rec[:3] != (src.size, src.mtime_ns, str(src.repo)):
+        elif rec[:3] != (src.size, src.mtime_ns, walker.stored_path(src.repo)):
             diag.stale.append(path)
     for path in records:
         if path not in on_disk:
@@ -177,7 +177,11 @@ def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[
             if stored.get(path):
                 out.append(path)
             continue
-        want = {chunk_id(path, c, keys.key(c)) for c in chunk_text(src.rel_path, text)}
+        try:
+            chunks = chunk_text(walker.stored_path(src.rel_path), text)
+        except Exception:  # the indexer skips such a file and records it without chunks
+            chunks = []
+        want = {chunk_id(path, c, keys.key(c)) for c in chunks}
         if want != stored.get(path, set()):
             out.append(path)
     return out
@@ -187,9 +191,10 @@ def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
     """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary."""
     from codesearch.indexer.pipeline import Indexer
 
-    purge = set(diag.damaged) | set(diag.duplicate_paths) | set(diag.dangling)
-    force = set(diag.stale)  # with --deep a stale file may have its old size and mtime
-    paths = set(diag.missing) | set(diag.orphaned) | purge
+    real = walker.real_path  # the diagnosis names files as the index does
+    purge = {real(p) for p in set(diag.damaged) | set(diag.duplicate_paths) | set(diag.dangling)}
+    force = {real(p) for p in diag.stale}  # with --deep a stale file may have its old size and mtime
+    paths = {real(p) for p in set(diag.missing) | set(diag.orphaned)} | purge
     indexer = Indexer(store, encoder, settings)
     roots = [r for r in diag.roots]
     # Paths outside the roots (orphaned chunks of a root that was removed) are purged only.

@@ -39,9 +39,15 @@ Ignore rules (gitignore syntax, via :class:`pathspec.GitIgnoreSpec`)
 
 Always skipped silently
     Folders named in :data:`EXCLUDED_DIRS`, files matching :data:`EXCLUDED_FILES`,
-    files whose extension is in :data:`BINARY_EXTENSIONS`, files that are not regular
-    files (FIFOs, sockets, devices), dangling symlinks, and a second path to a file
-    already yielded (same device and inode: overlapping roots, symlinks, hard links).
+    files whose extension is in :data:`BINARY_EXTENSIONS`, dangling symlinks, and a
+    second path to a file already yielded (same device and inode: overlapping roots,
+    symlinks, hard links).
+
+File names that are not valid UTF-8
+    are walked like any other (``path`` and ``rel_path`` hold them with surrogate escapes,
+    as ``os.fsdecode`` gives them). The index keeps :func:`stored_path` of a path (the
+    undecodable bytes as ``\\xNN``), and :func:`real_path` maps it back to the file. Such
+    a file whose escaped name is also a real file's name is reported "file name not UTF-8".
 
 Reported as :class:`Skipped` by ``walk`` (see :data:`SKIP_REASONS`)
     ``"secret"``: name matches :data:`SECRET_PATTERNS` (never opened);
@@ -49,6 +55,7 @@ Reported as :class:`Skipped` by ``walk`` (see :data:`SKIP_REASONS`)
     ``"unreadable"``: permission denied on a file or on a folder (a folder is reported
     once and not descended into);
     ``"vanished"``: removed between listing and ``stat``;
+    ``"not a regular file"``: a FIFO, socket or device (never opened: reading may block);
     ``"symlink outside root"``: a symlink whose target resolves outside every given root
     (never followed);
     ``"symlink loop"``: a symlink cycle, or a folder symlink pointing to one of its own
@@ -88,6 +95,8 @@ __all__ = [
     "IGNORE_FILES",
     "SECRET_PATTERNS",
     "SKIP_REASONS",
+    "real_path",
+    "stored_path",
     "SkipFile",
     "Skipped",
     "SourceFile",
@@ -109,6 +118,8 @@ SKIP_REASONS = (
     "symlink loop",
     "not text",
     "vanished",
+    "not a regular file",
+    "file name not UTF-8",
 )
 
 #: Per-folder ignore files, highest precedence first (ripgrep order).
@@ -556,13 +567,16 @@ class _Walker:
 
     def _source_file(self, raw: str, st: os.stat_result, repo: Path, rel: str):
         if not stat.S_ISREG(st.st_mode):
-            return None  # FIFO, socket, device: nothing to read (and reading may block)
+            return Skipped(Path(raw), "not a regular file")  # FIFO, socket, device: reading may block
         key = (st.st_dev, st.st_ino)
         if key in self.seen_files:
             return None
         self.seen_files.add(key)
         if st.st_size > self.max_file_bytes:
             return Skipped(Path(raw), "too large")
+        stored = stored_path(raw)
+        if stored != raw and os.path.lexists(stored):
+            return Skipped(Path(raw), "file name not UTF-8")  # its index form names another file
         # World-readable files need no access() call (ACLs aside: read_text catches those).
         if not st.st_mode & stat.S_IROTH and not os.access(raw, os.R_OK):
             return Skipped(Path(raw), "unreadable")
@@ -571,6 +585,30 @@ class _Walker:
     def _inside_roots(self, path: str) -> bool:
         real = os.path.realpath(path)
         return any(real == r[:-1] or real.startswith(r) for r in self.real_roots)
+
+
+def stored_path(path: Path | str) -> str:
+    """The form of a path kept in the index (LanceDB holds only valid UTF-8): the path itself
+    when it is valid UTF-8, else the bytes that are not as ``\\xNN`` escapes."""
+    s = os.fspath(path)
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return os.fsencode(s).decode("utf-8", "backslashreplace")
+
+
+_BYTE_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def real_path(stored: str) -> str:
+    """The file a :func:`stored_path` names (the inverse map; a stored path that exists as
+    written is itself)."""
+    if "\\x" not in stored or os.path.lexists(stored):
+        return stored
+    raw = _BYTE_ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), stored.encode("utf-8"))
+    path = os.fsdecode(raw)
+    return path if stored_path(path) == stored else stored
 
 
 def _stat_error(path: Path, e: OSError, is_link: bool) -> Skipped | None:

