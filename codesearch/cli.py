@@ -42,8 +42,12 @@ class Context:
         if self._encoder is None:
             from codesearch.config import resolve_model
             from codesearch.model import load_encoder
+            from codesearch.model.encoder import UnsafeWeightsError
 
-            self._encoder = load_encoder(resolve_model(self.settings))
+            try:
+                self._encoder = load_encoder(resolve_model(self.settings))
+            except UnsafeWeightsError as exc:
+                _fail(str(exc))
         return self._encoder
 
     def store(self, create: bool):

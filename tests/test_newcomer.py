@@ -129,3 +129,45 @@ def test_status_of_an_empty_index_has_no_per_chunk_figure(tmp_path):
 def test_help_names_the_shipped_model():
     res = CliRunner().invoke(main, ["--help"])
     assert '"shipped"' in res.output
+
+
+def _pickled_model_folder(folder: Path) -> Path:
+    """A Hugging Face model folder (the packaged base's config and tokenizer) whose weights are a pickle."""
+    import torch
+
+    from codesearch.model.encoder import packaged_base_path
+
+    base = packaged_base_path()
+    folder.mkdir(parents=True)
+    for f in base.iterdir():
+        if f.is_file() and not f.name.endswith(".safetensors"):
+            shutil.copy(f, folder / f.name)
+    torch.save({"embeddings.word_embeddings.weight": torch.zeros(2, 2)}, folder / "pytorch_model.bin")
+    return folder
+
+
+def test_a_model_folder_with_pickled_weights_is_refused_in_one_line(indexed, tmp_path):
+    home, _ = indexed
+    model = _pickled_model_folder(tmp_path / "pickled")
+    res = CliRunner().invoke(main, ["--home", str(home), "--model", str(model), "search", "x"])
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.output)
+    assert "pytorch_model.bin" in line and "safetensors" in line
+
+
+def test_an_adapter_with_pickled_weights_is_refused_in_one_line(indexed, tmp_path):
+    import torch
+
+    from codesearch.model import DEFAULT_MODEL_DIR
+
+    home, _ = indexed
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    adapter = model / "adapters" / "rust"
+    for f in adapter.glob("*.safetensors"):
+        f.unlink()
+    torch.save({"x": torch.zeros(1)}, adapter / "adapter_model.bin")
+    res = CliRunner().invoke(main, ["--home", str(home), "--model", str(model), "search", "x"])
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.output)
+    assert "adapter 'rust'" in line and "adapter_model.bin" in line and "safetensors" in line

@@ -37,6 +37,24 @@ _PUNCT = set(string.punctuation)
 ACTIVE = object()  # encode in the active adapter's space (the default of every encode_* call)
 
 
+class UnsafeWeightsError(ValueError):
+    """A model or adapter folder whose weights are pickles: never unpickled (it can run code)."""
+
+
+def refuse_pickled_weights(folder: Path, what: str = "model") -> None:
+    """Raise UnsafeWeightsError when ``folder`` has pickled weights (``pytorch_model.bin``,
+    ``adapter_model.bin``, ...) and no safetensors file: only safetensors weights are loaded."""
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        raise UnsafeWeightsError(
+            f"{what} folder {folder} has only pickled weights ({', '.join(pickles)}): codesearch loads only "
+            "safetensors weights (convert them, e.g. save_pretrained(..., safe_serialization=True))"
+        )
+
+
 def index_fingerprint(space_fingerprints: dict[str | None, str], routes: dict[str, str | None]) -> str:
     """One fingerprint for an index: its spaces' fingerprints and which language goes where.
     A model without adapters has just the base space's fingerprint."""
@@ -162,8 +180,9 @@ class MultiVectorEncoder:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _auto_dtype() if dtype == "auto" else getattr(torch, dtype)
         base = self.base_path()
+        refuse_pickled_weights(base)
         self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
-        model = AutoModel.from_pretrained(str(base), local_files_only=True, dtype=self.dtype)
+        model = AutoModel.from_pretrained(str(base), local_files_only=True, dtype=self.dtype, use_safetensors=True)
         self.model = model.to(self.device).eval()
         self.hidden_size = int(model.config.hidden_size)
         self.head_weight: np.ndarray | None = None
@@ -254,6 +273,7 @@ class MultiVectorEncoder:
 
         if not path.exists():
             raise FileNotFoundError(f"adapter {name!r}: folder {path} does not exist")
+        refuse_pickled_weights(path, f"adapter {name!r}")
         if hasattr(self.model, "peft_config"):
             self.model.load_adapter(str(path), adapter_name=name)
         else:

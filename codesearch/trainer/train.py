@@ -186,8 +186,9 @@ def train_phase(
         state = json.loads((ckpt / "state.json").read_text())
         start = int(state["step"])
         _load_trainable(accelerator.unwrap_model(model), ckpt / "trainable.pt")
-        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
+        # Tensors and plain Python values only (see _plain): nothing in a checkpoint is unpickled as code.
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
         sampler.restore(state["sampler"])
         log.info("phase %s: resuming at step %d", cfg.name, start)
 
@@ -300,8 +301,8 @@ def _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step: in
     tmp.mkdir(parents=True, exist_ok=True)
     unwrapped = accelerator.unwrap_model(model)
     torch.save({n: p.detach().cpu() for n, p in unwrapped.named_parameters() if p.requires_grad}, tmp / "trainable.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(_plain(optimizer.state_dict()), tmp / "optimizer.pt")
+    torch.save(_plain(scheduler.state_dict()), tmp / "scheduler.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, "sampler": sampler.state()}))
     # Swap in atomically: an interrupted save leaves the previous checkpoint intact.
     old = ckpt.with_name(ckpt.name + ".old")
@@ -312,6 +313,28 @@ def _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step: in
         import shutil
 
         shutil.rmtree(old)
+
+
+def _plain(obj, where: str = "state"):
+    """``obj`` as tensors and plain Python values (what ``torch.load(weights_only=True)`` reads
+    back): numpy scalars become numbers; anything else that is not plain data is an error at
+    save time rather than an unloadable checkpoint at resume time."""
+    import numbers
+
+    import torch
+
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, dict):
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj)
+    raise TypeError(f"checkpoint {where} holds a {type(obj).__name__}, which weights_only loading cannot read")
 
 
 def _load_trainable(model, path: Path) -> None:
