@@ -105,7 +105,13 @@ class Store:
 
         self.home = Path(home).expanduser()
         if create:
-            self.home.mkdir(parents=True, exist_ok=True)
+            # The index holds the text of the code: private to its owner. The home is 0700
+            # (also an existing one), and what this process writes from now on (LanceDB's
+            # files, metadata, logs) is 0600 / 0700: group and other bits masked out.
+            os.umask(os.umask(0o077) | 0o077)
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.home.stat().st_mode & 0o077:
+                self.home.chmod(0o700)
         elif not (self.home / INDEX_META).exists():
             raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
         # Every read sees the latest commit, also one made by another Store (a watcher in this

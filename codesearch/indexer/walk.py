@@ -691,7 +691,11 @@ def read_text(file: SourceFile | Path | str) -> str:
         raise SkipFile("vanished") from None
     except OSError:
         raise SkipFile("unreadable") from None
-    return _decode(data)
+    text = _decode(data)
+    from codesearch.indexer import secrets  # secrets by content: "secret (content)"
+    if secrets.has_secret(text, os.fsdecode(path)):
+        raise SkipFile(secrets.SKIP_REASON)
+    return text
 
 
 def _decode(data: bytes) -> str:
