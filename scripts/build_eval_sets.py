@@ -6,7 +6,7 @@ of the doc comment as the query, and copy the source files into a corpus folder 
 doc comment blanked out (each doc line becomes an empty line, so line numbers still match
 the originals). The relevant span of a query is the declaration without its doc: its first
 attribute/decorator/signature line through its last line. Queries are sampled with a fixed
-seed; the output format is shared/eval-format.md.
+seed; the output format is docs/eval-format.md.
 
     python scripts/build_eval_sets.py                       # all sets, seed 0
     python scripts/build_eval_sets.py --sets rust --max-queries 100

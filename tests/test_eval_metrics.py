@@ -1,4 +1,4 @@
-"""The eval-set reader, the hit rule and the metrics (shared/eval-format.md)."""
+"""The eval-set reader, the hit rule and the metrics (docs/eval-format.md)."""
 
 from __future__ import annotations
 

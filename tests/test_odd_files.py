@@ -129,3 +129,17 @@ def test_a_file_that_cannot_be_chunked_or_embedded_is_skipped_and_counted(small_
     again = indexer.run([small_repo])
     assert again.skipped == {} and again.files_indexed == 1  # bounds.rs, now embedded
     assert searcher().search("clamp a value into bounds", limit=1)[0].rel_path == "src/bounds.rs"
+
+
+def test_the_language_server_links_a_name_that_is_not_utf8_to_the_real_file(tmp_path):
+    import os
+    from urllib.parse import unquote_to_bytes
+
+    from codesearch.indexer.walk import stored_path
+    from codesearch.lsp.search import file_uri
+
+    real = os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xffname.rs")
+    with open(real, "w") as f:
+        f.write("fn x() {}\n")
+    uri = file_uri(stored_path(real))
+    assert uri.startswith("file://") and unquote_to_bytes(uri[len("file://"):]) == os.fsencode(real)

@@ -2,7 +2,7 @@
 
 ``codesearch.feedback`` appends one event per judgement to ``HOME/personal/feedback.jsonl``
 (the log, never rewritten) and regenerates ``HOME/personal/eval.jsonl`` from it, in the
-format of shared/eval-format.md (domain ``personal``):
+format of docs/eval-format.md (domain ``personal``):
 
     {"id": "personal-3f2a...", "query": "retry with backoff", "domain": "personal",
      "relevant": [{"path": "src/net.rs", "start_line": 10, "end_line": 42, "name": "retry", ...}],

@@ -136,6 +136,20 @@ def _roles(value: Any) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------- results
+def file_uri(stored: str) -> str:
+    """The URI of the file an indexed path names (a name that is not UTF-8 is stored with
+    ``\\xNN`` escapes: the URI quotes its real bytes)."""
+    from urllib.parse import quote
+
+    from codesearch.indexer.walk import real_path
+
+    path = real_path(stored)
+    try:
+        return from_fs_path(path)
+    except UnicodeEncodeError:
+        return "file://" + quote(os.fsencode(path))
+
+
 def lsp_range(start_line: int, end_line: int) -> dict:
     """1-based inclusive lines -> an LSP range over those whole lines (end exclusive)."""
     return {"start": {"line": start_line - 1, "character": 0}, "end": {"line": end_line, "character": 0}}
@@ -143,7 +157,7 @@ def lsp_range(start_line: int, end_line: int) -> dict:
 
 def result_json(r: SearchResult) -> dict:
     return {
-        "uri": from_fs_path(r.path),
+        "uri": file_uri(r.path),
         "range": lsp_range(r.start_line, r.end_line),
         "score": r.score,
         "name": r.name,
@@ -211,7 +225,7 @@ def result_symbol(r: SearchResult) -> types.WorkspaceSymbol:
         name=name,
         kind=symbol_kind(r.kind),
         location=types.Location(
-            uri=from_fs_path(r.path),
+            uri=file_uri(r.path),
             range=types.Range(
                 start=types.Position(line=r.start_line - 1, character=0),
                 end=types.Position(line=r.end_line, character=0),

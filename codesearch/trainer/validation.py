@@ -2,7 +2,7 @@
 
 The gate's held-out pairs come from the training repositories, so they reward an adapter for
 specialising to those repositories. A curriculum config can also name eval sets
-(`eval_sets:`, shared/eval-format.md, e.g. the validation sets of scripts/build_eval_sets.py):
+(`eval_sets:`, docs/eval-format.md, e.g. the validation sets of scripts/build_eval_sets.py):
 after the base model and after each phase, each set's corpus is indexed in a scratch home with
 the routing the phase would ship and searched as `codesearch eval --method multivector` does.
 Their rows ("eval:<set>") sit in the report's table beside the held-out ones; a phase with
@@ -18,7 +18,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class EvalSetSpec:
-    file: Path  # queries, shared/eval-format.md
+    file: Path  # queries, docs/eval-format.md
     root: Path  # the corpus their paths are relative to
 
     @property

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 class Chunk:
     """One searchable span of a file.
 
-    Lines are 1-based and inclusive, as in the eval format (shared/eval-format.md).
+    Lines are 1-based and inclusive, as in the eval format (docs/eval-format.md).
     ``text`` is exactly the source lines start_line..end_line (doc comment and leading
     attributes included). ``context`` is a short human-readable description of where the
     declaration sits (enclosing ``impl``/``mod``/``namespace``/``MODULE``/class names),
