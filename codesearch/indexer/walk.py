@@ -113,6 +113,7 @@ SKIP_REASONS = (
     "too large",
     "minified",
     "secret",
+    "secret (content)",
     "unreadable",
     "symlink outside root",
     "symlink loop",
