@@ -45,8 +45,9 @@ def git_init(path: Path) -> Path:
     return path
 
 
-def collect(roots, **kw) -> tuple[dict[str, SourceFile], dict[str, str]]:
-    """(files by path relative to the first root, skip reasons by the same key)."""
+def collect(roots, keep_ignored=False, **kw) -> tuple[dict[str, SourceFile], dict[str, str]]:
+    """(files by path relative to the first root, skip reasons by the same key; paths
+    skipped by an ignore file only with ``keep_ignored``)."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
     base = Path(os.path.abspath(roots[0]))
     base = base if base.is_dir() else base.parent
@@ -58,7 +59,8 @@ def collect(roots, **kw) -> tuple[dict[str, SourceFile], dict[str, str]]:
             files[key] = item
         else:
             assert isinstance(item, Skipped)
-            skipped[key] = item.reason
+            if keep_ignored or not item.reason.startswith("ignored"):
+                skipped[key] = item.reason
     return files, skipped
 
 
@@ -121,8 +123,11 @@ def test_gitignore_root_and_subfolder_with_negation(tmp_path):
         "sub/drop.py": "", "sub/keep.py": "",
         "sub/deeper/drop.py": "",
     })
-    files, skipped = collect(tmp_path)
-    assert skipped == {}
+    files, skipped = collect(tmp_path, keep_ignored=True)
+    assert skipped == {  # counted (not a repository git can read: nothing tracked)
+        "a.log": "ignored (.gitignore)", "docs/a.txt": "ignored (.gitignore)",
+        "only_root.txt": "ignored (.gitignore)", "sub/deeper/drop.py": "ignored (.gitignore)",
+        "sub/drop.py": "ignored (.gitignore)", "sub/gen": "ignored folder (.gitignore)"}
     assert set(files) - {".gitignore", "sub/.gitignore"} == {
         "important.log", "main.py", "sub/only_root.txt", "sub/b.log", "sub/keep.py",
         "docs/keep.txt"}

@@ -2,9 +2,10 @@
 
 ``walk(roots)`` yields one :class:`SourceFile` per file worth indexing and one
 :class:`Skipped` per file (or folder) that was deliberately left out *and is worth
-telling the user about*. Noise (ignored files, build folders, obvious binaries by
-extension) is skipped silently. ``read_text(file)`` then reads a file, raising
-:class:`SkipFile` for content that turns out not to be indexable.
+telling the user about*. Noise (build folders, obvious binaries by extension) is
+skipped silently; files and folders left out by an ignore file are reported.
+``read_text(file)`` then reads a file, raising :class:`SkipFile` for content that turns
+out not to be indexable.
 
 Repositories
     A folder holding a ``.git`` entry (a folder, or a file for worktrees and
@@ -32,7 +33,14 @@ Ignore rules (gitignore syntax, via :class:`pathspec.GitIgnoreSpec`)
     (as in git); ``.ignore`` and ``.codesearchignore`` rules carry on into nested
     repositories (as in ripgrep). ``.gitignore`` files are honoured even in folders that
     are not git repositories. Global git excludes (``core.excludesFile``) are not read.
-    Ignored folders are never descended into. Ignored files are skipped silently.
+    As in git, a file that git tracks is indexed even if a ``.gitignore`` or
+    ``info/exclude`` pattern matches it (``git ls-files -z``, run once per repository and
+    walk, and only once such a pattern matches; without git or a repository nothing is
+    tracked); ``.codesearchignore`` and ``.ignore`` exclude tracked files too. An ignored
+    folder is descended into only when git tracks files in it (then only those are
+    indexed); otherwise it is reported once and never entered. Every file or folder left
+    out by an ignore file is reported: ``"ignored (KIND)"`` / ``"ignored folder (KIND)"``,
+    KIND one of ``.codesearchignore``, ``.ignore``, ``.gitignore``, ``info/exclude``.
     pathspec parses the patterns; each path is then matched by itself, as git does while
     descending, rather than through its ancestors as ``GitIgnoreSpec.check_file`` does
     (see ``_Layer``); tests compare the result with ``git ls-files``.
@@ -58,6 +66,7 @@ Reported as :class:`Skipped` by ``walk`` (see :data:`SKIP_REASONS`)
     ``"not a regular file"``: a FIFO, socket or device (never opened: reading may block);
     ``"symlink outside root"``: a symlink whose target resolves outside every given root
     (never followed);
+    ``"ignored (KIND)"``, ``"ignored folder (KIND)"``: left out by an ignore file (above);
     ``"symlink loop"``: a symlink cycle, or a folder symlink pointing to one of its own
     ancestors. A folder symlink into the roots is followed only if its target has not
     been walked yet (first path reached wins; a real folder reached after a symlink to
@@ -81,6 +90,7 @@ import fnmatch
 import os
 import re
 import stat
+import subprocess
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -107,6 +117,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- rules
 
+#: The kinds of ignore rules, in precedence order (the IGNORE_FILES, then info/exclude).
+_KIND_NAMES = (".codesearchignore", ".ignore", ".gitignore", "info/exclude")
+
 #: Every reason a :class:`Skipped` or :class:`SkipFile` can carry.
 SKIP_REASONS = (
     "binary",
@@ -121,7 +134,7 @@ SKIP_REASONS = (
     "vanished",
     "not a regular file",
     "file name not UTF-8",
-)
+) + tuple(f"ignored ({k})" for k in _KIND_NAMES) + tuple(f"ignored folder ({k})" for k in _KIND_NAMES)
 
 #: Per-folder ignore files, highest precedence first (ripgrep order).
 IGNORE_FILES = (".codesearchignore", ".ignore", ".gitignore")
@@ -353,12 +366,42 @@ _GIT_KINDS = (2, 3)  # .gitignore and info/exclude: reset at repository boundari
 def _is_ignored(layers: tuple[tuple[_Layer, ...], ...], rel: str, is_dir: bool) -> bool:
     """Whether the walk-relative path ``rel`` is ignored: the first layer (in precedence
     order) with a matching pattern decides."""
-    for kind in layers:
+    d = _decide(layers, rel, is_dir)
+    return d is not None and d[1]
+
+
+def _decide(layers: tuple[tuple[_Layer, ...], ...], rel: str, is_dir: bool
+            ) -> tuple[int, bool] | None:
+    """(kind of the deciding layer, ignored?) for ``rel``, or None when no pattern matches."""
+    for k, kind in enumerate(layers):
         for layer in kind:
             m = layer.match(rel, is_dir)
             if m is not None:
-                return m
-    return False
+                return k, m
+    return None
+
+
+def _git_tracked(repo: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(tracked files, folders holding tracked files) of the repository at or above ``repo``,
+    as paths relative to ``repo`` ('' is ``repo`` itself); None without git or a repository."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")}
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=repo, env=env, capture_output=True,
+                             timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    files = frozenset(os.fsdecode(f) for f in out.split(b"\0") if f)
+    dirs = {""}
+    for f in files:
+        cut = f.rfind("/")
+        while cut > 0:
+            d = f[:cut]
+            if d in dirs:
+                break
+            dirs.add(d)
+            cut = f.rfind("/", 0, cut)
+    return files, frozenset(dirs)
 
 
 def _load_layer(path: str, cut: int) -> _Layer | None:
@@ -397,9 +440,9 @@ def _git_exclude_file(repo_dir: str) -> str:
 class _Frame:
     """A folder being listed: its entries still to visit and the rules in force."""
 
-    __slots__ = ("entries", "rel", "lname", "repo", "repo_cut", "layers", "ancestors")
+    __slots__ = ("entries", "rel", "lname", "repo", "repo_cut", "layers", "ancestors", "gitignored")
 
-    def __init__(self, entries, rel, lname, repo, repo_cut, layers, ancestors):
+    def __init__(self, entries, rel, lname, repo, repo_cut, layers, ancestors, gitignored=None):
         self.entries = entries      # iterator over sorted os.DirEntry
         self.rel = rel              # walk-root-relative prefix: "" or "a/b/"
         self.lname = lname          # lower-cased folder name (for "folder/name" secrets)
@@ -407,6 +450,9 @@ class _Frame:
         self.repo_cut = repo_cut    # len(rel) of the repository root
         self.layers = layers
         self.ancestors = ancestors  # (st_dev, st_ino) of this folder and its ancestors
+        # Kind (2 or 3) of the git rule that ignores this folder, entered only because git
+        # tracks files in it: its untracked files are ignored whatever the patterns say.
+        self.gitignored = gitignored
 
 
 _by_name = attrgetter("name")
@@ -421,6 +467,25 @@ class _Walker:
         self.visited_dirs: set[tuple[int, int]] = set()
         self.seen_files: set[tuple[int, int]] = set()
         self.repos: list[Path] = []
+        self._tracked: dict[Path, tuple[frozenset[str], frozenset[str]] | None] = {}
+
+    def tracked(self, repo: Path):
+        """``git ls-files`` of ``repo``, once per walk (None: no git, or not a repository)."""
+        if repo not in self._tracked:
+            self._tracked[repo] = _git_tracked(os.fspath(repo))
+        return self._tracked[repo]
+
+    def _git_ignored(self, d, frame: "_Frame", rel: str, is_dir: bool) -> int | None:
+        """Kind of the git rule (.gitignore, info/exclude) that ignores ``rel`` and that git
+        itself would not override (``rel`` not tracked, or for a folder: holding nothing
+        tracked); None when ``rel`` is not ignored by git rules, or is kept by git."""
+        kind = frame.gitignored if frame.gitignored is not None else (d[0] if d is not None and d[1] else None)
+        if kind is None:
+            return None
+        t = self.tracked(frame.repo)
+        if t is not None and rel[frame.repo_cut:] in t[1 if is_dir else 0]:
+            return None
+        return kind
 
     def run(self) -> Iterator[SourceFile | Skipped]:
         for root in self.roots:
@@ -493,7 +558,8 @@ class _Walker:
 
     # -- folders
 
-    def _enter(self, path, rel, lname, repo, repo_cut, layers, ancestors, key, is_root):
+    def _enter(self, path, rel, lname, repo, repo_cut, layers, ancestors, key, is_root,
+               gitignored=None):
         """List a folder and work out the rules in force inside it."""
         try:
             with os.scandir(path) as it:
@@ -508,6 +574,7 @@ class _Walker:
         if new_repo:
             repo, repo_cut = Path(path), len(rel)
             self.repos.append(repo)
+            gitignored = None
             layers = tuple(() if k in _GIT_KINDS else kind for k, kind in enumerate(layers))
         if ".git" in names and (is_root or new_repo):
             layer = _load_layer(_git_exclude_file(path), len(rel))
@@ -518,13 +585,25 @@ class _Walker:
                 layer = _load_layer(os.path.join(path, fname), len(rel))
                 if layer is not None:
                     layers = layers[:k] + ((layer,) + layers[k],) + layers[k + 1:]
-        return _Frame(iter(entries), rel, lname, repo, repo_cut, layers, ancestors + (key,))
+        return _Frame(iter(entries), rel, lname, repo, repo_cut, layers, ancestors + (key,),
+                      gitignored)
 
     def _subdir(self, entry: os.DirEntry, frame: _Frame) -> _Frame | Skipped | None:
         name = entry.name
         rel = frame.rel + name
-        if name in EXCLUDED_DIRS or _is_ignored(frame.layers, rel, True):
+        if name in EXCLUDED_DIRS:
             return None
+        d = _decide(frame.layers, rel, True)
+        gitignored = None
+        if d is not None and d[0] not in _GIT_KINDS:  # codesearch's own rules decide
+            if d[1]:
+                return Skipped(Path(entry.path), f"ignored folder ({_KIND_NAMES[d[0]]})")
+        else:
+            gitignored = self._git_ignored(d, frame, rel, True)
+            if gitignored is not None:  # counted once, never descended into
+                return Skipped(Path(entry.path), f"ignored folder ({_KIND_NAMES[gitignored]})")
+            if frame.gitignored is not None or (d is not None and d[1]):
+                gitignored = frame.gitignored if frame.gitignored is not None else d[0]
         lname = name.lower()
         if _secret_dir(lname):
             return Skipped(Path(entry.path), "secret")
@@ -541,7 +620,7 @@ class _Walker:
         if key in self.visited_dirs:
             return None  # already walked through another path
         return self._enter(entry.path, rel + "/", lname, frame.repo, frame.repo_cut,
-                           frame.layers, frame.ancestors, key, False)
+                           frame.layers, frame.ancestors, key, False, gitignored)
 
     # -- files
 
@@ -551,8 +630,14 @@ class _Walker:
         if _is_excluded_file(lname):
             return None
         rel = frame.rel + name
-        if _is_ignored(frame.layers, rel, False):
-            return None
+        d = _decide(frame.layers, rel, False)
+        if d is not None and d[0] not in _GIT_KINDS:  # codesearch's own rules decide
+            if d[1]:
+                return Skipped(Path(entry.path), f"ignored ({_KIND_NAMES[d[0]]})")
+        else:
+            kind = self._git_ignored(d, frame, rel, False)
+            if kind is not None:
+                return Skipped(Path(entry.path), f"ignored ({_KIND_NAMES[kind]})")
         if _is_secret(lname, frame.lname):
             return Skipped(Path(entry.path), "secret")
         if _is_binary_name(lname):
