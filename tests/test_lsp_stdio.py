@@ -114,3 +114,69 @@ def test_exit_without_shutdown_is_code_1(tmp_path):
     send(proc, {"jsonrpc": "2.0", "method": "exit"})
     assert proc.wait(timeout=60) == 1
     assert proc.stdout.read() == b""
+
+
+def send_raw(proc, body: bytes) -> None:
+    proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    proc.stdin.flush()
+
+
+def start_bare(tmp_path):
+    """A server that was initialized but not `initialized` (no model, no index): enough for the protocol."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codesearch.cli", "lsp"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(tmp_path),
+    )
+    err_lines: list[bytes] = []
+    threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True).start()
+    frames = Frames(proc.stdout)
+    send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
+        "initializationOptions": {"home": str(tmp_path / "home")}}})
+    frames.wait(lambda m: m.get("id") == 1)
+    return proc, frames, err_lines
+
+
+def stop(proc, frames) -> None:
+    try:
+        send(proc, {"jsonrpc": "2.0", "id": 99, "method": "shutdown"})
+        frames.wait(lambda m: m.get("id") == 99)
+        send(proc, {"jsonrpc": "2.0", "method": "exit"})
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_body_that_is_not_json_gets_a_parse_error_and_the_server_reads_on(tmp_path):
+    proc, frames, _ = start_bare(tmp_path)
+    try:
+        send_raw(proc, b'{"jsonrpc": "2.0", "id": 2, "method": ')  # cut short
+        err = frames.wait(lambda m: "error" in m and m.get("id", "absent") is None)
+        assert err["error"]["code"] == -32700 and "not JSON" in err["error"]["message"]
+        assert "data" not in err["error"]
+        send(proc, {"jsonrpc": "2.0", "id": 3, "method": "codesearch/status", "params": None})
+        status = frames.wait(lambda m: m.get("id") == 3)
+        assert status["result"]["state"] == "starting"
+        assert not any(m.get("method") == "window/showMessage" for m in frames.messages)
+    finally:
+        stop(proc, frames)
+    assert frames.garbage == []
+
+
+def test_non_string_method_is_an_invalid_request_without_a_traceback(tmp_path):
+    proc, frames, err_lines = start_bare(tmp_path)
+    try:
+        send(proc, {"jsonrpc": "2.0", "id": 2, "method": 5, "params": {}})
+        reply = frames.wait(lambda m: m.get("id") == 2)
+        assert reply["error"]["code"] == -32600  # Invalid Request, not -32603
+        assert "'method' must be a string" in reply["error"]["message"]
+        send_raw(proc, b"[1, 2]")  # a batch: LSP has none
+        batch = frames.wait(lambda m: "error" in m and m.get("id", "absent") is None)
+        assert batch["error"]["code"] == -32600
+        send(proc, {"jsonrpc": "2.0", "id": 4, "method": "codesearch/status", "params": None})
+        assert frames.wait(lambda m: m.get("id") == 4)["result"]["version"]
+    finally:
+        stop(proc, frames)
+    replies = json.dumps(frames.messages)
+    assert "Traceback" not in replies and "traceback" not in replies and ".py" not in replies

@@ -22,6 +22,7 @@ code's) lands in the log instead of corrupting the stream.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -31,10 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
-from pygls.protocol.json_rpc import JsonRPCRequestMessage
+from pygls.protocol.json_rpc import JsonRPCRequestMessage, ResponseError
 from pygls.uris import from_fs_path, to_fs_path
 
 from codesearch import __version__
@@ -63,23 +70,85 @@ _NOISE_DIRS = {".git", ".hg", ".svn", "node_modules", "target", "__pycache__", "
                ".pytest_cache", ".tox", "build", "dist"}
 
 
+class _BadMessage:
+    """A message that is not a valid JSON-RPC message: answered with ``error`` (when it has
+    an id to answer), never dispatched."""
+
+    def __init__(self, msg_id: Any, error: JsonRpcException, *, answer: bool = True) -> None:
+        self.id, self.error, self.answer = msg_id, error, answer
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
 class CodesearchProtocol(LanguageServerProtocol):
-    """pygls' protocol with two changes.
+    """pygls' protocol with these changes.
 
     - Custom requests keep their params as plain JSON (pygls turns unknown params into
       namedtuples, losing the key names that error messages must quote).
     - ``workspace/executeCommand`` runs our commands as coroutines under the request's own id,
       so that ``$/cancelRequest`` reaches them, and reports bad commands clearly.
+    - Messages that are not valid JSON-RPC (a non-string method, a bad id, an array, a
+      scalar) are answered with -32600 Invalid Request instead of an internal error; a body
+      that is not JSON gets -32700 (see ``CodesearchServer.report_server_error``).
+    - No error reply carries a Python traceback: tracebacks go to the server's log.
     """
 
     RAW_PARAMS = frozenset({SEARCH, STATUS})
 
     def structure_message(self, data: dict[str, Any]):
-        if isinstance(data, dict) and data.get("method") in self.RAW_PARAMS and "id" in data:
+        # json.loads calls this for every object, inner ones included: only JSON-RPC envelopes
+        # (those with "jsonrpc", as pygls decides) are checked; anything else is returned as is.
+        if not isinstance(data, dict) or "jsonrpc" not in data and not ("id" in data and "method" in data):
+            return data
+        problem = _envelope_problem(data)
+        msg_id = data.get("id") if _valid_id(data.get("id")) else None
+        if problem:
+            return _BadMessage(msg_id, JsonRpcInvalidRequest(f"Invalid Request: {problem}"), answer="method" in data or "id" in data)
+        if data.get("method") in self.RAW_PARAMS and "id" in data:
             return JsonRPCRequestMessage(
                 id=data["id"], method=data["method"], jsonrpc=data.get("jsonrpc", "2.0"), params=data.get("params")
             )
-        return super().structure_message(data)
+        if "method" in data and "params" not in data:
+            data = {**data, "params": None}  # JSON-RPC: params may be omitted
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            return _BadMessage(msg_id, exc, answer="id" in data and "method" in data)
+
+    def handle_message(self, message: Any):
+        if isinstance(message, _BadMessage):
+            log.warning("invalid message (id %r): %s", message.id, message.error.message)
+            if message.answer:
+                self._send_response(message.id, None, message.error.to_response_error())
+            return
+        if not hasattr(message, "jsonrpc"):  # an array (a batch: LSP has none), a scalar, an object without "jsonrpc"
+            msg_id = message.get("id") if isinstance(message, dict) and _valid_id(message.get("id")) else None
+            what = "batches are not supported" if isinstance(message, list) else (
+                "missing 'jsonrpc': \"2.0\"" if isinstance(message, dict) else f"expected an object, got {type(message).__name__}"
+            )
+            log.warning("invalid message: %s", what)
+            self._send_response(msg_id, None, JsonRpcInvalidRequest(f"Invalid Request: {what}").to_response_error())
+            return
+        super().handle_message(message)
+
+    def _send_response(self, msg_id: Any, result: Any | None = None, error: ResponseError | None = None):
+        if error is not None and isinstance(error.data, dict) and "traceback" in error.data:
+            # pygls puts the traceback of an unexpected exception into the reply: log it instead.
+            tb = error.data.get("traceback")
+            log.error("request %r failed: %s\n%s", msg_id, error.message, "".join(tb) if isinstance(tb, list) else tb)
+            rest = {k: v for k, v in error.data.items() if k != "traceback"}
+            error = ResponseError(code=error.code, message=error.message, data=rest or None)
+        if error is not None and msg_id is None:
+            # JSON-RPC 2.0: an error for a message whose id is unknown has "id": null, which the
+            # converter would drop.
+            body = {"code": error.code, "message": error.message}
+            if error.data is not None:
+                body["data"] = error.data
+            self._send_data({"jsonrpc": "2.0", "id": None, "error": body})
+            return
+        super()._send_response(msg_id, result, error)
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Any:
@@ -89,6 +158,22 @@ class CodesearchProtocol(LanguageServerProtocol):
                 f"unknown command {params.command!r}: this server runs {', '.join(sorted(self.fm.commands))}"
             )
         return await handler(*(params.arguments or []))
+
+
+def _envelope_problem(data: dict) -> str | None:
+    """Why ``data`` is not a JSON-RPC 2.0 request, notification or response (None: it is)."""
+    if data.get("jsonrpc") != "2.0":
+        return f"'jsonrpc' must be \"2.0\", got {data.get('jsonrpc')!r}"
+    if "id" in data and not _valid_id(data["id"]):
+        return f"'id' must be a string, an integer or null, got {type(data['id']).__name__}"
+    if "method" in data:
+        if not isinstance(data["method"], str):
+            return f"'method' must be a string, got {type(data['method']).__name__}"
+        if data.get("params") is not None and not isinstance(data["params"], (dict, list)):
+            return f"'params' must be an object or an array, got {type(data['params']).__name__}"
+    elif "id" not in data or not ("result" in data or "error" in data):
+        return "missing 'method'"
+    return None
 
 
 class CodesearchServer(LanguageServer):
@@ -130,6 +215,16 @@ class CodesearchServer(LanguageServer):
         if percentage is not None:
             payload["percentage"] = percentage
         self.protocol.notify(STATUS, payload)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors outside any request. A body that is not JSON is answered with -32700 (id
+        null, as JSON-RPC 2.0 says) and the server reads on; the traceback is in the log."""
+        if isinstance(error, (ValueError, RecursionError)) and source is JsonRpcException:
+            log.warning("a message that is not JSON: %s", error)
+            err = JsonRpcParseError(f"Parse error: the message body is not JSON ({error})")
+            self.protocol._send_response(None, None, err.to_response_error())
+            return
+        super().report_server_error(error, source)
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"codesearch: {message}"))
