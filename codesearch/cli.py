@@ -152,15 +152,19 @@ def index(ctx: Context, paths, as_json, quiet):
     never indexes .git, build output, dependencies or secrets, and embeds only chunks whose text
     changed since the last run. Safe to interrupt: running it again finishes the job.
     """
-    from codesearch.indexer.store import IndexLocked
+    from codesearch.indexer.store import DAMAGED_HINT, IndexDamaged, IndexLocked, is_read_error
 
     for p in paths:
         if not Path(p).expanduser().exists():
             _fail(f"{p} does not exist")
     try:
         summary = _run_index(ctx, paths, quiet or as_json)
-    except (IndexLocked, FileNotFoundError) as exc:
+    except (IndexLocked, FileNotFoundError, IndexDamaged) as exc:
         _fail(str(exc))
+    except (RuntimeError, OSError) as exc:  # a read failing mid-run: never a success over a broken index
+        if not is_read_error(exc):
+            raise
+        _fail(f"{DAMAGED_HINT} ({str(exc).splitlines()[0][:200]})")
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -208,8 +212,10 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
         check_filters(filters, ctx.store(create=False))  # unknown lang/kind/repo: an error, not "No results."
         searcher = ctx.searcher()
         results = searcher.search(query, limit=limit, filters=filters, method=method)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    except (FileNotFoundError, RuntimeError, ValueError, OSError) as exc:
+        from codesearch.indexer.store import DAMAGED_HINT, is_read_error
+
+        _fail(DAMAGED_HINT if is_read_error(exc) else str(exc))
     if as_json:
         click.echo(json.dumps([r.as_json() for r in results], indent=2))
         return
@@ -639,9 +645,9 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
 
     Checks PATHS (default: every folder indexed into this home). Exit status: 0 when the
     index matches the disk (after --fix: when the repair left nothing to fix), 1 when
-    differences remain, 2 on errors.
+    differences remain, 2 on errors and when a table is damaged (cannot be read in full).
     """
-    from codesearch.indexer.store import IndexLocked
+    from codesearch.indexer.store import IndexDamaged, IndexLocked
     from codesearch.indexer.verify import diagnose, index_roots, repair
 
     try:
@@ -657,7 +663,7 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     if fix and not found.ok:
         try:
             summary = repair(store, ctx.encoder(), ctx.settings, found)
-        except IndexLocked as exc:
+        except (IndexLocked, IndexDamaged) as exc:
             _fail(str(exc))
         after = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
     if as_json:
@@ -669,6 +675,8 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     else:
         click.echo(f"Checked {found.files_on_disk} files on disk against {found.files_indexed} indexed "
                    f"({found.chunks} chunks) under {', '.join(roots)}.")
+        for table, error in found.broken.items():
+            click.echo(f"  damaged table {table} (cannot be read in full): {error}")
         labels = {"stale": "changed since indexed", "missing": "on disk, not indexed",
                   "orphaned": "indexed, gone from disk or now excluded", "damaged": "chunk rows not matching the record",
                   "duplicate_ids": "chunk ids stored twice", "dangling": "chunks without vectors"}
@@ -684,11 +692,13 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
             click.echo("The index matches the disk.")
         elif fix:
             s = summary
+            for table, (kept, before) in found.rebuilt.items():
+                click.echo(f"Rebuilt table {table}: {kept} of {'?' if before is None else before} rows could be read and were kept.")
             click.echo(f"Repaired: {s.files_indexed} file(s) re-indexed, {s.files_removed} removed, {s.embedded} chunk(s) embedded.")
             click.echo("The index matches the disk." if after.ok else f"Still {after.differences} difference(s).")
         else:
             click.echo(f"{found.differences} difference(s); run `codesearch doctor --fix` to repair them.")
-    sys.exit(0 if after.ok else 1)
+    sys.exit(0 if after.ok else 2 if after.broken else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -189,6 +189,23 @@ class Searcher:
         filters: Filters | None = None,
         method: str | None = None,
     ) -> list[SearchResult]:
+        """Search the index; a table LanceDB cannot read raises ``IndexDamaged`` (one clear line)."""
+        from codesearch.indexer.store import IndexDamaged, is_read_error
+
+        try:
+            return self._search(query, limit, filters, method)
+        except (RuntimeError, OSError, ValueError) as exc:
+            if isinstance(exc, IndexDamaged) or not is_read_error(exc):
+                raise
+            raise IndexDamaged() from exc
+
+    def _search(
+        self,
+        query: str,
+        limit: int | None = None,
+        filters: Filters | None = None,
+        method: str | None = None,
+    ) -> list[SearchResult]:
         query = query.strip()
         if not query:
             raise ValueError("empty query")

@@ -207,6 +207,11 @@ class Indexer:
             if not root.exists():
                 raise FileNotFoundError(f"{root} does not exist")
         self.prepare()
+        damage = self.store.check_tables(full=False)  # cheap: open, count, read one small column
+        if damage:
+            from codesearch.indexer.store import IndexDamaged
+
+            raise IndexDamaged(damage)  # never report success over a table that cannot be read
         commits_before = self._commits
         with self.store.lock():
             self._remember_roots(roots)

@@ -97,6 +97,31 @@ class IndexLocked(RuntimeError):
     pass
 
 
+DAMAGED_HINT = "index damaged: run codesearch doctor --fix"
+
+
+class IndexDamaged(RuntimeError):
+    """A table of the index cannot be read (a data file truncated, deleted or corrupted)."""
+
+    def __init__(self, damage: dict[str, str] | None = None, message: str = DAMAGED_HINT):
+        self.damage = dict(damage or {})
+        detail = "; ".join(f"{t}: {e}" for t, e in self.damage.items())
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+def is_read_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is LanceDB failing to read its files (damage), not a bad query or a full disk."""
+    text = str(exc)
+    return isinstance(exc, (RuntimeError, OSError, ValueError)) and ("lance error" in text.lower() or "LanceError" in text) and (
+        "No space left" not in text
+    )
+
+
+def _first_line(exc: BaseException, width: int = 200) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class Store:
     """The LanceDB tables of one index home."""
 
@@ -223,6 +248,72 @@ class Store:
         (self.home / CODEC_FILE).unlink(missing_ok=True)
         fts = self.home / "fts.json"
         fts.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ damage
+    _CHECK_COLUMN = {"vectors": "key", "chunks": "key", "files": "path"}
+
+    def check_tables(self, *, full: bool = True) -> dict[str, str]:
+        """Tables that cannot be read: name -> the first line of the error (empty when healthy).
+
+        ``full`` reads every column of every row (``doctor``); otherwise the table is opened,
+        counted and one small column read fully (the cheap check ``index`` runs at its start).
+        """
+        damage: dict[str, str] = {}
+        try:
+            present = self.table_names()
+        except Exception as exc:  # noqa: BLE001 - the database folder itself is unreadable
+            return {"lance": _first_line(exc)}
+        for name in ("vectors", "chunks", "files"):
+            if name not in present:
+                continue
+            try:
+                tbl = self.table(name)
+                n = tbl.count_rows()
+                cols = None if full else [self._CHECK_COLUMN[name]]
+                q = tbl.search()
+                if cols:
+                    q = q.select(cols)
+                seen = sum(b.num_rows for b in q.limit(None).to_batches(4096))
+                if seen != n:
+                    damage[name] = f"read {seen} of {n} rows"
+            except Exception as exc:  # noqa: BLE001 - any failure to read is damage
+                self._tables.pop(name, None)
+                damage[name] = _first_line(exc)
+        return damage
+
+    def salvage_table(self, name: str) -> tuple[int, int | None]:
+        """Recreate a damaged table with every row that can still be read; (kept, total or None).
+
+        Rows are streamed until the first failed read (the fragments before the damaged one);
+        the table is then dropped and created again with its indexes, holding those rows. What
+        is lost is rebuilt by ``doctor --fix``: chunk rows and file records from the files on
+        disk, vectors by embedding only the keys no longer stored.
+        """
+        total: int | None = None
+        batches: list = []
+        try:
+            tbl = self.db.open_table(name)
+            try:
+                total = tbl.count_rows()
+            except Exception:  # noqa: BLE001
+                total = None
+            for batch in tbl.search().limit(None).to_batches(4096):
+                batches.append(batch)
+        except Exception:  # noqa: BLE001 - keep what was read before the failure
+            pass
+        schema = self._schema(name)
+        rows = [pa.Table.from_batches([b]).select(schema.names).cast(schema) for b in batches if b.num_rows]
+        kept = pa.concat_tables(rows) if rows else None
+        if kept is not None and name in self._CHECK_COLUMN:  # a row read twice is kept once
+            kept = _unique_rows(kept, "id" if name == "chunks" else self._CHECK_COLUMN[name])
+        self._tables.pop(name, None)
+        self.db.drop_table(name, ignore_missing=True)
+        tbl = self.table(name)  # created afresh, with its scalar indexes
+        if kept is not None and kept.num_rows:
+            tbl.add(kept)
+        if name == "chunks":
+            self.write_meta(ann_rows=0)  # the ANN index went with the table
+        return (kept.num_rows if kept is not None else 0), total
 
     # ------------------------------------------------------------------ files
     def file_states(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int]]:
@@ -477,6 +568,16 @@ class Store:
 def _records(data: pa.Table) -> dict[str, tuple[int, int, str]]:
     cols = [data.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "repo")]
     return {p: (s, m, r) for p, s, m, r in zip(*cols)}
+
+
+def _unique_rows(data: pa.Table, column: str) -> pa.Table:
+    seen: set = set()
+    keep = []
+    for i, v in enumerate(data.column(column).to_pylist()):
+        if v not in seen:
+            seen.add(v)
+            keep.append(i)
+    return data if len(keep) == data.num_rows else data.take(keep)
 
 
 def _has_prefix(path: str, prefixes: set[str]) -> bool:

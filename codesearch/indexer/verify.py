@@ -11,7 +11,11 @@ into this home):
 - ``damaged``: a file whose chunk rows do not match its record (rows without a record, a
   count that differs from the recorded one);
 - ``duplicate_ids``: chunk ids stored more than once;
-- ``dangling``: chunks whose token vectors are missing from the ``vectors`` table.
+- ``dangling``: chunks whose token vectors are missing from the ``vectors`` table;
+- ``broken``: tables that cannot be read in full (a data file truncated, deleted or corrupted).
+  Nothing else is compared then: ``repair`` first recreates each such table with the rows
+  that can still be read, then diagnoses again and re-indexes what is lost (chunk rows from
+  the files on disk; vectors only for the keys that were lost).
 
 ``repair`` runs the incremental indexer on exactly the paths concerned (rows of damaged,
 duplicated and dangling files are dropped first; their vectors are reused where they exist).
@@ -47,14 +51,16 @@ class Diagnosis:
     duplicate_ids: list[str] = field(default_factory=list)
     dangling: list[str] = field(default_factory=list)  # paths with chunks whose vectors are gone
     duplicate_paths: list[str] = field(default_factory=list)
+    broken: dict[str, str] = field(default_factory=dict)  # table -> why it cannot be read
+    rebuilt: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # by repair: table -> (rows kept, rows before)
 
     @property
     def ok(self) -> bool:
-        return not any(getattr(self, k) for k in _KINDS)
+        return not self.broken and not any(getattr(self, k) for k in _KINDS)
 
     @property
     def differences(self) -> int:
-        return sum(len(getattr(self, k)) for k in _KINDS)
+        return len(self.broken) + sum(len(getattr(self, k)) for k in _KINDS)
 
     def as_dict(self, limit: int | None = None) -> dict:
         out = {
@@ -64,7 +70,10 @@ class Diagnosis:
             "files_indexed": self.files_indexed,
             "chunks": self.chunks,
             "differences": self.differences,
+            "broken": dict(self.broken),
         }
+        if self.rebuilt:
+            out["rebuilt"] = {t: {"kept": k, "before": n} for t, (k, n) in self.rebuilt.items()}
         for k in _KINDS:
             items = getattr(self, k)
             out[k] = items if limit is None else items[:limit]
@@ -94,6 +103,9 @@ def diagnose(
             if isinstance(item, walker.SourceFile):
                 on_disk[walker.stored_path(item.path)] = item  # as the index names it
     diag.files_on_disk = len(on_disk)
+    diag.broken = store.check_tables(full=True)  # every table read in full
+    if diag.broken:
+        return diag
     if not store.has_index():
         diag.missing = sorted(on_disk)
         return diag
@@ -190,6 +202,19 @@ def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[
 def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
     """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary."""
     from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import IndexDamaged
+
+    if diag.broken:
+        for name in diag.broken:
+            if name not in ("vectors", "chunks", "files"):
+                raise IndexDamaged(diag.broken, "the index cannot be opened; remove it and index again")
+            diag.rebuilt[name] = store.salvage_table(name)
+        max_bytes = int((settings or {}).get("index", {}).get("max_file_bytes", 2_000_000))
+        again = diagnose(store, diag.roots, max_file_bytes=max_bytes)
+        if again.broken:
+            raise IndexDamaged(again.broken, "the index is still damaged after rebuilding its tables")
+        again.rebuilt = diag.rebuilt
+        return repair(store, encoder, settings, again)
 
     real = walker.real_path  # the diagnosis names files as the index does
     purge = {real(p) for p in set(diag.damaged) | set(diag.duplicate_paths) | set(diag.dangling)}
