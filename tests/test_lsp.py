@@ -194,6 +194,7 @@ async def test_search_command(lsp):
         ("codesearch.feedback", [{"verdict": "good", "result": {}}], "missing 'query'"),
         ("codesearch.feedback", [{"query": "x", "verdict": "good", "result": {"uri": "file:///etc/passwd", "startLine": 1, "endLine": 2}}], "outside the workspace"),
         ("codesearch.feedback", [{"query": "x", "verdict": "good", "result": {"uri": "file:///x"}}], "needs 'range'"),
+        ("codesearch.feedback", [{"query": "x", "verdict": "good", "result": {"uri": "file:///x", "startLine": 0, "endLine": 2}}], "bad line range 0-2"),
         ("codesearch.personalEval", [1, 2], "takes no arguments"),
     ],
 )
@@ -278,6 +279,29 @@ async def test_feedback_builds_the_personal_eval_set(lsp):
     assert line["negatives"][0]["path"] == results[2]["relPath"]
     log_lines = (lsp.home / "personal" / "feedback.jsonl").read_text().splitlines()
     assert len(log_lines) == 4
+
+
+async def test_feedback_spans_are_checked_against_the_file(lsp):
+    """A span past the end of its file, or in a file that does not exist, is refused and not recorded."""
+    log_path = lsp.home / "personal" / "feedback.jsonl"
+    before = log_path.read_text() if log_path.exists() else ""
+    bounds = lsp.ws / "src" / "bounds.rs"
+    n_lines = len(bounds.read_text().splitlines())
+    cases = [
+        ({"uri": bounds.as_uri(), "startLine": 1, "endLine": 10**12}, f"which has {n_lines} lines"),
+        ({"uri": bounds.as_uri(), "startLine": n_lines + 1, "endLine": n_lines + 1}, "past the end"),
+        ({"uri": bounds.as_uri(), "startLine": 5, "endLine": 4}, "bad line range 5-4"),
+        ({"uri": (lsp.ws / "src" / "gone.rs").as_uri(), "startLine": 1, "endLine": 2}, "does not exist"),
+    ]
+    for result, message in cases:
+        with pytest.raises(JsonRpcInvalidParams) as err:
+            await command(lsp.client, "codesearch.feedback", {"query": BOUNDS_QUERY, "result": result, "verdict": "good"})
+        assert message in err.value.message
+    assert (log_path.read_text() if log_path.exists() else "") == before
+    # The whole file, up to its last line, is a valid span.
+    ok = await command(lsp.client, "codesearch.feedback",
+                       {"query": "a span of the whole file", "result": {"uri": bounds.as_uri(), "startLine": 1, "endLine": n_lines}, "verdict": "bad"})
+    assert ok["recorded"] == "bad"
 
 
 async def test_personal_eval(lsp):

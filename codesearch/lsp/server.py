@@ -592,9 +592,20 @@ def _feedback_result(ls: CodesearchServer, engine: Engine, result: Any) -> dict:
         except (TypeError, KeyError, ValueError):
             raise JsonRpcInvalidParams("'result' needs 'range' (an LSP range) or startLine/endLine") from None
     if start < 1 or end < start:
-        raise JsonRpcInvalidParams(f"'result' has a bad line range {start}-{end}")
-    if ls.folders and ls.config.scope == "workspace" and ls.folder_of(path) is None:
-        raise JsonRpcInvalidParams(f"'result' {path} is outside the workspace folders")
+        raise JsonRpcInvalidParams(f"'result' has a bad line range {start}-{end}: lines are 1-based, start <= end")
+    indexed = engine.chunks_of(path)
+    if ls.folder_of(path) is None:
+        if ls.folders and ls.config.scope == "workspace":
+            raise JsonRpcInvalidParams(f"'result' {path} is outside the workspace folders")
+        if not indexed:
+            raise JsonRpcInvalidParams(f"'result' {path} is outside the workspace folders and not in the index")
+    if not os.path.isfile(path):
+        raise JsonRpcInvalidParams(f"'result' {path} does not exist (or is not a file)")
+    lines = _count_lines(path)
+    if end > lines:
+        raise JsonRpcInvalidParams(
+            f"'result' lines {start}-{end} are past the end of {path}, which has {lines} line{'s' * (lines != 1)}"
+        )
     row = engine.chunk_at(path, start, end)
     record: dict[str, Any] = {"path": path, "start_line": start, "end_line": end}
     if row is not None:
@@ -606,6 +617,19 @@ def _feedback_result(ls: CodesearchServer, engine: Engine, result: Any) -> dict:
             if isinstance(result.get(key), str):
                 record[key] = result[key]
     return record
+
+
+def _count_lines(path: str) -> int:
+    """Lines of a file as editors number them (a last line without a newline counts)."""
+    n, last = 0, b"\n"
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                n += block.count(b"\n")
+                last = block[-1:]
+    except OSError as exc:
+        raise JsonRpcInvalidParams(f"'result' {path} cannot be read: {exc.strerror or exc}") from None
+    return n + (last != b"\n")
 
 
 def _changed(ls: CodesearchServer, uris: list[str]) -> None:
