@@ -180,3 +180,57 @@ def test_non_string_method_is_an_invalid_request_without_a_traceback(tmp_path):
         stop(proc, frames)
     replies = json.dumps(frames.messages)
     assert "Traceback" not in replies and "traceback" not in replies and ".py" not in replies
+
+
+def test_search_during_the_first_index_says_indexing(tmp_path):
+    """A search sent while the first index run is embedding is answered with what is indexed
+    so far, and says so (``indexing: true`` with the run's progress)."""
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    verbs = ["parse", "render", "merge", "split", "encode", "decode", "sort", "filter"]
+    nouns = ["invoice", "packet", "matrix", "schedule", "ledger", "route", "sensor", "palette"]
+    for i in range(240):  # ~1,900 chunks: several commit groups of the embedding stage
+        funcs = []
+        for j in range(8):
+            verb, noun = verbs[(i + j) % 8], nouns[(i * 3 + j) % 8]
+            funcs.append(
+                f"def {verb}_{noun}_{i}_{j}(items, limit={i + j}):\n"
+                f'    """{verb.title()} the {noun} records of batch {i}, step {j}."""\n'
+                f"    out = [x for x in items if x is not None][:limit]\n"
+                f"    return sorted(out, key=lambda x: (x, {j}))\n"
+            )
+        (ws / "pkg" / f"mod_{i:03d}.py").write_text("\n\n".join(funcs))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codesearch.cli", "lsp"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(tmp_path),
+    )
+    frames = Frames(proc.stdout)
+    try:
+        send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": ws.as_uri(), "capabilities": {},
+            "initializationOptions": {"home": str(tmp_path / "home"), "watch": False}}})
+        frames.wait(lambda m: m.get("id") == 1)
+        send(proc, {"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        # Some chunks are committed (past the start of the embedding stage, 25%), the run is not over.
+        frames.wait(lambda m: m.get("method") == "codesearch/status" and m["params"]["state"] == "indexing"
+                    and 25 < m["params"].get("percentage", 0) < 99)
+        send(proc, {"jsonrpc": "2.0", "id": 2, "method": "codesearch/search", "params": {"query": "merge the ledger records"}})
+        reply = frames.wait(lambda m: m.get("id") == 2)["result"]
+        done = [m for m in frames.messages if m.get("method") == "codesearch/indexed"]
+        assert not done, "the first index ended before the search was answered: make the workspace bigger"
+        assert reply["indexing"] is True
+        assert 25 < reply["progress"]["percentage"] < 100 and "embedding" in reply["progress"]["message"]
+        assert reply["results"]  # what is indexed so far, not an empty answer
+        send(proc, {"jsonrpc": "2.0", "id": 3, "method": "codesearch/status", "params": None})
+        status = frames.wait(lambda m: m.get("id") == 3)["result"]
+        assert status["state"] == "indexing" and status["indexing"] is True
+        frames.wait(lambda m: m.get("method") == "codesearch/indexed")
+        send(proc, {"jsonrpc": "2.0", "id": 4, "method": "codesearch/search", "params": {"query": "merge the ledger records"}})
+        after = frames.wait(lambda m: m.get("id") == 4)["result"]
+        assert "indexing" not in after and after["results"]
+        statuses = [m["params"]["state"] for m in frames.messages if m.get("method") == "codesearch/status"]
+        assert "ready" not in statuses[: statuses.index("indexing")]  # never "ready" before the first run
+        assert statuses[-1] == "ready"
+    finally:
+        stop(proc, frames)

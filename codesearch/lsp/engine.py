@@ -114,7 +114,9 @@ class Engine:
         return self._searcher
 
     def has_chunks(self) -> bool:
-        if self._has_chunks is None:
+        # Only "yes" is cached: an empty index may be filling (the first index run commits
+        # file group by file group), and a search must see what is there so far.
+        if not self._has_chunks:
             self._has_chunks = self.count_chunks() > 0
         return self._has_chunks
 

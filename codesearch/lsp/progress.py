@@ -56,6 +56,7 @@ class ProgressReporter:
                 self.token,
                 types.WorkDoneProgressBegin(title=self.title, message=message, percentage=0, cancellable=False),
             )
+        self.server.index.progress = {"percentage": 0, "message": message}
         self.server.send_status("indexing", message=message, percentage=0)
 
     def stage(self, stage: str, done: int, total: int) -> None:
@@ -79,6 +80,7 @@ class ProgressReporter:
             self.server.work_done_progress.report(
                 self.token, types.WorkDoneProgressReport(message=message, percentage=pct)
             )
+        self.server.index.progress = {"percentage": pct, "message": message}
         self.server.send_status("indexing", message=message, percentage=pct)
 
     def end(self, message: str) -> None:
@@ -105,8 +107,14 @@ class IndexService:
         self.runs = 0
         self.last_summary: dict | None = None
         self.running = False
+        self.progress: dict | None = None  # {"percentage", "message"} of the run under way
         self.watcher = None
         self.watch_error: str | None = None
+
+    @property
+    def indexing(self) -> bool:
+        """An index run is under way or queued (waiting for the model or the debounce)."""
+        return self.running or bool(self._pending) or (self._driver is not None and not self._driver.done())
 
     def request(self, folders: Iterable[Path], *, delay: float | None = None) -> asyncio.Future:
         """Index ``folders`` soon; the returned future resolves with the summary of the run
@@ -168,6 +176,7 @@ class IndexService:
             raise
         finally:
             self.running = False
+            self.progress = None
         self.runs += 1
         result = summary.as_dict()
         result["folders"] = [str(f) for f in folders]

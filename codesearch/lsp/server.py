@@ -253,7 +253,7 @@ class CodesearchServer(LanguageServer):
         self._engine, self._engine_error = engine, None
         if self.folders and self.config.reindex_on_save:
             await asyncio.to_thread(self.index.watch, engine, list(self.folders))
-        self.send_status("ready" if not self.index.running else "indexing", message=f"index at {engine.home}")
+        self.send_status("indexing" if self.index.indexing else "ready", message=f"index at {engine.home}")
         return engine
 
     def apply_config(self, raw: Any, *, layer: str = "workspace") -> None:
@@ -349,6 +349,17 @@ class CodesearchServer(LanguageServer):
         except RequestError as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
         return await self.searches.run(lambda: engine.search(req, self.folders), lane=lane)
+
+    def search_reply(self, results: list) -> dict:
+        """The reply of codesearch/search: the results, and while an index run is under way
+        (the first one included) ``indexing: true`` and its progress: the results are what
+        is indexed so far."""
+        reply: dict[str, Any] = {"results": [result_json(r) for r in results]}
+        if self.index.indexing:
+            reply["indexing"] = True
+            if self.index.progress:
+                reply["progress"] = dict(self.index.progress)
+        return reply
 
     async def run_personal_eval(self, engine: Engine | None = None) -> dict:
         engine = engine or await self.engine_ready()
@@ -464,7 +475,7 @@ def create_server(config: LspConfig | None = None) -> CodesearchServer:
     @server.feature(SEARCH)
     async def search(ls: CodesearchServer, params: Any) -> dict:
         results = await ls.search(params)
-        return {"results": [result_json(r) for r in results]}
+        return ls.search_reply(results)
 
     @server.feature(types.WORKSPACE_SYMBOL)
     async def workspace_symbol(ls: CodesearchServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
@@ -488,6 +499,8 @@ def create_server(config: LspConfig | None = None) -> CodesearchServer:
             "home": str(engine.home) if engine else None,
             "model": engine.model_spec if engine else None,
             "chunks": engine.count_chunks() if engine else None,
+            "indexing": ls.index.indexing,
+            "progress": ls.index.progress,
             "indexRuns": ls.index.runs,
             "watching": bool(ls.index.watcher and ls.index.watcher.running),
             "watchError": ls.index.watch_error,
@@ -505,7 +518,7 @@ def create_server(config: LspConfig | None = None) -> CodesearchServer:
             raise JsonRpcInvalidParams("codesearch.search takes one argument: a query string or {query, limit?, lang?, path?, kind?}")
         params = {"query": args[0]} if isinstance(args[0], str) else _to_params(args[0], "codesearch.search")
         results = await ls.search(params)
-        return {"results": [result_json(r) for r in results]}
+        return ls.search_reply(results)
 
     @server.command("codesearch.reindex")
     async def cmd_reindex(ls: CodesearchServer, *args: Any) -> dict:
