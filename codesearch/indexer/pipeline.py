@@ -39,6 +39,7 @@ class IndexSummary:
     skipped_examples: dict = field(default_factory=dict)
     seconds: float = 0.0
     total_chunks: int = 0
+    compacted_bytes: int = 0  # old versions dropped at the end of the run
 
     def as_dict(self) -> dict:
         return {
@@ -231,9 +232,12 @@ class Indexer:
             if self.rekey:
                 self._finish_rekey(roots)
 
-            # 5. Fold everything into compact files and fresh indexes.
+            # 5. Fold everything into compact files and fresh indexes; drop the versions the
+            # run wrote when that pays (what `codesearch gc` would otherwise free later).
             if self._commits != commits_before or not self.store.has_index():
                 self.store.optimize()
+                if self._commits != commits_before:
+                    summary.compacted_bytes = self.store.drop_superseded_versions()
             summary.total_chunks = self.store.count_chunks()
         summary.seconds = time.monotonic() - started
         return summary

@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,8 @@ FORMAT = 3  # 1: float16 token lists, float32 pooled; 2: token codec (binary), f
 # 3: chunks carry their vector space (the adapter that encoded them)
 _BATCH_IN = 500  # keys per `IN (...)` filter
 KEEP_VERSIONS_SECONDS = 60
+SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
+SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
 ANN_MIN_ROWS = 50_000  # build an IVF index on chunks.pooled from this many chunks on
 ANN_ROWS_PER_PARTITION = 1_000
 
@@ -563,6 +566,29 @@ class Store:
 
     def disk_bytes(self) -> int:
         return sum(f.stat().st_size for f in (self.home / "lance").rglob("*") if f.is_file())
+
+    def drop_superseded_versions(self, *, grace_s: float | None = None,
+                                 min_bytes: int | None = None) -> int:
+        """After ``optimize``, under the lock: delete every table version but the latest, and
+        the files only they use (the uncompacted fragments), when that frees at least
+        ``min_bytes`` and a quarter of the live size; returns the bytes freed.
+
+        ``optimize`` keeps the last minute of versions for searches in flight, so right after
+        an ``index`` run that was every commit of the run (about twice the compacted size).
+        Nothing writes meanwhile (the lock), so each old version was superseded before this
+        call; waiting ``grace_s`` lets a search that opened one just before finish.
+        """
+        grace_s = SUPERSEDED_GRACE_S if grace_s is None else grace_s
+        min_bytes = SUPERSEDED_MIN_BYTES if min_bytes is None else min_bytes
+        live = self.live_bytes()
+        disk = self.disk_bytes()
+        if disk - live < max(min_bytes, live // 4):
+            return 0
+        time.sleep(grace_s)
+        for name in ("vectors", "chunks", "files"):
+            if name in self.table_names():
+                self.table(name).optimize(cleanup_older_than=timedelta(0))  # compaction: a no-op now
+        return disk - self.disk_bytes()
 
 
 def _records(data: pa.Table) -> dict[str, tuple[int, int, str]]:
