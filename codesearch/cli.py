@@ -631,7 +631,13 @@ def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
     if not as_json:
         click.echo(f"Watching {', '.join(str(Path(p).absolute()) for p in paths)} (Ctrl-C to stop).", err=True)
     stop.wait()
-    watcher.stop()
+    # Exit within a second of Ctrl-C: an update still running after 0.5 s (an embed) is
+    # abandoned and the interpreter's teardown (model threads) skipped. Safe as kill -9 is:
+    # each commit is atomic, the lock dies with the process, the next run redoes the rest.
+    watcher.stop(timeout=0.5)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()

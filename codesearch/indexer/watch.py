@@ -173,15 +173,21 @@ class Watcher:
         return self
 
     def stop(self, timeout: float | None = 30) -> None:
-        """Stop listening; an update in progress is finished first."""
+        """Stop listening; an update in progress is finished first if it takes less than
+        ``timeout`` seconds (in all), else left running in its (daemon) thread: a process
+        that exits then abandons it, which is safe (each commit is atomic, as after kill -9;
+        the next run redoes the rest)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = lambda: None if deadline is None else max(0.0, deadline - time.monotonic())  # noqa: E731
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._observer is not None:
             self._observer.stop()
-            self._observer.join(timeout)
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(left())
+        if self._observer is not None:
+            self._observer.join(left())
 
     def __enter__(self) -> "Watcher":
         return self.start() if self._thread is None else self
