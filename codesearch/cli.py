@@ -367,7 +367,8 @@ def chunks(paths, lang, as_json):
             if reason is not None and not is_dir:
                 _fail(f"{p} is not indexable ({reason})")
             if reason is not None:
-                click.echo(f"codesearch: skipped {item.path} ({reason})", err=True)
+                if not reason.startswith("ignored"):  # (what an ignore file leaves out is no news here)
+                    click.echo(f"codesearch: skipped {item.path} ({reason})", err=True)
                 continue
             files.append((str(path / item.path.relative_to(base)) if is_dir else p, item.rel_path, text))
     out = []
