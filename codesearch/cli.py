@@ -599,12 +599,25 @@ def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
     import signal
     import threading
 
-    from codesearch.indexer.watch import Watcher
+    from codesearch.indexer.store import IndexDamaged
+    from codesearch.indexer.watch import STOP_TIMEOUT, Watcher
 
     if debounce_ms is not None:
         ctx.settings.setdefault("watch", {})["debounce_ms"] = debounce_ms
+    try:
+        store = ctx.store(create=True)
+        damage = store.check_tables(full=False)  # as index does: never watch over a table it cannot read
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    if damage:
+        _fail(str(IndexDamaged(damage)))
+    damaged: list[str] = []
 
     def report(update) -> None:
+        if update.damaged:  # a table cannot be read (mid-run): stop, say what to run
+            damaged.append(update.error)
+            stop.set()
+            return
         if as_json:
             click.echo(json.dumps({"time": time.strftime("%H:%M:%S"), **update.as_dict()}), nl=True)
             sys.stdout.flush()
@@ -625,7 +638,7 @@ def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        watcher = Watcher(ctx.store(create=True), ctx.encoder(), ctx.settings, paths,
+        watcher = Watcher(store, ctx.encoder(), ctx.settings, paths,
                           on_update=report, initial_sync=not no_initial).start()
     except (FileNotFoundError, ValueError, OSError) as exc:
         _fail(str(exc))
@@ -635,10 +648,12 @@ def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
     # Exit within a second of Ctrl-C: an update still running after 0.5 s (an embed) is
     # abandoned and the interpreter's teardown (model threads) skipped. Safe as kill -9 is:
     # each commit is atomic, the lock dies with the process, the next run redoes the rest.
-    watcher.stop(timeout=0.5)
+    watcher.stop(timeout=STOP_TIMEOUT)
+    if damaged:
+        click.echo(f"codesearch: error: {damaged[0]}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(2 if damaged else 0)
 
 
 @main.command()

@@ -423,3 +423,63 @@ def test_watch_command_exits_within_a_second_of_sigint(small_repo, tmp_path):
     subprocess.run([*cli, "index", str(small_repo)], capture_output=True, text=True, check=True)
     doctor = subprocess.run([*cli, "doctor", str(small_repo)], capture_output=True, text=True)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+# ---------------------------------------------------------------------------- a damaged index
+def _truncate_chunks(home: Path) -> None:
+    """As tests/test_damage.py does: half of each data file of the chunks table is gone."""
+    for f in (home / "lance" / "chunks.lance" / "data").glob("*.lance"):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def test_watch_command_refuses_a_damaged_index(small_repo, index_env):
+    """Like index and search: checked at start, one line, exit status 2, no traceback."""
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+
+    store, indexer, _ = index_env
+    indexer.run([small_repo])
+    _truncate_chunks(store.home)
+    out = CliRunner().invoke(main, ["--home", str(store.home), "watch", str(small_repo)], catch_exceptions=False)
+    assert out.exit_code == 2
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.output, out.output
+    assert lines[0].startswith("codesearch: error: index damaged: run codesearch doctor --fix (chunks:"), lines
+
+
+def test_a_watcher_stops_when_an_update_finds_the_index_damaged(small_repo, tmp_path, encoder):
+    """A read error inside an update is not retried forever: the watcher stops and says what to run."""
+    e = Env(small_repo, tmp_path / "home", encoder).start()
+    try:
+        _truncate_chunks(e.store.home)
+        (small_repo / "src" / "fib.py").write_text(FIB)
+        deadline = time.monotonic() + 60
+        while e.watcher.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not e.watcher.running, "the watcher kept going over a damaged index"
+        assert e.watcher.damaged and e.watcher.damaged.startswith("index damaged: run codesearch doctor --fix (")
+        failed = [u for u in e.updates if u.error]
+        assert len(failed) == 1 and failed[0].damaged and failed[0].as_dict()["damaged"] is True
+    finally:
+        e.watcher.stop()
+
+
+def test_watch_command_stops_with_rc_2_when_the_index_turns_out_damaged(small_repo, tmp_path):
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "watch", str(small_repo), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["full"]  # the initial pass is done
+        _truncate_chunks(home)
+        (small_repo / "src" / "fib.py").write_text(FIB)
+        rc = proc.wait(60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 2, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("codesearch: error: index damaged: run codesearch doctor --fix ("), err
+    assert proc.stdout.read() == ""  # no "update failed; retrying" line: it stopped

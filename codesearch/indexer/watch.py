@@ -40,11 +40,26 @@ from typing import Callable, Iterable, Sequence
 from codesearch.indexer import walk as walker
 from codesearch.indexer.pipeline import IndexSummary, Indexer
 from codesearch.indexer.scope import owning_root, under
-from codesearch.indexer.store import IndexLocked, Store
+from codesearch.indexer.store import DAMAGED_HINT, IndexDamaged, IndexLocked, Store, is_read_error
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WatchUpdate", "Watcher"]
+__all__ = ["STOP_TIMEOUT", "WatchUpdate", "Watcher", "damage_message"]
+
+# How long `codesearch watch` and the language server wait, when they stop, for an update
+# still being applied: past this it is abandoned (as after kill -9; each commit is atomic)
+# and the next run redoes it.
+STOP_TIMEOUT = 0.5
+
+
+def damage_message(exc: BaseException) -> str | None:
+    """The one-line "index damaged: run codesearch doctor --fix (...)" for an error that means
+    a table of the index cannot be read, else None."""
+    if isinstance(exc, IndexDamaged):
+        return str(exc).splitlines()[0]
+    if is_read_error(exc):
+        return f"{DAMAGED_HINT} ({(str(exc).strip().splitlines() or [''])[0][:200]})"
+    return None
 
 
 @dataclass
@@ -57,6 +72,7 @@ class WatchUpdate:
     first_event: float | None = None  # time.monotonic() of the batch's first event
     finished: float = 0.0  # time.monotonic() when the index held the update
     error: str | None = None
+    damaged: bool = False  # the error is a damaged index: the watcher stopped (run doctor --fix)
 
     @property
     def latency(self) -> float | None:
@@ -69,6 +85,7 @@ class WatchUpdate:
             "full": self.full,
             "latency_s": None if self.latency is None else round(self.latency, 3),
             "error": self.error,
+            **({"damaged": True} if self.damaged else {}),
             **({"summary": self.summary.as_dict()} if self.summary else {}),
         }
 
@@ -125,6 +142,7 @@ class Watcher:
         self.updates = 0
         self.latencies: list[float] = []  # seconds, event -> searchable, for every batch
         self.last_error: str | None = None
+        self.damaged: str | None = None  # set when the index turned out damaged: the watcher stopped
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Watcher":
@@ -338,7 +356,8 @@ class Watcher:
             self._requeue(paths, False, first, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - keep watching; a full pass repairs later
-            log.exception("update failed")
+            if damage_message(exc) is None:
+                log.exception("update failed")
             self._after_failure(exc, first)
             return
         self._done(WatchUpdate(paths, summary, False, first, time.monotonic()))
@@ -351,13 +370,24 @@ class Watcher:
             self._requeue([], True, first, str(exc))
             return
         except Exception as exc:  # noqa: BLE001
-            log.exception("full pass failed")
+            if damage_message(exc) is None:
+                log.exception("full pass failed")
             self._after_failure(exc, first)
             return
         self._done(WatchUpdate(list(roots), summary, True, first, time.monotonic()), compacted=True)
 
     def _after_failure(self, exc: Exception, first: float | None) -> None:
-        """A failed update is retried as a full pass (which re-checks everything), with backoff."""
+        """A failed update is retried as a full pass (which re-checks everything), with backoff;
+        except on a damaged index (a table that cannot be read): retrying cannot help, so the
+        watcher stops and says what to run (``doctor --fix``)."""
+        damaged = damage_message(exc)
+        if damaged is not None:
+            self.damaged = self.last_error = damaged
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._emit(WatchUpdate([], None, True, first, time.monotonic(), error=damaged, damaged=True))
+            return
         error = f"{type(exc).__name__}: {exc}"
         self._requeue([], True, first, error)
         self._emit(WatchUpdate([], None, True, first, time.monotonic(), error=error))
@@ -369,7 +399,10 @@ class Watcher:
             with self._cond:
                 self._dirty_since = time.monotonic()
             return
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
+            if damage_message(exc) is not None:
+                self._after_failure(exc, None)
+                return
             log.exception("compaction failed")
         with self._cond:
             self._dirty_since = None
