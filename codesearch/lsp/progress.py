@@ -222,6 +222,16 @@ class IndexService:
         if watcher is not None:
             threading.Thread(target=watcher.stop, name="codesearch-unwatch", daemon=True).start()
 
+    def stop_watching(self) -> None:
+        """On exit: stop the watcher within ``STOP_TIMEOUT`` (0.5 s), as `codesearch watch`
+        does; an update still running then is abandoned (safe as kill -9: each commit is
+        atomic) and redone by the next run."""
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            from codesearch.indexer.watch import STOP_TIMEOUT
+
+            watcher.stop(timeout=STOP_TIMEOUT)
+
     def _on_watch_update(self, update) -> None:
         """Called on the watcher's thread after each applied batch."""
         info = update.as_dict()
@@ -230,6 +240,11 @@ class IndexService:
 
     def _watch_done(self, info: dict, summary: dict | None) -> None:
         engine = self.server._engine
+        if info.get("damaged"):  # the watcher stopped: retrying cannot repair a table it cannot read
+            self.watch_error = info["error"]
+            self.server.send_status("error", message=info["error"])
+            self.server.show(f"{info['error']}; file changes are not indexed until then", types.MessageType.Error)
+            return
         if info.get("error"):
             self.server.send_status("error", message=f"updating the index failed: {info['error']}")
             return
@@ -243,4 +258,5 @@ class IndexService:
         self.server.protocol.notify("codesearch/indexed", result)
 
     def close(self) -> None:
+        self.stop_watching()
         self.worker.close()

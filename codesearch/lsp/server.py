@@ -446,6 +446,7 @@ def create_server(config: LspConfig | None = None) -> CodesearchServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodesearchServer, params: None) -> None:
         ls.exit_code = 0
+        ls.index.stop_watching()  # within 0.5 s, as `codesearch watch` stops: a longer update is redone next run
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodesearchServer, params: types.DidChangeConfigurationParams) -> None:
