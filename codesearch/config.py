@@ -66,7 +66,30 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
         if value is not None:
             settings[key] = value
     settings["home"] = str(Path(settings["home"]).expanduser()) if settings.get("home") else str(default_home())
+    _apply_index_settings(settings)
     return settings
+
+
+def _apply_index_settings(settings: dict) -> None:
+    """Check the ``index`` settings the walker reads, and hand them to it.
+
+    ``index.secrets_allow`` (default: none): a list of gitignore-style patterns, relative to
+    each repository's root, of files not scanned for secrets by content (the walker still
+    skips files whose *name* says they hold credentials, and the per-line
+    ``pragma: allowlist secret`` still works everywhere). For test fixtures holding fake
+    keys, e.g.::
+
+        index:
+          secrets_allow: [tests/fixtures/, "*.sample"]
+
+    A bad value is a ValueError with a one-line message (``codesearch: error: ...``).
+    """
+    from codesearch.indexer import walk
+
+    index = settings.get("index")
+    if index is not None and not isinstance(index, dict):
+        raise ValueError(f"index: expected a mapping of settings, got {type(index).__name__}")
+    walk.set_secrets_allow((index or {}).get("secrets_allow"))
 
 
 def shipped_phase_config(name: str):

@@ -122,3 +122,75 @@ def test_index_skips_secrets_and_home_is_private(tmp_path, index_env):
         assert stat.S_IMODE(os.stat(p).st_mode) & 0o077 == 0, p
     for p in dirs:
         assert stat.S_IMODE(os.stat(p).st_mode) & 0o077 == 0, p
+
+
+# ---------------------------------------------------------------------------- index.secrets_allow
+def _fixture_repo(tmp_path: Path) -> Path:
+    """A repository whose test fixtures hold a fake AWS key (and a .pem, secret by name)."""
+    repo = tmp_path / "repo"
+    (repo / "tests" / "fixtures").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "tests" / "fixtures" / "aws_config.py").write_text(
+        f'FAKE_KEY_ID = "{_AKIA}"\n\ndef fake_credentials():\n    return {{"key_id": FAKE_KEY_ID}}\n')
+    (repo / "tests" / "fixtures" / "server.pem").write_text(PLANTED["rsa key"])
+    (repo / "settings.py").write_text(f'DEBUG = False\nAWS_ACCESS_KEY_ID = "{_AKIA}"\n')
+    (repo / "lib.py").write_text("def load_credentials(path):\n    return open(path).read()\n")
+    return repo
+
+
+def _index_with(tmp_path: Path, encoder, repo: Path, name: str, config: str):
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(config)
+    settings = load_settings(config_file=cfg, home=str(tmp_path / name))
+    store = Store(Path(settings["home"]))
+    summary = Indexer(store, encoder, settings).run([repo])
+    rows = store.table("chunks").search().select(["path"]).limit(None).to_arrow()
+    return summary, {os.path.relpath(p, repo) for p in rows.column("path").to_pylist()}
+
+
+def test_secrets_allow_lets_fixtures_with_fake_keys_be_indexed(tmp_path, encoder):
+    from codesearch.indexer import walk
+
+    repo = _fixture_repo(tmp_path)
+    try:
+        before, paths = _index_with(tmp_path, encoder, repo, "plain", "{}\n")
+        assert before.skipped["secret (content)"] == 2 and before.skipped["secret"] == 1
+        assert paths == {"lib.py"}
+        after, paths = _index_with(tmp_path, encoder, repo, "allow", "index:\n  secrets_allow: [tests/fixtures/]\n")
+        assert after.skipped["secret (content)"] == 1  # settings.py: not under the pattern
+        assert after.skipped["secret"] == 1  # server.pem: the rules by name still apply
+        assert paths == {"lib.py", "tests/fixtures/aws_config.py"}
+        # The watcher's path-by-path walk applies it too.
+        from codesearch.indexer.scope import walk_paths
+
+        scope = walk_paths([repo], [repo / "tests" / "fixtures" / "aws_config.py", repo / "settings.py"])
+        assert {s.rel_path: s.scan_secrets for s in scope.sources} == {"tests/fixtures/aws_config.py": False, "settings.py": True}
+        by_name = {s.rel_path: s for s in scope.sources}
+        assert _AKIA in read_text(by_name["tests/fixtures/aws_config.py"])
+        with pytest.raises(SkipFile, match="secret"):
+            read_text(by_name["settings.py"])
+    finally:
+        walk.set_secrets_allow(None)
+
+
+@pytest.mark.parametrize("value, message", [
+    ('"tests/fixtures/"', "index.secrets_allow: expected a list of gitignore-style patterns"),
+    ("[tests/, 3]", "index.secrets_allow: 3 is not a pattern"),
+    ('["!"]', "index.secrets_allow: invalid pattern"),
+    ("{a: 1}", "index.secrets_allow: expected a list of gitignore-style patterns"),
+])
+def test_bad_secrets_allow_is_a_one_line_error(tmp_path, value, message):
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"index:\n  secrets_allow: {value}\n")
+    out = CliRunner().invoke(main, ["--config", str(cfg), "--home", str(tmp_path / "home"), "status"])
+    assert out.exit_code == 2
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"codesearch: error: {message}"), out.output

@@ -514,3 +514,32 @@ def test_single_root_given_as_string_and_deterministic_order(tmp_path):
     first = [f.rel_path for f in walk(str(tmp_path))]
     assert first == ["B.rs", "a.rs", "b/1.rs", "b/2.rs", "c.rs"]
     assert [f.rel_path for f in walk([tmp_path])] == first
+
+
+# ---------------------------------------------------------------------------- git ls-files cache
+@needs_git
+def test_git_ls_files_runs_again_only_when_the_git_index_changes(tmp_path, monkeypatch):
+    """The watcher walks the paths of every batch: `git ls-files` is not re-run per batch,
+    only after the repository's git index changed (a `git add -f` of an ignored file)."""
+    import codesearch.indexer.walk as walker
+    from codesearch.indexer.scope import walk_paths
+
+    repo = git_init(tmp_path / "repo")
+    make(repo, {".gitignore": "*.log\n", "main.py": "def main():\n    return 1\n",
+                "keep.log": "a log git will track\n", "other.log": "ignored\n"})
+    runs = []
+    real = walker._git_tracked
+    monkeypatch.setattr(walker, "_git_tracked", lambda r: runs.append(r) or real(r))
+
+    def batch() -> set[str]:
+        scope = walk_paths([repo], [repo / "keep.log", repo / "other.log", repo / "main.py"])
+        return {s.rel_path for s in scope.sources}
+
+    assert batch() == {"main.py"} and len(runs) == 1  # keep.log, other.log: ignored, not tracked
+    assert batch() == {"main.py"} and len(runs) == 1  # a second batch: no git run
+    subprocess.run(["git", "-C", str(repo), "add", "-f", "keep.log"], check=True)
+    assert walker.tracked_changes(str(repo)) == ["keep.log"] and len(runs) == 2
+    assert batch() == {"main.py", "keep.log"} and len(runs) == 2  # picked up; not re-run again
+    subprocess.run(["git", "-C", str(repo), "rm", "-q", "--cached", "keep.log"], check=True)
+    assert batch() == {"main.py"} and len(runs) == 3
+    assert walker.tracked_changes(str(repo)) == [] and len(runs) == 3

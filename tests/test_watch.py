@@ -483,3 +483,32 @@ def test_watch_command_stops_with_rc_2_when_the_index_turns_out_damaged(small_re
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("codesearch: error: index damaged: run codesearch doctor --fix ("), err
     assert proc.stdout.read() == ""  # no "update failed; retrying" line: it stopped
+
+
+def test_git_add_of_an_ignored_file_is_picked_up_from_the_git_index(small_repo, tmp_path, encoder, monkeypatch):
+    """Nothing but .git/index changes on `git add -f`: the watcher re-checks the files whose
+    tracked state changed, and batches in between do not re-run `git ls-files`."""
+    import codesearch.indexer.walk as walker
+
+    runs = []
+    real = walker._git_tracked
+    monkeypatch.setattr(walker, "_git_tracked", lambda r: runs.append(r) or real(r))
+    (small_repo / ".gitignore").write_text("*.log\n")
+    (small_repo / "notes.log").write_text("def ledger_totals(rows):\n    return sum(r.amount for r in rows)\n")
+    e = Env(small_repo, tmp_path / "home", encoder).start()
+    try:
+        assert "notes.log" not in e.paths()
+        before = len(runs)
+        for k in range(2):  # two batches, each walking an ignored file: no git run
+            (small_repo / f"scratch{k}.log").write_text("ignored\n")
+            e.settle()
+        assert len(runs) == before
+        _git(small_repo, "add", "-f", "notes.log")
+        e.settle()
+        assert "notes.log" in e.paths()
+        _git(small_repo, "rm", "-q", "--cached", "notes.log")
+        e.settle()
+        assert "notes.log" not in e.paths()
+        assert e.converged()
+    finally:
+        e.watcher.stop()

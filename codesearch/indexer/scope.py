@@ -73,8 +73,8 @@ class _Entry:
 
 
 class _PartialWalker(walker._Walker):
-    def __init__(self, roots: list[str], max_file_bytes: int):
-        super().__init__(roots, max_file_bytes)
+    def __init__(self, roots: list[str], max_file_bytes: int, secrets_allow=walker._FROM_SETTINGS):
+        super().__init__(roots, max_file_bytes, secrets_allow=secrets_allow)
         self._frames: dict[str, object] = {}  # folder -> _Frame, or None when not walked into
 
     def frame(self, folder: str, root: str):
@@ -136,6 +136,7 @@ def walk_paths(
     paths: Iterable[str | Path],
     *,
     max_file_bytes: int = 2_000_000,
+    secrets_allow=walker._FROM_SETTINGS,
 ) -> Scope:
     """Sources and skips at and below ``paths`` (absolute), as ``walk(roots)`` would give them.
 
@@ -153,7 +154,7 @@ def walk_paths(
             continue
         kept.append(t)
         kept_set.add(t)
-    pw = _PartialWalker(root_list, max_file_bytes)
+    pw = _PartialWalker(root_list, max_file_bytes, secrets_allow)
     for t in kept:
         root = owning_root(t, root_list)
         if root is None:

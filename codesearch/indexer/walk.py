@@ -34,8 +34,9 @@ Ignore rules (gitignore syntax, via :class:`pathspec.GitIgnoreSpec`)
     repositories (as in ripgrep). ``.gitignore`` files are honoured even in folders that
     are not git repositories. Global git excludes (``core.excludesFile``) are not read.
     As in git, a file that git tracks is indexed even if a ``.gitignore`` or
-    ``info/exclude`` pattern matches it (``git ls-files -z``, run once per repository and
-    walk, and only once such a pattern matches; without git or a repository nothing is
+    ``info/exclude`` pattern matches it (``git ls-files -z``, run once per repository,
+    only once such a pattern matches, and again only after the repository's git index
+    changed: the watcher's walks of each batch reuse it; without git or a repository nothing is
     tracked); ``.codesearchignore`` and ``.ignore`` exclude tracked files too. An ignored
     folder is descended into only when git tracks files in it (then only those are
     indexed); otherwise it is reported once and never entered. Every file or folder left
@@ -91,10 +92,11 @@ import os
 import re
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pathspec
 
@@ -214,6 +216,7 @@ class SourceFile:
     rel_path: str   # path relative to ``repo``, '/' separators
     size: int
     mtime_ns: int
+    scan_secrets: bool = True  # False: ``index.secrets_allow`` matches it (no scan by content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +417,103 @@ def _load_layer(path: str, cut: int) -> _Layer | None:
     return layer if layer.rules else None
 
 
+# ---------------------------------------------------------------- index.secrets_allow
+_FROM_SETTINGS = object()  # "use the settings": see set_secrets_allow
+_secrets_allow_default = None  # compiled index.secrets_allow of the settings last loaded
+
+
+def compile_secrets_allow(patterns) -> "Callable[[str], bool] | None":
+    """``index.secrets_allow``: gitignore-style patterns, relative to each repository's root,
+    of files that are not scanned for secrets by content (test fixtures with fake keys, say;
+    the rules by file name still apply). Returns a test on a path relative to its repository
+    (None for no patterns); raises ValueError with a one-line message for a bad value."""
+    if patterns is None:
+        return None
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
+        raise ValueError(
+            f"index.secrets_allow: expected a list of gitignore-style patterns relative to the "
+            f"repository root (e.g. [tests/fixtures/]), got {type(patterns).__name__} {patterns!r}"[:300])
+    lines = []
+    for p in patterns:
+        if not isinstance(p, str) or not p.strip() or p.strip().startswith("#"):
+            raise ValueError(f"index.secrets_allow: {p!r} is not a pattern (a non-empty path pattern such as tests/fixtures/ or *.sample)")
+        lines.append(p.strip())
+    if not lines:
+        return None
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception as exc:  # noqa: BLE001 - pathspec's errors differ by version
+        raise ValueError(f"index.secrets_allow: invalid pattern: {exc}".splitlines()[0]) from None
+    return spec.match_file
+
+
+def set_secrets_allow(patterns) -> None:
+    """Set the ``index.secrets_allow`` that walks use by default (``load_settings`` calls it)."""
+    global _secrets_allow_default
+    _secrets_allow_default = compile_secrets_allow(patterns)
+
+
+# ``git ls-files`` per repository, kept across walks (the watcher walks the paths of every
+# batch) until the repository's git index changes: repo -> (stamp, result).
+_TRACKED_CACHE: dict[str, tuple[tuple, tuple[frozenset[str], frozenset[str]] | None]] = {}
+_TRACKED_LOCK = threading.Lock()
+
+
+def _git_index_stamp(repo: str) -> tuple:
+    """What changes when the list of tracked files of the repository at ``repo`` may have:
+    its ``.git`` entry and the inode, size and times of its index (git rewrites the index
+    through a rename, so each rewrite is a new inode)."""
+    git = os.path.join(repo, ".git")
+    try:
+        st = os.stat(git)
+    except OSError:
+        return ("no .git",)
+    gitdir = git
+    if stat.S_ISREG(st.st_mode):  # worktree / submodule: "gitdir: <path>"; the index is per worktree
+        try:
+            with open(git, encoding="utf-8") as fh:
+                line = fh.readline().strip()
+        except OSError:
+            line = ""
+        gitdir = os.path.join(repo, line[len("gitdir:"):].strip()) if line.startswith("gitdir:") else ""
+    try:
+        ist = os.stat(os.path.join(gitdir, "index"))
+        index = (ist.st_ino, ist.st_size, ist.st_mtime_ns, ist.st_ctime_ns)
+    except OSError:
+        index = None  # no index yet (a fresh `git init`)
+    return (st.st_dev, st.st_ino, gitdir, index)
+
+
+def git_tracked(repo: str | Path) -> tuple[frozenset[str], frozenset[str]] | None:
+    """:func:`_git_tracked` of ``repo``, run again only when its git index changed."""
+    repo = os.fspath(repo)
+    stamp = _git_index_stamp(repo)
+    with _TRACKED_LOCK:
+        hit = _TRACKED_CACHE.get(repo)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    value = _git_tracked(repo)
+    if _git_index_stamp(repo) == stamp:  # the index did not change while git read it
+        with _TRACKED_LOCK:
+            _TRACKED_CACHE[repo] = (stamp, value)
+    return value
+
+
+def tracked_changes(repo: str | Path) -> list[str] | None:
+    """Files (relative to ``repo``) that became tracked or untracked since ``git ls-files``
+    last ran for ``repo`` in this process (the cache is refreshed); None when it never ran
+    here (the walker runs it only once a git rule ignores something: nothing to compare)."""
+    repo = os.fspath(repo)
+    with _TRACKED_LOCK:
+        hit = _TRACKED_CACHE.get(repo)
+    if hit is None:
+        return None
+    now = git_tracked(repo)
+    before = hit[1][0] if hit[1] is not None else frozenset()
+    after = now[0] if now is not None else frozenset()
+    return sorted(before ^ after)
+
+
 def _git_exclude_file(repo_dir: str) -> str:
     """Path of ``info/exclude`` for the repository at ``repo_dir`` (``.git`` dir or file)."""
     git = os.path.join(repo_dir, ".git")
@@ -459,8 +559,10 @@ _by_name = attrgetter("name")
 
 
 class _Walker:
-    def __init__(self, roots: list[str], max_file_bytes: int, files: bool = True):
+    def __init__(self, roots: list[str], max_file_bytes: int, files: bool = True, secrets_allow=_FROM_SETTINGS):
         self.roots = roots
+        # rel path (to its repository) -> not scanned for secrets by content
+        self.secrets_allow = _secrets_allow_default if secrets_allow is _FROM_SETTINGS else compile_secrets_allow(secrets_allow)
         self.max_file_bytes = max_file_bytes
         self.files = files  # False: only discover repositories (find_repositories)
         self.real_roots = [_dir_prefix(os.path.realpath(r)) for r in roots]
@@ -470,9 +572,10 @@ class _Walker:
         self._tracked: dict[Path, tuple[frozenset[str], frozenset[str]] | None] = {}
 
     def tracked(self, repo: Path):
-        """``git ls-files`` of ``repo``, once per walk (None: no git, or not a repository)."""
+        """``git ls-files`` of ``repo`` (None: no git, or not a repository): run again only
+        when the repository's git index changed (:func:`git_tracked`), checked once per walk."""
         if repo not in self._tracked:
-            self._tracked[repo] = _git_tracked(os.fspath(repo))
+            self._tracked[repo] = git_tracked(repo)
         return self._tracked[repo]
 
     def _git_ignored(self, d, frame: "_Frame", rel: str, is_dir: bool) -> int | None:
@@ -666,7 +769,8 @@ class _Walker:
         # World-readable files need no access() call (ACLs aside: read_text catches those).
         if not st.st_mode & stat.S_IROTH and not os.access(raw, os.R_OK):
             return Skipped(Path(raw), "unreadable")
-        return SourceFile(Path(raw), repo, rel, st.st_size, st.st_mtime_ns)
+        scan = self.secrets_allow is None or not self.secrets_allow(rel)
+        return SourceFile(Path(raw), repo, rel, st.st_size, st.st_mtime_ns, scan)
 
     def _inside_roots(self, path: str) -> bool:
         real = os.path.realpath(path)
@@ -738,14 +842,16 @@ def _prepare_roots(roots: Iterable[Path | str] | Path | str) -> list[str]:
 # --------------------------------------------------------------------------- public API
 
 
-def walk(roots: Iterable[Path | str], *, max_file_bytes: int = 2_000_000
+def walk(roots: Iterable[Path | str], *, max_file_bytes: int = 2_000_000, secrets_allow=_FROM_SETTINGS
          ) -> Iterator[SourceFile | Skipped]:
     """Yield the files under ``roots`` worth indexing, and the notable ones skipped.
 
     Raises :class:`FileNotFoundError` at once (not on first iteration) if a root does not
-    exist. See the module docstring for the rules.
+    exist. See the module docstring for the rules. ``secrets_allow``: patterns of files not
+    to scan for secrets by content (see :func:`compile_secrets_allow`); by default the
+    ``index.secrets_allow`` of the settings last loaded in this process.
     """
-    walker = _Walker(_prepare_roots(roots), max_file_bytes)
+    walker = _Walker(_prepare_roots(roots), max_file_bytes, secrets_allow=secrets_allow)
     return walker.run()
 
 
@@ -779,7 +885,8 @@ def read_text(file: SourceFile | Path | str) -> str:
         raise SkipFile("unreadable") from None
     text = _decode(data)
     from codesearch.indexer import secrets  # secrets by content: "secret (content)"
-    if secrets.has_secret(text, os.fsdecode(path)):
+    scan = file.scan_secrets if isinstance(file, SourceFile) else True  # index.secrets_allow
+    if scan and secrets.has_secret(text, os.fsdecode(path)):
         raise SkipFile(secrets.SKIP_REASON)
     return text
 

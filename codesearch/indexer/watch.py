@@ -271,6 +271,10 @@ class Watcher:
             repo = os.path.join(root, *parts[:i])
             tail = parts[i + 1 :]
             # A new or removed repository boundary, or its exclude file: re-check the repository.
+            # Its index (git add, rm --cached, checkout): the files whose tracked state
+            # changed, worked out when the batch is applied (see _expand_git_index).
+            if tail == ["index"]:
+                return os.path.join(repo, ".git", "index")
             return repo if tail in ([], ["info"], ["info", "exclude"]) else None
         if any(p in walker.EXCLUDED_DIRS for p in parts[:-1]):
             return None  # the walker never enters these folders (build output, dependencies)
@@ -292,7 +296,10 @@ class Watcher:
                     return
                 self._busy = True
             try:
-                if not batch and not full:
+                batch = self._expand_git_index(batch)
+                if not batch and not full and first is not None:
+                    pass  # only git index rewrites that changed nothing tracked
+                elif not batch and not full:
                     self._maintain()
                 elif full or len(batch) > self.mass_change:
                     roots = self.roots if full else sorted({owning_root(p, self.roots) for p in batch} - {None})
@@ -335,6 +342,24 @@ class Watcher:
                 continue
             self._cond.wait()
 
+
+    @staticmethod
+    def _expand_git_index(batch: set[str]) -> set[str]:
+        """Replace each ``<repo>/.git/index`` of the batch by the files of that repository
+        that became tracked or untracked (a file git tracks is indexed even when a .gitignore
+        matches it): ``git ls-files`` runs once per changed index, the walker reuses it."""
+        out = set()
+        for p in batch:
+            if p.endswith("/.git/index") and os.path.basename(os.path.dirname(p)) == ".git":
+                repo = os.path.dirname(os.path.dirname(p))
+                try:
+                    changed = walker.tracked_changes(repo)
+                except Exception:  # noqa: BLE001 - git missing or failing: nothing to add
+                    changed = None
+                out.update(os.path.join(repo, rel) for rel in changed or ())
+            else:
+                out.add(p)
+        return out
 
     def _requeue(self, paths: Iterable[str], full: bool, first: float | None, error: str) -> None:
         self._failures += 1
