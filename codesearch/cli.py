@@ -152,16 +152,18 @@ def index(ctx: Context, paths, as_json, quiet):
     never indexes .git, build output, dependencies or secrets, and embeds only chunks whose text
     changed since the last run. Safe to interrupt: running it again finishes the job.
     """
-    from codesearch.indexer.store import DAMAGED_HINT, IndexDamaged, IndexLocked, is_read_error
+    from codesearch.indexer.store import DAMAGED_HINT, DiskFull, IndexDamaged, IndexLocked, is_disk_full, is_read_error
 
     for p in paths:
         if not Path(p).expanduser().exists():
             _fail(f"{p} does not exist")
     try:
         summary = _run_index(ctx, paths, quiet or as_json)
-    except (IndexLocked, FileNotFoundError, IndexDamaged) as exc:
+    except (IndexLocked, FileNotFoundError, IndexDamaged, DiskFull) as exc:
         _fail(str(exc))
     except (RuntimeError, OSError) as exc:  # a read failing mid-run: never a success over a broken index
+        if is_disk_full(exc):  # before the indexer ran (creating the home)
+            _fail(str(ctx.store(create=True).disk_full()))
         if not is_read_error(exc):
             raise
         _fail(f"{DAMAGED_HINT} ({str(exc).splitlines()[0][:200]})")
@@ -574,10 +576,17 @@ def status(ctx: Context):
 @pass_ctx
 def gc(ctx: Context):
     """Drop cached vectors that no indexed chunk uses any more, and compact the tables."""
+    from codesearch.indexer.store import is_disk_full
+
     store = ctx.store(create=False)
-    with store.lock():
-        n = store.gc()
-        store.optimize()
+    try:
+        with store.lock():
+            n = store.gc()
+            store.optimize()
+    except (RuntimeError, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _fail(str(store.disk_full()))
     click.echo(f"Removed {n} unused cached vectors.")
 
 
@@ -669,7 +678,7 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     index matches the disk (after --fix: when the repair left nothing to fix), 1 when
     differences remain, 2 on errors and when a table is damaged (cannot be read in full).
     """
-    from codesearch.indexer.store import IndexDamaged, IndexLocked
+    from codesearch.indexer.store import DiskFull, IndexDamaged, IndexLocked
     from codesearch.indexer.verify import diagnose, index_roots, repair
 
     try:
@@ -685,7 +694,7 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     if fix and not found.ok:
         try:
             summary = repair(store, ctx.encoder(), ctx.settings, found)
-        except (IndexLocked, IndexDamaged) as exc:
+        except (IndexLocked, IndexDamaged, DiskFull) as exc:
             _fail(str(exc))
         after = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
     if as_json:

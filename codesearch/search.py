@@ -16,6 +16,7 @@ quality at a few milliseconds of arithmetic.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -28,6 +29,8 @@ import numpy as np
 
 from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
 from codesearch.roles import LIB, role_of, role_sql
+
+log = logging.getLogger(__name__)
 
 METHODS = ("hybrid", "multivector", "dense", "bm25")
 _THREADS_LOCK = threading.Lock()  # searches in several threads set and restore torch's thread count in turn
@@ -215,7 +218,10 @@ class Searcher:
         limit = limit or self.limit
         filters = filters or Filters()
         where = filters.sql()
-        tbl = self.store.table("chunks")
+        try:
+            tbl = self.store.table("chunks", create=False)  # a search never writes
+        except FileNotFoundError:
+            return []  # a first index run stopped before storing a chunk
         glob = filters.path if filters.path and "[" in filters.path else None
 
         if method == "bm25":
@@ -361,7 +367,17 @@ class Searcher:
         words = code_words(query)
         if not words or n <= 0:  # (LanceDB reads limit 0 as no limit)
             return [], []
-        self.store.ensure_fts_index()
+        try:
+            self.store.ensure_fts_index()  # built by index; here only when a run stopped before it
+        except (RuntimeError, OSError) as exc:
+            from codesearch.indexer.store import is_read_error
+
+            if is_read_error(exc):
+                raise
+            # A full disk or a read-only home: answer from the vectors alone.
+            log.warning("no full-text index yet, and it cannot be built now (%s): words are matched again "
+                        "once `codesearch index` runs with space", str(exc).splitlines()[0][:120])
+            return [], []
         q = self.store.table("chunks").search(" ".join(words), query_type="fts", fts_columns="search_text")
         if where:
             q = q.where(where, prefilter=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -201,12 +202,34 @@ class Indexer:
         progress: Callable[[str, int, int], None] | None = None,
     ) -> IndexSummary:
         """Index ``roots``. ``progress(stage, done, total)`` is called as work advances."""
-        started = time.monotonic()
-        summary = IndexSummary()
         roots = [Path(r).expanduser().absolute() for r in roots]
         for root in roots:
             if not root.exists():
                 raise FileNotFoundError(f"{root} does not exist")
+        with self._disk_full_is_one_error():
+            return self._run(roots, progress)
+
+    @contextlib.contextmanager
+    def _disk_full_is_one_error(self):
+        """A write that finds the disk full ends the run with one ``DiskFull`` error (naming the
+        home and the space a rerun needs) instead of LanceDB's traceback. Each commit is atomic
+        and the compaction still due is recorded, so nothing is lost and the next run with space
+        finishes the job."""
+        from codesearch.indexer.store import DiskFull, is_disk_full
+
+        self._pending_chunks = 0
+        try:
+            yield
+        except DiskFull:
+            raise
+        except (OSError, RuntimeError) as exc:
+            if not is_disk_full(exc):
+                raise
+            raise self.store.disk_full(self._pending_chunks) from exc
+
+    def _run(self, roots: list[Path], progress) -> IndexSummary:
+        started = time.monotonic()
+        summary = IndexSummary()
         self.prepare()
         damage = self.store.check_tables(full=False)  # cheap: open, count, read one small column
         if damage:
@@ -215,6 +238,8 @@ class Indexer:
             raise IndexDamaged(damage)  # never report success over a table that cannot be read
         commits_before = self._commits
         with self.store.lock():
+            due = bool(self.store.meta().get("compaction_due"))  # a run that stopped before compacting
+            self.store.ensure_scalar_indexes()
             self._remember_roots(roots)
             # 1. What is on disk, and what changed since the last run.
             sources: list[walker.SourceFile] = []
@@ -234,10 +259,8 @@ class Indexer:
 
             # 5. Fold everything into compact files and fresh indexes; drop the versions the
             # run wrote when that pays (what `codesearch gc` would otherwise free later).
-            if self._commits != commits_before or not self.store.has_index():
-                self.store.optimize()
-                if self._commits != commits_before:
-                    summary.compacted_bytes = self.store.drop_superseded_versions()
+            if self._commits != commits_before or due or not self.store.has_index():
+                summary.compacted_bytes = self._compact(drop=self._commits != commits_before or due, all_versions=due)
             summary.total_chunks = self.store.count_chunks()
         summary.seconds = time.monotonic() - started
         return summary
@@ -264,6 +287,10 @@ class Indexer:
         rows; their vectors are kept and reused). ``optimize``: also compact the tables
         afterwards (the watcher does it when idle).
         """
+        with self._disk_full_is_one_error():
+            return self._update(roots, paths, force, purge, optimize, progress)
+
+    def _update(self, roots, paths, force, purge, optimize, progress) -> IndexSummary:
         from codesearch.indexer.scope import under, walk_paths
 
         started = time.monotonic()
@@ -274,6 +301,7 @@ class Indexer:
         self.prepare()
         commits_before = self._commits
         with self.store.lock():
+            self.store.ensure_scalar_indexes()
             self._remember_roots(roots)
             purge_list = sorted({stored_path(os.path.abspath(os.fspath(p))) for p in purge})
             if purge_list:
@@ -286,16 +314,28 @@ class Indexer:
             known = self.store.file_records_at([stored_path(p) for p in scope.covered]) if scope.covered else {}
             forced = {stored_path(s.path) for s in scope.sources if force_list and under(str(s.path), force_list)}
             self._apply(scope.sources, known, forced, summary, progress)
-            if optimize and self._commits != commits_before:
-                self.store.optimize()
+            if optimize and (self._commits != commits_before or self.store.meta().get("compaction_due")):
+                self._compact()
             summary.total_chunks = self.store.count_chunks()
         summary.seconds = time.monotonic() - started
         return summary
 
     def maintain(self) -> None:
         """Compact small commits and refresh the indexes (takes the writer lock)."""
-        with self.store.lock():
-            self.store.optimize()
+        with self._disk_full_is_one_error(), self.store.lock():
+            self._compact()
+
+    def _compact(self, *, drop: bool = False, all_versions: bool = False) -> int:
+        """Compact the tables and fold new rows into the indexes (``drop``: and delete the
+        versions this run superseded, ``all_versions``: whatever it frees, with the files a
+        failed write left); then clear the mark a commit set. Returns the bytes freed."""
+        self.store.optimize()
+        freed = self.store.drop_superseded_versions(min_bytes=0 if all_versions else None, grace_s=0 if all_versions else None,
+                                                    unverified=all_versions) if drop else 0
+        if self.store.meta().get("compaction_due"):
+            self.store.write_meta(compaction_due=False)
+        self._marked_due = False
+        return freed
 
     def _finish_rekey(self, roots: Sequence[Path]) -> None:
         """Record the new model once every indexed root holds chunks keyed by it."""
@@ -377,6 +417,7 @@ class Indexer:
         keys_needed = {keys.key(c) for w in work for c in w.chunks}
         have = self.store.existing_keys(keys_needed) if keys_needed else set()
         to_embed_total = len(keys_needed - have)
+        self._pending_chunks = sum(len(w.chunks) for w in work)  # for the space a rerun needs
         done = 0
         if progress:
             progress("embedding", 0, to_embed_total)
@@ -453,6 +494,7 @@ class Indexer:
                         "space": self.keys.space(c),
                     }
                 )
+        self._pending_chunks = max(0, self._pending_chunks - len(rows))
         summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
         summary.chunks += len(rows)
         self.store.replace_file_chunks([stored_path(w.source.path) for w in group], rows)
@@ -472,6 +514,11 @@ class Indexer:
         return len(new)
 
     def _committed(self) -> None:
+        if not getattr(self, "_marked_due", False):
+            # Recorded once per run, right after its first commit: a run cut short before its
+            # compaction (full disk, crash, kill) leaves it due, and the next run does it.
+            self.store.write_meta(compaction_due=True)
+            self._marked_due = True
         self._commits += 1
         if self._commits % self.compact_every == 0:
             self.store.optimize()

@@ -121,6 +121,35 @@ def is_read_error(exc: BaseException) -> bool:
     )
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write failing for want of space (ENOSPC, or a quota), from Python or LanceDB."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return isinstance(exc, (RuntimeError, OSError)) and any(
+        s in text for s in ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+    )
+
+
+class DiskFull(RuntimeError):
+    """The disk of the index home filled up during a write. Every commit is atomic, so what was
+    committed before stays; the next run (with space) redoes the rest, compaction included."""
+
+    def __init__(self, home: Path, free: int, needed: int):
+        self.home, self.free, self.needed = Path(home).absolute(), free, needed
+        super().__init__(
+            f"no space left on the disk of the index home {self.home}: {_mb(free)} free, this run needs about "
+            f"{_mb(needed)} free; free some space (or move the home with --home) and run it again: "
+            "what is indexed is kept"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 10e9 else f"{n / 1e9:.1f} GB"
+
+
 def _first_line(exc: BaseException, width: int = 200) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -211,22 +240,39 @@ class Store:
             )
         raise KeyError(name)
 
-    def table(self, name: str):
+    def table(self, name: str, *, create: bool = True):
+        """The table ``name``, created (with its scalar indexes) when missing, unless not ``create``:
+        then a missing table (e.g. a first run stopped before creating it) is FileNotFoundError."""
         if name not in self._tables:
             try:
                 self._tables[name] = self.db.open_table(name)
             except (FileNotFoundError, ValueError):
-                if self.dim is None:
+                if self.dim is None or not create:
                     raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
-                self._tables[name] = self.db.create_table(name, schema=self._schema(name), exist_ok=True)
-                if name == "vectors":
-                    self._tables[name].create_scalar_index("key")
-                elif name == "chunks":
-                    self._tables[name].create_scalar_index("key")
-                    self._tables[name].create_scalar_index("path")
-                elif name == "files":
-                    self._tables[name].create_scalar_index("path")
+                tbl = self.db.create_table(name, schema=self._schema(name), exist_ok=True)
+                try:
+                    for column in self._SCALAR_INDEXES[name]:
+                        tbl.create_scalar_index(column)
+                except BaseException:  # a table is created with its indexes or not at all
+                    try:
+                        self.db.drop_table(name, ignore_missing=True)
+                    except Exception:  # noqa: BLE001 - ensure_scalar_indexes repairs it on the next run
+                        pass
+                    raise
+                self._tables[name] = tbl
         return self._tables[name]
+
+    _SCALAR_INDEXES = {"vectors": ("key",), "chunks": ("key", "path"), "files": ("path",)}
+
+    def ensure_scalar_indexes(self) -> None:
+        """Build the scalar indexes a table lacks (a run killed between creating a table and
+        indexing it); the indexer calls it under the lock. Costs one listing per table."""
+        for name in self.table_names() & set(self._SCALAR_INDEXES):
+            tbl = self.table(name)
+            have = {c for ix in tbl.list_indices() for c in getattr(ix, "columns", ())}
+            for column in self._SCALAR_INDEXES[name]:
+                if column not in have:
+                    tbl.create_scalar_index(column)
 
     def table_names(self) -> set[str]:
         names, token = set(), None
@@ -565,11 +611,29 @@ class Store:
             total += sum(int(getattr(ix, "size_bytes", 0) or 0) for ix in tbl.list_indices())
         return total
 
+    def disk_full(self, pending_chunks: int = 0) -> DiskFull:
+        """The error for a write that found the disk full, with the space a rerun needs: room to
+        rewrite the tables once (compaction writes the new files before dropping the old) plus
+        ``pending_chunks`` more chunks at this index's size per chunk (16 KB when it is empty)."""
+        import shutil
+
+        try:
+            free = shutil.disk_usage(self.home).free
+        except OSError:
+            free = 0
+        try:
+            live = self.live_bytes()  # reads only: no table is created here
+            n = self.count_chunks() if "chunks" in self.table_names() else 0
+        except Exception:  # noqa: BLE001 - an estimate: never hide the real error behind another
+            live, n = self.disk_bytes(), 0
+        per_chunk = live / n if n else 16_000
+        return DiskFull(self.home, free, int(live + pending_chunks * per_chunk) + (1 << 20))
+
     def disk_bytes(self) -> int:
         return sum(f.stat().st_size for f in (self.home / "lance").rglob("*") if f.is_file())
 
     def drop_superseded_versions(self, *, grace_s: float | None = None,
-                                 min_bytes: int | None = None) -> int:
+                                 min_bytes: int | None = None, unverified: bool = False) -> int:
         """After ``optimize``, under the lock: delete every table version but the latest, and
         the files only they use (the uncompacted fragments), when that frees at least
         ``min_bytes`` and a quarter of the live size; returns the bytes freed.
@@ -578,19 +642,21 @@ class Store:
         an ``index`` run that was every commit of the run (about twice the compacted size).
         Nothing writes meanwhile (the lock), so each old version was superseded before this
         call; waiting ``grace_s`` lets a search that opened one just before finish.
+        ``unverified``: also delete data files no version refers to, however new (the partial
+        files of a write that failed, e.g. on a full disk); safe under the lock only.
         """
         grace_s = SUPERSEDED_GRACE_S if grace_s is None else grace_s
         min_bytes = SUPERSEDED_MIN_BYTES if min_bytes is None else min_bytes
         live = self.live_bytes()
         disk = self.disk_bytes()
-        if disk - live < max(min_bytes, live // 4):
+        if min_bytes and disk - live < max(min_bytes, live // 4):  # min_bytes=0: whatever it frees
             return 0
         time.sleep(grace_s)
         for name in ("vectors", "chunks", "files"):
             if name in self.table_names():
                 with warnings.catch_warnings():  # (LanceDB warns that older versions go: that is the point)
                     warnings.filterwarnings("ignore", message=r".*removes every version except the latest")
-                    self.table(name).optimize(cleanup_older_than=timedelta(0))  # compaction: a no-op now
+                    self.table(name).optimize(cleanup_older_than=timedelta(0), delete_unverified=unverified)
         return disk - self.disk_bytes()
 
 
