@@ -135,6 +135,7 @@ class Indexer:
         self.exclude = exclude
         opts = (settings or {}).get("index", {})
         self.max_file_bytes = int(opts.get("max_file_bytes", 2_000_000))
+        self.secrets_allow = opts.get("secrets_allow")  # files not scanned for secrets by content
         self.batch_chunks = int(opts.get("batch_chunks", 256))
         self.encode_batch_size = int(opts.get("encode_batch_size", 32))
         self.compact_every = int(opts.get("compact_every", 20))
@@ -244,7 +245,7 @@ class Indexer:
             # 1. What is on disk, and what changed since the last run.
             sources: list[walker.SourceFile] = []
             repos: set[str] = set()
-            for item in walker.walk(roots, max_file_bytes=self.max_file_bytes):
+            for item in walker.walk(roots, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow):
                 if isinstance(item, walker.Skipped):
                     self._skip(summary, item.path, item.reason)
                     continue
@@ -307,7 +308,7 @@ class Indexer:
             if purge_list:
                 self.store.forget_files(purge_list)
                 self._committed()
-            scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes)
+            scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow)
             for item in scope.skipped:
                 self._skip(summary, item.path, item.reason)
             summary.repos = len({str(s.repo) for s in scope.sources})
@@ -342,7 +343,7 @@ class Indexer:
         indexed = [Path(r) for r in self.store.meta().get("roots", [])]
         rest = [r for r in indexed if r not in roots and r.exists()]
         if rest:  # roots indexed earlier but not in this run: re-key them too
-            sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes) if not isinstance(s, walker.Skipped)]
+            sources = [s for s in walker.walk(rest, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow) if not isinstance(s, walker.Skipped)]
             self._apply(sources, self.store.file_records(rest), {stored_path(s.path) for s in sources}, IndexSummary(), None)
         self.store.write_meta(model_fingerprint=self.keys.fingerprint, chunker=CHUNKER_VERSION, **self.keys.meta())
         self.store.gc()
