@@ -546,16 +546,29 @@ class MultiVectorEncoder:
 
         if not texts:
             return [], np.zeros((0, self.dim), np.float32)
-        # Tokenise once, then batch by length so that padding costs next to nothing.
+        # Tokenise once, then batch by padded width. A text's vectors must not depend on what else
+        # is encoded with it (a resumed index must equal a clean one, vector for vector), and in
+        # bfloat16 on CPU they depend on the width a text is padded to (attention over a longer,
+        # masked key axis is blocked and summed differently: up to 0.03 per hidden unit), though
+        # not on the rows or texts beside it. So each text is padded to a width set by its own
+        # token count alone and only texts of that width share a batch: documents to a multiple of
+        # WIDTH_STEP (5% padding on real code, against 13% for sorted batches of 32, and no slower),
+        # queries to their own length (a search encodes one query: no padding is the cheapest).
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, add_special_tokens=True)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        widths = [len(x) if is_query else self._padded_width(len(x)) for x in ids]
+        order = sorted(range(len(ids)), key=lambda i: (widths[i], len(ids[i]), i))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and widths[batches[-1][0]] == widths[i] and len(batches[-1]) < batch_size:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         out: list[np.ndarray | None] = [None] * len(ids)
         pooled = np.zeros((len(ids), self.dim), np.float32)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                batch_idx = order[start : start + batch_size]
-                width = max(len(ids[i]) for i in batch_idx)
+            for batch_idx in batches:
+                width = widths[batch_idx[0]]
                 input_ids = np.full((len(batch_idx), width), pad, dtype=np.int64)
                 attention = np.zeros((len(batch_idx), width), dtype=np.int64)
                 for row, i in enumerate(batch_idx):
@@ -575,13 +588,13 @@ class MultiVectorEncoder:
                 keep = attention.astype(bool) & ~np.isin(input_ids, self._special_ids)
                 if not is_query and len(self._skip_ids):
                     keep &= ~np.isin(input_ids, self._skip_ids)
-                mask = attention[:, :, None].astype(np.float32)
-                means = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
-                pooled[batch_idx] = self._project(means)
                 for row, i in enumerate(batch_idx):
+                    real = hidden[row, : len(ids[i])]
+                    # One row at a time: numpy's matmul rounds a row differently in a bigger batch.
+                    pooled[i] = self._project(real.mean(axis=0, keepdims=True))[0]
                     vecs = hidden[row][keep[row]]
                     if len(vecs) == 0:  # e.g. a document made only of punctuation: keep its real tokens
-                        vecs = hidden[row][attention[row].astype(bool)]
+                        vecs = real
                     out[i] = self._project(vecs)
                 if progress is not None:
                     progress(len(batch_idx))
@@ -614,6 +627,15 @@ class MultiVectorEncoder:
             hidden = hidden @ w.T + b
         vectors = torch.nn.functional.normalize(hidden, dim=-1)
         return vectors, mask
+
+    WIDTH_STEP = 16  # documents are padded to a multiple of this many tokens (see _encode)
+
+    def _padded_width(self, n: int) -> int:
+        """The width a document of ``n`` tokens is padded to: a function of ``n`` alone."""
+        step = self.WIDTH_STEP
+        width = -(-n // step) * step if step > 1 else n
+        limit = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        return min(width, max(n, limit)) if limit else width
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
         if self.head_weight is not None:
