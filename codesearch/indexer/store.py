@@ -456,7 +456,9 @@ class Store:
             raise RuntimeError("the index has no token codec yet (Indexer.prepare sets it)")
         merge = self.token_merge
         kept = [merge_tokens(v, merge) for _, v, _ in items]
-        codes = codec.encode(np.concatenate(kept), rotated=rotated)
+        # Chunk by chunk: numpy rounds a row of a matrix product differently in a taller matrix,
+        # so coding a whole group at once would make a chunk's codes depend on its batch-mates.
+        codes = np.concatenate([codec.encode(v, rotated=rotated) for v in kept])
         n_tokens = np.array([len(v) for v in kept], np.int64)
         offsets = np.concatenate([[0], np.cumsum(n_tokens * codec.bytes_per_token)]).astype(np.int32)
         tokens = pa.Array.from_buffers(pa.binary(), len(items), [None, pa.py_buffer(offsets), pa.py_buffer(codes.tobytes())])
