@@ -331,8 +331,7 @@ class Indexer:
         versions this run superseded, ``all_versions``: whatever it frees, with the files a
         failed write left); then clear the mark a commit set. Returns the bytes freed."""
         self.store.optimize()
-        freed = self.store.drop_superseded_versions(min_bytes=0 if all_versions else None, grace_s=0 if all_versions else None,
-                                                    unverified=all_versions) if drop else 0
+        freed = self.store.drop_superseded_versions(min_bytes=0 if all_versions else None, unverified=all_versions) if drop else 0
         if self.store.meta().get("compaction_due"):
             self.store.write_meta(compaction_due=False)
         self._marked_due = False
