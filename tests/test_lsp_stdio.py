@@ -308,6 +308,7 @@ def test_shutdown_and_exit_are_prompt_in_the_middle_of_an_index_run(tmp_path):
             proc.kill()
 
 
+@pytest.mark.slow  # (10 s; the CLI's watch is held to the same bound in the default run)
 def test_shutdown_and_exit_are_prompt_while_the_watcher_applies_an_update(tmp_path):
     """The watcher is stopped on exit as `codesearch watch` stops it: an update still running
     after 0.5 s is abandoned (redone by the next run), not waited for (was up to 30 s)."""

@@ -405,8 +405,8 @@ def test_watch_command_exits_within_a_second_of_sigint(small_repo, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert json.loads(proc.stdout.readline())["full"]  # the initial pass is done
-            if case == "busy":  # 20 new modules: an update of a few hundred chunks is embedding
-                for p in sorted(p for p in STDLIB.glob("*.py") if 5_000 < p.stat().st_size < 40_000)[:20]:
+            if case == "busy":  # 8 new modules: an update of a few hundred chunks is embedding
+                for p in sorted(p for p in STDLIB.glob("*.py") if 5_000 < p.stat().st_size < 40_000)[:8]:
                     shutil.copy(p, small_repo / p.name)
                 time.sleep(1.5)  # past the debounce (0.3 s): the batch is being applied
             started = time.monotonic()
