@@ -204,6 +204,27 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
     Overlapping spans of one file come back once (the better-scoring, or the smaller on a near
     tie). Each result shows its path role (lib, test, bench, example, doc, generated, vendor).
     """
+    from codesearch import service
+
+    params = dict(query=query, limit=limit, lang=lang, kind=kind, repo=repo, path_glob=path_glob, roles=roles,
+                  method=method, as_json=as_json)
+    if ctx.verbose or not service.enabled(ctx.settings):
+        run_search(ctx, **params)
+        return
+    # The home's search service (model and index already loaded) prints the same; else search
+    # here, then start one for next time (see codesearch/service.py).
+    reply = service.search(ctx.settings, params, color=sys.stdout.isatty())
+    if reply is not None:
+        service.emit(reply)
+    flags = click.get_current_context().find_root().params
+    try:
+        run_search(ctx, **params)
+    finally:
+        service.start(ctx.settings, model=flags.get("model"), config_file=flags.get("config_file"))
+
+
+def run_search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json) -> None:
+    """`codesearch search` in this process (also what the search service runs for a client)."""
     from codesearch.filters_check import check_filters
     from codesearch.search import Filters
 
@@ -230,6 +251,15 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
         for line in r.snippet.splitlines():
             click.echo(f"      {line}")
         click.echo()
+
+
+@main.command(hidden=True)
+@pass_ctx
+def serve(ctx: Context):
+    """Run the search service of --home (`codesearch search` starts it; see codesearch/service.py)."""
+    from codesearch.service import serve as run_service
+
+    sys.exit(run_service(ctx, config_file=click.get_current_context().find_root().params.get("config_file")))
 
 
 # ---------------------------------------------------------------------------- eval

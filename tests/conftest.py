@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("CODESEARCH_NO_SERVICE", "1")  # no background search services from CLI tests (tests/test_service.py starts its own)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STDLIB = Path(os.__file__).parent
