@@ -298,6 +298,7 @@ def shutdown_and_exit_seconds(proc, frames) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow  # (11 s: .ci/run's slow step)
 def test_shutdown_and_exit_are_prompt_in_the_middle_of_an_index_run(tmp_path):
     proc, frames, gate, _ = start_gated(tmp_path, gated_workspace(tmp_path))
     try:
@@ -331,6 +332,7 @@ def test_shutdown_and_exit_are_prompt_while_the_watcher_applies_an_update(tmp_pa
             proc.kill()
 
 
+@pytest.mark.slow  # (10 s: .ci/run's slow step)
 def test_a_damaged_index_found_by_the_watcher_is_reported_not_a_crash(tmp_path):
     """An update that cannot read a table stops the watcher; the client is told that the index
     is damaged and what to run (status and showMessage), and the server keeps answering."""

@@ -465,6 +465,7 @@ def test_a_watcher_stops_when_an_update_finds_the_index_damaged(small_repo, tmp_
         e.watcher.stop()
 
 
+@pytest.mark.slow  # (9 s: .ci/run's slow step; the watcher's own stop is tested in-process above)
 def test_watch_command_stops_with_rc_2_when_the_index_turns_out_damaged(small_repo, tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "watch", str(small_repo), "--json"]
