@@ -392,6 +392,7 @@ def test_watch_command_updates_an_index_other_processes_search(small_repo, tmp_p
         assert proc.wait(30) == 0
 
 
+@pytest.mark.slow  # (35 s: four CLI processes; .ci/run's slow step)
 def test_watch_command_exits_within_a_second_of_sigint(small_repo, tmp_path):
     """Idle or in the middle of an embed, `watch` exits promptly on Ctrl-C; an abandoned
     update is redone by the next run and the index converges (doctor clean)."""
