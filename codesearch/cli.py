@@ -152,7 +152,7 @@ def index(ctx: Context, paths, as_json, quiet):
     never indexes .git, build output, dependencies or secrets, and embeds only chunks whose text
     changed since the last run. Safe to interrupt: running it again finishes the job.
     """
-    from codesearch.indexer.store import DAMAGED_HINT, DiskFull, IndexDamaged, IndexLocked, is_disk_full, is_read_error
+    from codesearch.indexer.store import DiskFull, IndexDamaged, IndexLocked, damage_message, is_disk_full
 
     for p in paths:
         if not Path(p).expanduser().exists():
@@ -164,9 +164,10 @@ def index(ctx: Context, paths, as_json, quiet):
     except (RuntimeError, OSError) as exc:  # a read failing mid-run: never a success over a broken index
         if is_disk_full(exc):  # before the indexer ran (creating the home)
             _fail(str(ctx.store(create=True).disk_full()))
-        if not is_read_error(exc):
+        damaged = damage_message(exc)
+        if damaged is None:
             raise
-        _fail(f"{DAMAGED_HINT} ({str(exc).splitlines()[0][:200]})")
+        _fail(damaged)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -240,7 +240,7 @@ class Indexer:
         commits_before = self._commits
         with self.store.lock():
             due = bool(self.store.meta().get("compaction_due"))  # a run that stopped before compacting
-            self.store.ensure_scalar_indexes()
+            self._ensure_scalar_indexes()
             self._remember_roots(roots)
             # 1. What is on disk, and what changed since the last run.
             sources: list[walker.SourceFile] = []
@@ -302,7 +302,7 @@ class Indexer:
         self.prepare()
         commits_before = self._commits
         with self.store.lock():
-            self.store.ensure_scalar_indexes()
+            self._ensure_scalar_indexes()
             self._remember_roots(roots)
             purge_list = sorted({stored_path(os.path.abspath(os.fspath(p))) for p in purge})
             if purge_list:
@@ -325,6 +325,13 @@ class Indexer:
         """Compact small commits and refresh the indexes (takes the writer lock)."""
         with self._disk_full_is_one_error(), self.store.lock():
             self._compact()
+
+    def _ensure_scalar_indexes(self) -> None:
+        """Once per Indexer (a watcher's runs every batch): repair a table a killed run left
+        without its scalar indexes."""
+        if not getattr(self, "_indexes_checked", False):
+            self.store.ensure_scalar_indexes()
+            self._indexes_checked = True
 
     def _compact(self, *, drop: bool = False, all_versions: bool = False) -> int:
         """Compact the tables and fold new rows into the indexes (``drop``: and delete the

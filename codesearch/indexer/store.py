@@ -121,6 +121,16 @@ def is_read_error(exc: BaseException) -> bool:
     )
 
 
+def damage_message(exc: BaseException) -> str | None:
+    """The one-line "index damaged: run codesearch doctor --fix (...)" for an error that means
+    a table of the index cannot be read, else None."""
+    if isinstance(exc, IndexDamaged):
+        return str(exc).splitlines()[0]
+    if is_read_error(exc):
+        return f"{DAMAGED_HINT} ({_first_line(exc)})"
+    return None
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is a write failing for want of space (ENOSPC, or a quota), from Python or LanceDB."""
     import errno

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Sequence
 from codesearch.indexer import walk as walker
 from codesearch.indexer.pipeline import IndexSummary, Indexer
 from codesearch.indexer.scope import owning_root, under
-from codesearch.indexer.store import DAMAGED_HINT, IndexDamaged, IndexLocked, Store, is_read_error
+from codesearch.indexer.store import IndexLocked, Store, damage_message
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,6 @@ __all__ = ["STOP_TIMEOUT", "WatchUpdate", "Watcher", "damage_message"]
 # and the next run redoes it.
 STOP_TIMEOUT = 0.5
 
-
-def damage_message(exc: BaseException) -> str | None:
-    """The one-line "index damaged: run codesearch doctor --fix (...)" for an error that means
-    a table of the index cannot be read, else None."""
-    if isinstance(exc, IndexDamaged):
-        return str(exc).splitlines()[0]
-    if is_read_error(exc):
-        return f"{DAMAGED_HINT} ({(str(exc).strip().splitlines() or [''])[0][:200]})"
-    return None
 
 
 @dataclass
