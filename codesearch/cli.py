@@ -33,6 +33,7 @@ class Context:
         self.settings = load_settings(config, home=home, model=model)
         self.verbose = verbose
         self._encoder = None
+        self._query_encoder = None
 
     @property
     def home(self) -> Path:
@@ -50,6 +51,22 @@ class Context:
                 _fail(str(exc))
         return self._encoder
 
+    def query_encoder(self):
+        """What a search needs of the model: the numpy query encoder (no torch; see
+        codesearch/model/query.py), or the torch encoder already loaded."""
+        if self._encoder is not None:
+            return self._encoder
+        if self._query_encoder is None:
+            from codesearch.config import resolve_model
+            from codesearch.model import load_query_encoder
+            from codesearch.model.encoder import UnsafeWeightsError
+
+            try:
+                self._query_encoder = load_query_encoder(resolve_model(self.settings))
+            except UnsafeWeightsError as exc:
+                _fail(str(exc))
+        return self._query_encoder
+
     def store(self, create: bool):
         from codesearch.indexer.store import Store
 
@@ -59,7 +76,7 @@ class Context:
         from codesearch.search import Searcher
 
         store = self.store(create=False)
-        return Searcher(store, self.encoder(), self.settings)
+        return Searcher(store, self.query_encoder(), self.settings)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -136,6 +136,10 @@ class Searcher:
     def __init__(self, store: Store, encoder, settings: dict | None = None, cache_bytes: int = 512 << 20):
         self.store = store
         self.encoder = encoder
+        # What encodes the query: the numpy query encoder (no torch: the same vectors whichever
+        # way a search arrives), or the torch encoder for a model that one does not run.
+        made = encoder.query_encoder() if hasattr(encoder, "query_encoder") else None
+        self.queries = made or encoder
         opts = (settings or {}).get("search", {})
         self.limit = int(opts.get("limit", 10))
         self.method = opts.get("method", "hybrid")
@@ -159,8 +163,8 @@ class Searcher:
         self.ann_nprobes_share = float(opts.get("ann_nprobes_share", 0.1))
         self.ann_refine = int(opts.get("ann_refine", 2))
         self.use_ann = True  # False: exact (flat) pooled-vector candidates, e.g. to measure recall
-        # Torch threads while encoding a query. A query is a few tokens: on a busy 2-core
-        # machine one thread measured p50 3.6 ms / p95 4 ms, two threads 8 ms / 25-80 ms.
+        # Torch threads while encoding a query with the torch encoder. A query is a few tokens: on a
+        # busy 2-core machine one thread measured p50 3.6 ms / p95 4 ms, two threads 8 ms / 25-80 ms.
         self.query_threads = int(opts.get("query_threads", 1))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
@@ -171,7 +175,7 @@ class Searcher:
                 f"the index at {store.home} was built by another version of codesearch (storage format "
                 f"{meta.get('format')}, this one reads {FORMAT}); run `codesearch index PATH` again to rebuild it"
             )
-        if meta.get("model_fingerprint") and meta["model_fingerprint"] != encoder.fingerprint:
+        if meta.get("model_fingerprint") and meta["model_fingerprint"] != self.queries.fingerprint:
             raise RuntimeError(
                 f"the index at {store.home} was built with another model; "
                 "run `codesearch index PATH` again to re-embed it with the current one"
@@ -323,7 +327,7 @@ class Searcher:
         """The query encoded in each of ``spaces``, side by side (one torch thread each)."""
 
         def encode(space: str) -> tuple[np.ndarray, np.ndarray]:
-            tokens, pooled = self.encoder.encode_queries_pooled([query], space=space or None)
+            tokens, pooled = self.queries.encode_queries_pooled([query], space=space or None)
             return tokens[0], pooled[0]
 
         def encode_all() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -332,7 +336,7 @@ class Searcher:
             futures = {space: _POOL.submit(encode, space) for space in spaces}
             return {space: f.result() for space, f in futures.items()}
 
-        if self.query_threads <= 0:
+        if self.query_threads <= 0 or not hasattr(self.queries, "model"):  # (numpy: no torch threads to set)
             return encode_all()
         import torch
 

@@ -1,6 +1,6 @@
 """The search service: one background process per index home that keeps the model and the index
 open, so that `codesearch search` from a shell answers in a fraction of a second instead of
-importing torch and loading the model every time.
+importing LanceDB and loading the model every time (about 2.5 s here; see codesearch/model/query.py).
 
 ``codesearch search`` first asks the socket HOME/search.sock (JSON in, JSON out: the command's
 stdout, stderr and exit code, made by the very function the in-process path runs). With no live
@@ -417,7 +417,7 @@ def _service_context(ctx):
 
     class ServiceContext(cli.Context):
         def __init__(self, base):  # (no settings reload: those `serve` loaded)
-            self.settings, self.verbose, self._encoder = base.settings, False, None
+            self.settings, self.verbose, self._encoder, self._query_encoder = base.settings, False, None, None
             self._store = self._searcher = None
 
         def store(self, create: bool):

@@ -82,9 +82,8 @@ def served(encoder):
 
 
 def _in_process(monkeypatch, encoder, home: Path, args: list[str]):
-    """`codesearch search` in this process, as with no service (the session's encoder, loaded once)."""
+    """`codesearch search` in this process, as with no service."""
     monkeypatch.setenv("CODESEARCH_NO_SERVICE", "1")
-    monkeypatch.setattr("codesearch.model.load_encoder", lambda *a, **k: encoder)
     r = CliRunner().invoke(main, ["--home", str(home), "search", *args])
     return r.stdout, r.stderr, r.exit_code
 
@@ -115,6 +114,22 @@ def test_service_prints_what_the_in_process_search_prints(served, monkeypatch, e
         assert got == want, args
     assert json.loads(_via_service(home, cases[1])[0])[0]["rel_path"] == "src/cache.py"
     assert _via_service(home, cases[3])[2] == 2
+
+
+def test_a_search_without_the_service_runs_without_torch(served):
+    # With no service (the first search after a reboot), `codesearch search` answers in this
+    # process, without importing torch, transformers or peft: those took most of its seconds.
+    home, _, _, _ = served
+    code = (
+        "import sys\nfrom codesearch.cli import main\n"
+        "try:\n    main(['--home', sys.argv[1], 'search', 'check if a value is within bounds', '-n', '1'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('loaded:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    env = dict(os.environ, CODESEARCH_NO_SERVICE="1")
+    out = subprocess.run([sys.executable, "-c", code, str(home)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert "method contains" in out.splitlines()[0] and out.strip().endswith("loaded: []"), out
 
 
 def _ask_as(uid: int, sock_path: Path, request: bytes) -> str:

@@ -16,19 +16,36 @@ from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder, maxsim  
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 
-__all__ = ["EncoderConfig", "MultiVectorEncoder", "maxsim", "load_encoder", "DEFAULT_MODEL_DIR"]
+__all__ = ["EncoderConfig", "MultiVectorEncoder", "maxsim", "load_encoder", "load_query_encoder", "DEFAULT_MODEL_DIR"]
 
 
-def load_encoder(spec: str | Path | None = "default", **kwargs) -> MultiVectorEncoder:
-    """``"default"``/``"shipped"``: the model shipped with codesearch; ``"base"``: the plain base model;
-    anything else: a model folder on disk (codesearch or Hugging Face format)."""
+def model_folder(spec: str | Path | None = "default") -> Path | None:
+    """The folder a model name stands for: ``"default"``/``"shipped"``: the model shipped with
+    codesearch; ``"base"`` (or None): the plain base model (None); anything else: a model folder
+    on disk (codesearch or Hugging Face format)."""
     if spec in (None, "default", "shipped"):
-        if (DEFAULT_MODEL_DIR / "codesearch-model.json").exists():
-            return MultiVectorEncoder.load(DEFAULT_MODEL_DIR, **kwargs)
-        return MultiVectorEncoder.load(None, **kwargs)
+        return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "codesearch-model.json").exists() else None
     if spec == "base":
-        return MultiVectorEncoder.load(None, **kwargs)
+        return None
     path = Path(spec).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"model folder {path} does not exist")
-    return MultiVectorEncoder.load(path, **kwargs)
+    return path
+
+
+def load_encoder(spec: str | Path | None = "default", **kwargs) -> MultiVectorEncoder:
+    """The (torch) encoder of a model name, as :func:`model_folder` reads it."""
+    return MultiVectorEncoder.load(model_folder(spec), **kwargs)
+
+
+def load_query_encoder(spec: str | Path | None = "default"):
+    """What a search needs of a model, loaded the fast way: the numpy
+    :class:`~codesearch.model.query.QueryEncoder` (no torch), or the torch encoder for a model
+    it does not run."""
+    from codesearch.model.query import QueryEncoder, Unsupported
+
+    folder = model_folder(spec)
+    try:
+        return QueryEncoder.load(folder)
+    except Unsupported:
+        return MultiVectorEncoder.load(folder)

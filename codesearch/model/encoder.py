@@ -405,6 +405,24 @@ class MultiVectorEncoder:
             self._tuner_cache = (key, layers)
         return self._tuner_cache[1]
 
+    def query_encoder(self):
+        """The numpy :class:`~codesearch.model.query.QueryEncoder` of the weights held now (what
+        every search encodes its query with), rebuilt when a weight changed; None for a model it
+        does not run (then queries go through this encoder)."""
+        from codesearch.model.query import QueryEncoder, Unsupported
+
+        state = (tuple((p.data_ptr(), p._version) for p in self.model.parameters()), tuple(self.config.adapters),
+                 None if self.head_weight is None else (id(self.head_weight), self.head_weight.sum()))
+        cached = getattr(self, "_query_encoder", None)
+        if cached is None or cached[0] != state:
+            try:
+                made = QueryEncoder.from_encoder(self)
+            except Unsupported as exc:
+                log.info("queries encoded in torch: %s", exc)
+                made = None
+            cached = self._query_encoder = (state, made)
+        return cached[1]
+
     def set_head(self, weight: np.ndarray | None, bias: np.ndarray | None = None) -> None:
         self.head_weight = None if weight is None else np.asarray(weight, np.float32)
         if weight is None:

@@ -1,0 +1,415 @@
+"""The query encoder: a query's token vectors in numpy, without torch, transformers or peft.
+
+A search encodes one short query (a few to 64 tokens) per vector space. Loading torch,
+transformers and peft to do that took 3 to 25 s of a terminal search's wall time (imports,
+then building three merged adapter copies), for about 5 ms of arithmetic per space. Here the
+same BERT forward pass is about 150 lines of numpy over the weights read straight from their
+safetensors files, with each LoRA adapter merged into its own copy of the few matrices it
+touches. Every search goes through this class (terminal, search service, language server,
+eval, bench, the trainer's validation), so each gives the same results; documents are still
+encoded by :class:`~codesearch.model.encoder.MultiVectorEncoder` in torch.
+
+Weights are rounded to bfloat16 exactly as the indexing encoder holds them (base weights,
+LoRA factors, then each merged matrix), and the arithmetic is float32. A model this module
+cannot run (another architecture, DoRA or other peft variants, no ``tokenizer.json``) is
+refused with :class:`Unsupported`, and the caller falls back to the torch encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from codesearch.model.encoder import (
+    ACTIVE,
+    CONFIG_NAME,
+    HEAD_NAME,
+    PACKAGED_BASE,
+    EncoderConfig,
+    _utf8_text,
+    index_fingerprint,
+    packaged_base_path,
+    refuse_pickled_weights,
+    split_identifiers,
+)
+
+
+class Unsupported(ValueError):
+    """A model the numpy query encoder does not run (the torch encoder still does)."""
+
+
+# ---------------------------------------------------------------------------- weights
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a numpy array (bfloat16 widened to float32).
+
+    Why not ``safetensors.numpy.load_file``: numpy has no bfloat16, so it refuses the bf16
+    adapter files codesearch ships. The format is an 8-byte header length, a JSON header of
+    names, dtypes, shapes and offsets, then the raw little-endian data: mapped, not read, so a
+    cold start touches only the pages it uses.
+    """
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    (n,) = struct.unpack("<Q", bytes(raw[:8]))
+    header = json.loads(bytes(raw[8 : 8 + n]))
+    header.pop("__metadata__", None)
+    out = {}
+    for name, spec in header.items():
+        dtype = _DTYPES.get(spec["dtype"])
+        if dtype is None:
+            raise Unsupported(f"{path.name}: tensor {name} has dtype {spec['dtype']}")
+        start, end = spec["data_offsets"]
+        arr = raw[8 + n + start : 8 + n + end].view(dtype).reshape(spec["shape"])
+        if spec["dtype"] == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = arr
+    return out
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to bfloat16 (to nearest, ties to even, as torch's ``.to(torch.bfloat16)``),
+    as float32."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    u = (u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) & np.uint32(0xFFFF0000)
+    return u.view(np.float32)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Numerical Recipes' erfc (fractional error below 1.2e-7, under float32's resolution here):
+    # numpy has no erf, and scipy.special alone costs more start-up than this whole module.
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    r = t * np.exp(poly)
+    return np.where(x >= 0, 1.0 - r, r - 1.0)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(np.float32)
+
+
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+_LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+            "intermediate.dense", "output.dense")
+
+
+class _Bert:
+    """A BERT encoder's forward pass (``last_hidden_state`` of one unpadded sequence)."""
+
+    def __init__(self, config: dict, weights: dict[str, np.ndarray]):
+        if config.get("model_type") != "bert" or config.get("position_embedding_type", "absolute") != "absolute":
+            raise Unsupported(f"model type {config.get('model_type')!r}: the numpy query encoder runs BERT models")
+        if config.get("hidden_act", "gelu") != "gelu":
+            raise Unsupported(f"activation {config.get('hidden_act')!r}")
+        self.layers = int(config["num_hidden_layers"])
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        w = {k.removeprefix("bert."): v for k, v in weights.items()}
+        self.word = w["embeddings.word_embeddings.weight"]  # rounded per looked-up row
+        self.position = bf16(w["embeddings.position_embeddings.weight"])
+        self.token_type = bf16(w["embeddings.token_type_embeddings.weight"][0])
+        self.norm = (bf16(w["embeddings.LayerNorm.weight"]), bf16(w["embeddings.LayerNorm.bias"]))
+        # Weight matrices stored transposed (x @ W.T as x @ Wt, contiguous) and bf16-rounded.
+        self.linear: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            for name in _LINEARS:
+                self.linear[p + name] = (bf16(w[p + name + ".weight"]).T.copy(), bf16(w[p + name + ".bias"]))
+            for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+                self.norms[p + name] = (bf16(w[p + name + ".weight"]), bf16(w[p + name + ".bias"]))
+        self.max_positions = len(self.position)
+
+    def with_linears(self, linears: dict[str, np.ndarray]) -> "_Bert":
+        """A twin sharing every weight but ``linears`` (module name -> transposed weight)."""
+        twin = object.__new__(_Bert)
+        twin.__dict__.update(self.__dict__)
+        twin.linear = dict(self.linear)
+        for name, wt in linears.items():
+            twin.linear[name] = (wt, self.linear[name][1])
+        return twin
+
+    def __call__(self, ids: Sequence[int]) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        n = len(ids)
+        x = bf16(self.word[ids]) + self.position[:n] + self.token_type
+        x = _layer_norm(x, *self.norm, self.eps)
+        heads, size = self.heads, x.shape[1] // self.heads
+        scale = np.float32(1.0 / math.sqrt(size))
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def lin(name: str, v: np.ndarray) -> np.ndarray:
+                wt, b = self.linear[p + name]
+                return v @ wt + b
+
+            q = lin("attention.self.query", x).reshape(n, heads, size).transpose(1, 0, 2)
+            k = lin("attention.self.key", x).reshape(n, heads, size).transpose(1, 2, 0)
+            v = lin("attention.self.value", x).reshape(n, heads, size).transpose(1, 0, 2)
+            scores = (q @ k) * scale  # (heads, n, n)
+            scores -= scores.max(axis=-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            context = (probs @ v).transpose(1, 0, 2).reshape(n, heads * size)
+            x = _layer_norm(lin("attention.output.dense", context) + x, *self.norms[p + "attention.output.LayerNorm"], self.eps)
+            h = _gelu(lin("intermediate.dense", x))
+            x = _layer_norm(lin("output.dense", h) + x, *self.norms[p + "output.LayerNorm"], self.eps)
+        return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- LoRA
+def _lora_factors(folder: Path, name: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, list[tuple[str, np.ndarray]]]:
+    """An adapter folder's LoRA factors: module -> (A, B), the scale, and the parameters as the
+    torch encoder names them (for the space's fingerprint)."""
+    cfg_file = folder / "adapter_config.json"
+    if not cfg_file.exists():
+        raise FileNotFoundError(f"adapter {name!r}: folder {folder} has no adapter_config.json")
+    refuse_pickled_weights(folder, f"adapter {name!r}")
+    cfg = json.loads(cfg_file.read_text())
+    unusual = [k for k in ("use_dora", "use_rslora", "use_qalora", "use_bdlora", "modules_to_save", "layer_replication",
+                           "lora_bias", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "trainable_token_indices")
+               if cfg.get(k)]
+    if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unusual:
+        raise Unsupported(f"adapter {name!r} uses {', '.join(unusual) or cfg.get('peft_type')}")
+    scale = float(cfg["lora_alpha"]) / float(cfg["r"])
+    tensors = read_safetensors(folder / "adapter_model.safetensors")
+    factors: dict[str, list] = {}
+    params = []
+    for key, value in tensors.items():
+        parts = key.rsplit(".", 2)  # <module>.lora_A.weight
+        if len(parts) != 3 or parts[1] not in ("lora_A", "lora_B") or parts[2] != "weight":
+            raise Unsupported(f"adapter {name!r}: unexpected tensor {key}")
+        module = parts[0].removeprefix("base_model.model.")
+        factors.setdefault(module, [None, None])[parts[1] == "lora_B"] = bf16(value)
+        params.append((f"{parts[0]}.{parts[1]}.{name}.weight", value))
+    return {m: (a, b) for m, (a, b) in _used(factors).items()}, scale, params
+
+
+def _merged(base_t: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    """W + scale * B @ A, rounded to bfloat16 (as the torch encoder's merged copy holds it), transposed."""
+    return bf16(base_t + scale * (a.T @ b.T))
+
+
+# ---------------------------------------------------------------------------- the encoder
+class QueryEncoder:
+    """Encodes queries into per-token unit vectors in each vector space of a model, in numpy.
+
+    Same interface as the torch encoder for what a search needs: ``fingerprint``,
+    ``encode_queries_pooled``, ``encode_queries``, ``space_for``/``spaces``/``routes``.
+    """
+
+    def __init__(self, config: EncoderConfig, bert: _Bert, tokenizer, head: tuple[np.ndarray, np.ndarray] | None,
+                 spaces: dict[str, _Bert], fingerprint: str):
+        self.config = config
+        self._bert = bert
+        self._spaces = spaces  # adapter name -> its merged twin of the base model
+        self._tokenizer = tokenizer
+        tokenizer.no_padding()  # (a tokenizer.json may pad every text to a fixed length)
+        self._tokenizer_lock = threading.Lock()  # a tokenizers.Tokenizer's truncation setting is shared state
+        self.head_weight, self.head_bias = head if head is not None else (None, None)
+        self._head_t = None if head is None else head[0].T.copy()
+        self.fingerprint = fingerprint
+        self.active_adapter: str | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def load(cls, folder: str | Path | None) -> "QueryEncoder":
+        """From a model folder (as :meth:`MultiVectorEncoder.load` reads it; None: the packaged
+        base model). Raises :class:`Unsupported` where only the torch encoder can run it."""
+        from tokenizers import Tokenizer
+
+        config, folder = _read_config(folder)
+        base = _base_path(config, folder)
+        refuse_pickled_weights(base)
+        if not (base / "tokenizer.json").exists():
+            raise Unsupported(f"base model {base} has no tokenizer.json")
+        bert_config = json.loads((base / "config.json").read_text())
+        weights_file = base / "model.safetensors"
+        if not weights_file.exists():
+            raise Unsupported(f"base model {base} has no model.safetensors")
+        bert = _Bert(bert_config, read_safetensors(weights_file))
+        head = None
+        if folder is not None and (folder / HEAD_NAME).exists():
+            t = read_safetensors(folder / HEAD_NAME)
+            w = np.asarray(t["weight"], np.float32)
+            head = (w, np.asarray(t.get("bias", np.zeros(w.shape[0], np.float32)), np.float32))
+        spaces: dict[str, _Bert] = {}
+        lora_params: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for name, sub in config.adapters.items():
+            path = (folder / sub) if folder else Path(sub)
+            if not path.exists():
+                raise FileNotFoundError(f"adapter {name!r}: folder {path} does not exist")
+            factors, scale, lora_params[name] = _lora_factors(path, name)
+            spaces[name] = bert.with_linears({
+                m: _merged(_base_t(bert, m), a, b, scale) for m, (a, b) in _used(factors).items()
+            })
+        enc = cls(config, bert, Tokenizer.from_file(str(base / "tokenizer.json")), head, spaces, "")
+        fingerprints = {s: _space_fingerprint(config, base.name, head, s, lora_params.get(s, [])) for s in enc.spaces}
+        enc.fingerprint = index_fingerprint(fingerprints, enc.routes())
+        return enc
+
+    @classmethod
+    def from_encoder(cls, encoder) -> "QueryEncoder":
+        """The numpy twin of a loaded torch :class:`MultiVectorEncoder`, from the weights it
+        holds now (a model in training included)."""
+        from tokenizers import Tokenizer
+
+        base = encoder.base_path()
+        if not (base / "tokenizer.json").exists():
+            raise Unsupported(f"base model {base} has no tokenizer.json")
+        model = encoder.model
+        named = {n: p.detach().float().cpu().numpy() for n, p in model.named_parameters()}
+        plain = {}
+        for n, v in named.items():
+            if "lora_" in n:
+                continue
+            n = n.removeprefix("base_model.model.").replace(".base_layer.", ".")
+            plain[n] = v
+        bert_config = model.config.to_dict() if hasattr(model, "config") else {}
+        bert = _Bert(bert_config, plain)
+        spaces = {}
+        for name in encoder.config.adapters:
+            peft_cfg = model.peft_config[name]
+            if getattr(peft_cfg, "use_dora", False) or getattr(peft_cfg, "use_rslora", False):
+                raise Unsupported(f"adapter {name!r} uses DoRA or rsLoRA")
+            scale = float(peft_cfg.lora_alpha) / float(peft_cfg.r)
+            factors: dict[str, list] = {}
+            for n, v in named.items():
+                if f".{name}.weight" in n and ("lora_A" in n or "lora_B" in n):
+                    module = n.removeprefix("base_model.model.").split(".lora_")[0]
+                    factors.setdefault(module, [None, None])["lora_B" in n] = bf16(v)
+            spaces[name] = bert.with_linears({m: _merged(_base_t(bert, m), a, b, scale) for m, (a, b) in _used(factors).items()})
+        head = None if encoder.head_weight is None else (encoder.head_weight, encoder.head_bias)
+        config = EncoderConfig.from_dict(asdict(encoder.config))
+        return cls(config, bert, Tokenizer.from_file(str(base / "tokenizer.json")), head, spaces, encoder.fingerprint)
+
+    # ------------------------------------------------------------------ spaces (as the torch encoder)
+    def space_for(self, language: str) -> str | None:
+        from codesearch.model.routing import adapter_for
+
+        routing = self.config.routing
+        if not routing:
+            return self.active_adapter
+        return adapter_for(routing, language, personal=bool(routing.get("personal")))
+
+    @property
+    def spaces(self) -> list[str | None]:
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
+        return sorted(found, key=lambda s: (s is not None, s or ""))
+
+    def routes(self) -> dict[str, str | None]:
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.head_weight.shape[0]) if self.head_weight is not None else int(self._bert.position.shape[1])
+
+    # ------------------------------------------------------------------ encoding
+    def encode_queries_pooled(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE
+                              ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token vectors of each query and one pooled (mean) unit vector per query, in ``space``
+        (an adapter name; None: the base model)."""
+        space = self.active_adapter if space is ACTIVE else space
+        if space is not None and space not in self._spaces:
+            raise KeyError(f"no adapter {space!r}; this model has {list(self._spaces) or 'none'}")
+        bert = self._bert if space is None else self._spaces[space]
+        prefix = self.config.query_prefix
+        splits = self.config.splits_identifiers(space)
+        texts = [prefix + (split_identifiers(_utf8_text(q)) if splits else _utf8_text(q)) for q in queries]
+        with self._tokenizer_lock:
+            self._tokenizer.enable_truncation(max_length=min(self.config.query_max_tokens, bert.max_positions))
+            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        tokens, pooled = [], np.zeros((len(texts), self.dim), np.float32)
+        for i, enc in enumerate(encodings):
+            hidden = bert(enc.ids)
+            special = set(enc.ids) & self._special_ids() if self.config.skip_special else set()
+            keep = [j for j, t in enumerate(enc.ids) if t not in special] if special else slice(None)
+            vecs = hidden[keep] if len(hidden[keep]) else hidden
+            pooled[i] = self._project(hidden.mean(axis=0, keepdims=True))[0]
+            tokens.append(self._project(vecs))
+        return tokens, pooled
+
+    def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
+        return self.encode_queries_pooled(queries, batch_size, space=space)[0]
+
+    def _special_ids(self) -> set[int]:
+        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
+        return {vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>") if t in vocab}
+
+    def _project(self, vecs: np.ndarray) -> np.ndarray:
+        if self._head_t is not None:
+            vecs = vecs @ self._head_t + self.head_bias
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
+def _used(factors: dict) -> dict:
+    # The pooler is not on the path to last_hidden_state: its adapter weights change no vector
+    # (they still count in the fingerprint, as in the torch encoder).
+    return {m: f for m, f in factors.items() if not m.startswith("pooler.")}
+
+
+def _base_t(bert: _Bert, module: str) -> np.ndarray:
+    if module not in bert.linear:
+        raise Unsupported(f"a LoRA adapter on {module}, which the numpy query encoder does not know")
+    return bert.linear[module][0]
+
+
+def _read_config(folder) -> tuple[EncoderConfig, Path | None]:
+    if folder is None:
+        return EncoderConfig(dim=None), None
+    folder = Path(folder).expanduser()
+    if (folder / CONFIG_NAME).exists():
+        return EncoderConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text())), folder
+    if (folder / "config.json").exists():
+        return EncoderConfig(base=str(folder.resolve()), dim=None), None
+    raise FileNotFoundError(f"{folder} is not a model folder: expected {CONFIG_NAME} (codesearch model) "
+                            "or config.json (Hugging Face model)")
+
+
+def _base_path(config: EncoderConfig, folder: Path | None) -> Path:
+    if config.base == PACKAGED_BASE:
+        return packaged_base_path()
+    base = Path(config.base).expanduser()
+    if not base.is_absolute() and folder is not None:
+        base = folder / base
+    if not (base / "config.json").exists():
+        raise FileNotFoundError(f"base model folder {base} has no config.json")
+    return base
+
+
+def _space_fingerprint(config: EncoderConfig, base_name: str, head, space: str | None, lora_params) -> str:
+    """As :meth:`MultiVectorEncoder.space_fingerprint`, from the files (a test keeps them equal)."""
+    c = config
+    spec = [base_name, c.query_prefix, c.document_prefix, c.query_max_tokens, c.document_max_tokens,
+            c.skip_punctuation, c.skip_special]
+    if config.splits_identifiers(space):
+        spec.append("split_identifiers")
+    h = hashlib.sha256(json.dumps(spec).encode())
+    if head is not None:
+        h.update(np.asarray(head[0], np.float32).tobytes())
+        h.update(np.asarray(head[1], np.float32).tobytes())
+    if space is not None:
+        h.update(f"adapter={space}".encode())
+        for _, value in sorted(lora_params, key=lambda kv: kv[0]):
+            h.update(bf16(value).tobytes())
+    return h.hexdigest()[:16]
