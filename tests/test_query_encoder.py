@@ -33,6 +33,7 @@ def test_the_shipped_model_loads_without_torch_and_has_the_index_fingerprint(enc
     # The fingerprint is what a search checks against the index: computed from the files, it must
     # equal the torch encoder's, or every search would say "built with another model".
     assert lean.fingerprint == encoder.fingerprint
+    assert lean.space_fingerprints() == encoder.space_fingerprints()
     assert lean.spaces == encoder.spaces and lean.routes() == encoder.routes() and lean.dim == encoder.dim
     code = ("import sys\nfrom codesearch.model import load_query_encoder\n"
             "q = load_query_encoder('default')\nq.encode_queries(['parse a date'], space='rust')\n"

@@ -9,8 +9,11 @@ touches. Every search goes through this class (terminal, search service, languag
 eval, bench, the trainer's validation), so each gives the same results; documents are still
 encoded by :class:`~codesearch.model.encoder.MultiVectorEncoder` in torch.
 
-Weights are rounded to bfloat16 exactly as the indexing encoder holds them (base weights,
-LoRA factors, then each merged matrix), and the arithmetic is float32. A model this module
+The base weights are used where they lie: the safetensors file is mapped, not copied (about
+45 MB of the file is read, and shared between processes through the page cache), and each
+space's LoRA factors are applied beside the base matrices (x W + s x A B: two thin products)
+rather than merged into copies. The arithmetic is float32 throughout, the documents' bfloat16
+within cosine 0.9999 (tests/test_query_encoder.py). A model this module
 cannot run (another architecture, DoRA or other peft variants, no ``tokenizer.json``) is
 refused with :class:`Unsupported`, and the caller falls back to the torch encoder.
 """
@@ -120,34 +123,43 @@ class _Bert:
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         w = {k.removeprefix("bert."): v for k, v in weights.items()}
-        self.word = w["embeddings.word_embeddings.weight"]  # rounded per looked-up row
-        self.position = bf16(w["embeddings.position_embeddings.weight"])
-        self.token_type = bf16(w["embeddings.token_type_embeddings.weight"][0])
-        self.norm = (bf16(w["embeddings.LayerNorm.weight"]), bf16(w["embeddings.LayerNorm.bias"]))
-        # Weight matrices stored transposed (x @ W.T as x @ Wt, contiguous) and bf16-rounded.
-        self.linear: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-            for name in _LINEARS:
-                self.linear[p + name] = (bf16(w[p + name + ".weight"]).T.copy(), bf16(w[p + name + ".bias"]))
-            for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-                self.norms[p + name] = (bf16(w[p + name + ".weight"]), bf16(w[p + name + ".bias"]))
+        try:
+            self.word = w["embeddings.word_embeddings.weight"]
+            self.position = w["embeddings.position_embeddings.weight"]
+            self.token_type = w["embeddings.token_type_embeddings.weight"][0]
+            self.norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+            # Weight matrices as stored, (out, in): x @ W.T reads the mapped file in place (BLAS
+            # takes the transposed view as it is).
+            self.linear: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            self.norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            for i in range(self.layers):
+                p = f"encoder.layer.{i}."
+                for name in _LINEARS:
+                    self.linear[p + name] = (w[p + name + ".weight"], w[p + name + ".bias"])
+                for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+                    self.norms[p + name] = (w[p + name + ".weight"], w[p + name + ".bias"])
+        except KeyError as exc:
+            raise Unsupported(f"the base model has no weight {exc}") from None
+        self.lora: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # module -> (A.T, scale * B.T)
         self.max_positions = len(self.position)
 
-    def with_linears(self, linears: dict[str, np.ndarray]) -> "_Bert":
-        """A twin sharing every weight but ``linears`` (module name -> transposed weight)."""
+    def with_lora(self, factors: dict[str, tuple[np.ndarray, np.ndarray]], scale: float) -> "_Bert":
+        """A twin sharing every weight, with a LoRA adapter's factors (module -> (A, B)) beside."""
         twin = object.__new__(_Bert)
         twin.__dict__.update(self.__dict__)
-        twin.linear = dict(self.linear)
-        for name, wt in linears.items():
-            twin.linear[name] = (wt, self.linear[name][1])
+        twin.lora = {}
+        for module, (a, b) in factors.items():
+            if module.startswith("pooler."):
+                continue  # (not on the path to last_hidden_state; it still counts in the fingerprint)
+            if module not in self.linear:
+                raise Unsupported(f"a LoRA adapter on {module}, which the numpy query encoder does not know")
+            twin.lora[module] = (np.ascontiguousarray(a.T, np.float32), np.ascontiguousarray(scale * b.T, np.float32))
         return twin
 
     def __call__(self, ids: Sequence[int]) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
         n = len(ids)
-        x = bf16(self.word[ids]) + self.position[:n] + self.token_type
+        x = self.word[ids] + self.position[:n] + self.token_type
         x = _layer_norm(x, *self.norm, self.eps)
         heads, size = self.heads, x.shape[1] // self.heads
         scale = np.float32(1.0 / math.sqrt(size))
@@ -155,8 +167,12 @@ class _Bert:
             p = f"encoder.layer.{i}."
 
             def lin(name: str, v: np.ndarray) -> np.ndarray:
-                wt, b = self.linear[p + name]
-                return v @ wt + b
+                w, b = self.linear[p + name]
+                out = v @ w.T + b
+                lora = self.lora.get(p + name)
+                if lora is not None:
+                    out += (v @ lora[0]) @ lora[1]
+                return out
 
             q = lin("attention.self.query", x).reshape(n, heads, size).transpose(1, 0, 2)
             k = lin("attention.self.key", x).reshape(n, heads, size).transpose(1, 2, 0)
@@ -173,6 +189,18 @@ class _Bert:
 
 
 # ---------------------------------------------------------------------------- LoRA
+def _lora_scale(cfg: dict, name: str) -> float:
+    """A plain LoRA adapter's scale (alpha / r) from its peft config; Unsupported for the variants
+    the numpy forward pass does not implement."""
+    unusual = [k for k in ("use_dora", "use_rslora", "use_qalora", "use_bdlora", "modules_to_save", "layer_replication",
+                           "lora_bias", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "trainable_token_indices")
+               if cfg.get(k)]
+    peft_type = str(getattr(cfg.get("peft_type", "LORA"), "value", cfg.get("peft_type", "LORA")))
+    if peft_type != "LORA" or cfg.get("bias", "none") != "none" or unusual:
+        raise Unsupported(f"adapter {name!r} uses {', '.join(unusual) or peft_type}")
+    return float(cfg["lora_alpha"]) / float(cfg["r"])
+
+
 def _lora_factors(folder: Path, name: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, list[tuple[str, np.ndarray]]]:
     """An adapter folder's LoRA factors: module -> (A, B), the scale, and the parameters as the
     torch encoder names them (for the space's fingerprint)."""
@@ -180,13 +208,7 @@ def _lora_factors(folder: Path, name: str) -> tuple[dict[str, tuple[np.ndarray, 
     if not cfg_file.exists():
         raise FileNotFoundError(f"adapter {name!r}: folder {folder} has no adapter_config.json")
     refuse_pickled_weights(folder, f"adapter {name!r}")
-    cfg = json.loads(cfg_file.read_text())
-    unusual = [k for k in ("use_dora", "use_rslora", "use_qalora", "use_bdlora", "modules_to_save", "layer_replication",
-                           "lora_bias", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "trainable_token_indices")
-               if cfg.get(k)]
-    if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unusual:
-        raise Unsupported(f"adapter {name!r} uses {', '.join(unusual) or cfg.get('peft_type')}")
-    scale = float(cfg["lora_alpha"]) / float(cfg["r"])
+    scale = _lora_scale(json.loads(cfg_file.read_text()), name)
     tensors = read_safetensors(folder / "adapter_model.safetensors")
     factors: dict[str, list] = {}
     params = []
@@ -195,14 +217,9 @@ def _lora_factors(folder: Path, name: str) -> tuple[dict[str, tuple[np.ndarray, 
         if len(parts) != 3 or parts[1] not in ("lora_A", "lora_B") or parts[2] != "weight":
             raise Unsupported(f"adapter {name!r}: unexpected tensor {key}")
         module = parts[0].removeprefix("base_model.model.")
-        factors.setdefault(module, [None, None])[parts[1] == "lora_B"] = bf16(value)
+        factors.setdefault(module, [None, None])[parts[1] == "lora_B"] = value
         params.append((f"{parts[0]}.{parts[1]}.{name}.weight", value))
-    return {m: (a, b) for m, (a, b) in _used(factors).items()}, scale, params
-
-
-def _merged(base_t: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
-    """W + scale * B @ A, rounded to bfloat16 (as the torch encoder's merged copy holds it), transposed."""
-    return bf16(base_t + scale * (a.T @ b.T))
+    return {m: (a, b) for m, (a, b) in factors.items()}, scale, params
 
 
 # ---------------------------------------------------------------------------- the encoder
@@ -214,7 +231,7 @@ class QueryEncoder:
     """
 
     def __init__(self, config: EncoderConfig, bert: _Bert, tokenizer, head: tuple[np.ndarray, np.ndarray] | None,
-                 spaces: dict[str, _Bert], fingerprint: str):
+                 spaces: dict[str, _Bert], fingerprints: dict[str | None, str]):
         self.config = config
         self._bert = bert
         self._spaces = spaces  # adapter name -> its merged twin of the base model
@@ -223,26 +240,19 @@ class QueryEncoder:
         self._tokenizer_lock = threading.Lock()  # a tokenizers.Tokenizer's truncation setting is shared state
         self.head_weight, self.head_bias = head if head is not None else (None, None)
         self._head_t = None if head is None else head[0].T.copy()
-        self.fingerprint = fingerprint
         self.active_adapter: str | None = None
+        self._fingerprints = fingerprints  # space -> its fingerprint
+        self.fingerprint = index_fingerprint(fingerprints, self.routes()) if fingerprints else ""
 
     # ------------------------------------------------------------------ building
     @classmethod
     def load(cls, folder: str | Path | None) -> "QueryEncoder":
         """From a model folder (as :meth:`MultiVectorEncoder.load` reads it; None: the packaged
         base model). Raises :class:`Unsupported` where only the torch encoder can run it."""
-        from tokenizers import Tokenizer
-
         config, folder = _read_config(folder)
         base = _base_path(config, folder)
         refuse_pickled_weights(base)
-        if not (base / "tokenizer.json").exists():
-            raise Unsupported(f"base model {base} has no tokenizer.json")
-        bert_config = json.loads((base / "config.json").read_text())
-        weights_file = base / "model.safetensors"
-        if not weights_file.exists():
-            raise Unsupported(f"base model {base} has no model.safetensors")
-        bert = _Bert(bert_config, read_safetensors(weights_file))
+        bert = _base_bert(base)
         head = None
         if folder is not None and (folder / HEAD_NAME).exists():
             t = read_safetensors(folder / HEAD_NAME)
@@ -255,48 +265,31 @@ class QueryEncoder:
             if not path.exists():
                 raise FileNotFoundError(f"adapter {name!r}: folder {path} does not exist")
             factors, scale, lora_params[name] = _lora_factors(path, name)
-            spaces[name] = bert.with_linears({
-                m: _merged(_base_t(bert, m), a, b, scale) for m, (a, b) in _used(factors).items()
-            })
-        enc = cls(config, bert, Tokenizer.from_file(str(base / "tokenizer.json")), head, spaces, "")
-        fingerprints = {s: _space_fingerprint(config, base.name, head, s, lora_params.get(s, [])) for s in enc.spaces}
-        enc.fingerprint = index_fingerprint(fingerprints, enc.routes())
+            spaces[name] = bert.with_lora(factors, scale)
+        enc = cls(config, bert, _tokenizer(base), head, spaces, {})
+        enc._fingerprints = {s: _space_fingerprint(config, base.name, head, s, lora_params.get(s, [])) for s in enc.spaces}
+        enc.fingerprint = index_fingerprint(enc._fingerprints, enc.routes())
         return enc
 
     @classmethod
     def from_encoder(cls, encoder) -> "QueryEncoder":
         """The numpy twin of a loaded torch :class:`MultiVectorEncoder`, from the weights it
         holds now (a model in training included)."""
-        from tokenizers import Tokenizer
-
         base = encoder.base_path()
-        if not (base / "tokenizer.json").exists():
-            raise Unsupported(f"base model {base} has no tokenizer.json")
+        bert = _base_bert(base)  # (the base weights never train: only adapters and the head do)
         model = encoder.model
-        named = {n: p.detach().float().cpu().numpy() for n, p in model.named_parameters()}
-        plain = {}
-        for n, v in named.items():
-            if "lora_" in n:
-                continue
-            n = n.removeprefix("base_model.model.").replace(".base_layer.", ".")
-            plain[n] = v
-        bert_config = model.config.to_dict() if hasattr(model, "config") else {}
-        bert = _Bert(bert_config, plain)
         spaces = {}
         for name in encoder.config.adapters:
-            peft_cfg = model.peft_config[name]
-            if getattr(peft_cfg, "use_dora", False) or getattr(peft_cfg, "use_rslora", False):
-                raise Unsupported(f"adapter {name!r} uses DoRA or rsLoRA")
-            scale = float(peft_cfg.lora_alpha) / float(peft_cfg.r)
+            scale = _lora_scale(model.peft_config[name].to_dict(), name)
             factors: dict[str, list] = {}
-            for n, v in named.items():
+            for n, p in model.named_parameters():
                 if f".{name}.weight" in n and ("lora_A" in n or "lora_B" in n):
                     module = n.removeprefix("base_model.model.").split(".lora_")[0]
-                    factors.setdefault(module, [None, None])["lora_B" in n] = bf16(v)
-            spaces[name] = bert.with_linears({m: _merged(_base_t(bert, m), a, b, scale) for m, (a, b) in _used(factors).items()})
+                    factors.setdefault(module, [None, None])["lora_B" in n] = p.detach().float().cpu().numpy()
+            spaces[name] = bert.with_lora(factors, scale)
         head = None if encoder.head_weight is None else (encoder.head_weight, encoder.head_bias)
         config = EncoderConfig.from_dict(asdict(encoder.config))
-        return cls(config, bert, Tokenizer.from_file(str(base / "tokenizer.json")), head, spaces, encoder.fingerprint)
+        return cls(config, bert, _tokenizer(base), head, spaces, encoder.space_fingerprints())
 
     # ------------------------------------------------------------------ spaces (as the torch encoder)
     def space_for(self, language: str) -> str | None:
@@ -318,6 +311,13 @@ class QueryEncoder:
         from codesearch.model.routing import KNOWN_LANGUAGES
 
         return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
+
+    def space_fingerprint(self, space: str | None) -> str:
+        return self._fingerprints[space]
+
+    def space_fingerprints(self) -> dict[str | None, str]:
+        """Each space's fingerprint, in ``spaces`` order (as the torch encoder's)."""
+        return {space: self._fingerprints[space] for space in self.spaces}
 
     @property
     def dim(self) -> int:
@@ -362,16 +362,19 @@ class QueryEncoder:
         return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
 
 
-def _used(factors: dict) -> dict:
-    # The pooler is not on the path to last_hidden_state: its adapter weights change no vector
-    # (they still count in the fingerprint, as in the torch encoder).
-    return {m: f for m, f in factors.items() if not m.startswith("pooler.")}
+def _tokenizer(base: Path):
+    from tokenizers import Tokenizer
+
+    if not (base / "tokenizer.json").exists():
+        raise Unsupported(f"base model {base} has no tokenizer.json")
+    return Tokenizer.from_file(str(base / "tokenizer.json"))
 
 
-def _base_t(bert: _Bert, module: str) -> np.ndarray:
-    if module not in bert.linear:
-        raise Unsupported(f"a LoRA adapter on {module}, which the numpy query encoder does not know")
-    return bert.linear[module][0]
+def _base_bert(base: Path) -> _Bert:
+    weights_file = base / "model.safetensors"
+    if not weights_file.exists():
+        raise Unsupported(f"base model {base} has no model.safetensors")
+    return _Bert(json.loads((base / "config.json").read_text()), read_safetensors(weights_file))
 
 
 def _read_config(folder) -> tuple[EncoderConfig, Path | None]:
