@@ -114,3 +114,24 @@ def test_file_that_turns_binary_or_ignored_leaves_the_index(small_repo, index_en
     paths = {r["path"] for r in _chunk_rows(store)}
     assert paths == {str(small_repo / "src" / "bounds.rs")}
     assert indexer.run([small_repo]).embedded == 0
+
+
+def test_fetched_token_vectors_do_not_keep_their_whole_batch_alive(tmp_path):
+    """The searcher's cache counts each matrix's bytes against its cap: a matrix must not be a
+    view that keeps the decoded matrices of every other key fetched with it in memory."""
+    import numpy as np
+
+    from codesearch.indexer.quant import TokenCodec
+    from codesearch.indexer.store import Store
+
+    store = Store(tmp_path / "home", dim=256)
+    store.set_codec(TokenCodec.new("q2", 256))
+    rng = np.random.default_rng(0)
+    items = [(f"k{i}", rng.standard_normal((20 + i, 256)).astype(np.float32), rng.standard_normal(256)) for i in range(8)]
+    store.add_vectors(items)
+    for fetch in (store.get_scoring_vectors, store.get_vectors):
+        got = fetch([k for k, _, _ in items])
+        assert sorted(got) == sorted(k for k, _, _ in items)
+        for k, v in got.items():
+            assert v.base is None or v.base.nbytes == v.nbytes, k  # owns its memory, nothing more
+            assert len(v) == 20 + int(k[1:])

@@ -495,14 +495,14 @@ class Store:
         """key -> (n_tokens, dim) float32 token vectors, decoded back into the encoder's space."""
         out: dict[str, np.ndarray] = {}
         for data in self._fetch_tokens(keys):
-            out.update(_unpack_tokens(data, self.codec, original=True))
+            out.update(_owned(_unpack_tokens(data, self.codec, original=True)))
         return out
 
     def get_scoring_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """key -> (n_tokens, dim) float16 token vectors in the scoring space (see ``scoring_query``)."""
         out: dict[str, np.ndarray] = {}
         for data in self._fetch_tokens(keys):
-            out.update(_unpack_tokens(data, self.codec))
+            out.update(_owned(_unpack_tokens(data, self.codec)))
         return out
 
     def scoring_query(self, q_tokens: np.ndarray) -> np.ndarray:
@@ -720,6 +720,13 @@ def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = Fals
         decoded = codec.to_original(decoded)
     bounds = np.concatenate([[0], np.cumsum(n_tokens)])
     return {k: decoded[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
+
+
+def _owned(matrices: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each matrix in its own memory. ``_unpack_tokens`` returns views of one decoded array per
+    batch of keys: a caller that keeps some of them (the searcher's token-vector cache, which
+    counts ``nbytes`` against its cap) would otherwise keep every batch whole, far past the cap."""
+    return {k: v.copy() for k, v in matrices.items()}
 
 
 class _Lock:
