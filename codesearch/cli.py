@@ -134,22 +134,48 @@ def _run_index(ctx: Context, paths, quiet: bool):
         bar.n = done
         bar.refresh()
 
+    def estimate(e) -> None:  # one line on stderr before the work starts (never stdout: --json)
+        if not quiet:
+            click.echo(_estimate_line(e), err=True)
+
     indexer = Indexer(ctx.store(create=True), ctx.encoder(), ctx.settings)
     try:
-        return indexer.run(paths, progress=progress)
+        return indexer.run(paths, progress=progress, on_estimate=estimate)
     finally:
         for bar in bars.values():
             bar.close()
 
 
+def _about(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds)):.0f} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60):.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _estimate_line(e) -> str:
+    """``To index: 812 files (3.1 MB), about 8,900 chunks, about 2 min at ~70 chunks/s (this home's last run).``"""
+    chunks = e.chunks if e.chunks < 1000 else round(e.chunks, -2)
+    size = f"{e.bytes / 1e6:.1f} MB" if e.bytes >= 1e6 else f"{max(1, round(e.bytes / 1e3))} KB"
+    line = f"To index: {e.files:,} {'file' if e.files == 1 else 'files'} ({size}), about {chunks:,} chunks"
+    if e.seconds is None:
+        return line + " (no time yet: no run on this device has measured a rate)."
+    source = "this home's last run" if e.measured else "default for this machine"
+    return line + f", about {_about(e.seconds)} at ~{e.rate:.0f} chunks/s ({source})."
+
+
 def _print_summary(summary) -> None:
     s = summary
-    rate = f" ({s.embedded / s.seconds:.1f} chunks/s)" if s.embedded and s.seconds else ""
+    rate = f" at {s.embedded / s.seconds:.1f} chunks/s over the run" if s.embedded and s.seconds else ""
     click.echo(
         f"Indexed {s.files_seen} files in {s.repos} {'repository' if s.repos == 1 else 'repositories'} in {s.seconds:.1f}s: "
         f"{s.files_indexed} new or changed, {s.files_unchanged} unchanged, {s.files_removed} removed."
     )
     click.echo(f"Chunks written: {s.chunks} ({s.embedded} embedded{rate}, {s.reused} reused). Index total: {s.total_chunks}.")
+    stages = ", ".join(f"{stage} {t:.1f}s" for stage, t in s.stage_seconds.items())
+    other = max(0.0, s.seconds - sum(s.stage_seconds.values()))
+    click.echo(f"Time: {stages}, other {other:.1f}s.")
     if s.skipped:
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(s.skipped.items()))
         click.echo(f"Skipped files: {parts}.")

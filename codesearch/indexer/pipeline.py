@@ -25,6 +25,47 @@ log = logging.getLogger(__name__)
 
 MAX_STORED_TEXT = 8000
 
+# Where a run's time goes (IndexSummary.stage_seconds): walk = finding files and which changed,
+# chunk = reading and cutting them (tree-sitter), embed = the model, write = LanceDB (commits,
+# removals and the final compaction). What is left of the run's seconds is setup and lookups.
+STAGES = ("walk", "chunk", "embed", "write")
+
+# Source bytes per chunk, for the estimate before a run: measured with this chunker on the eval
+# corpora (evals/data/rust/corpus: 1,462,412 bytes -> 4,664 chunks, 314 B/chunk; evals/data/
+# python/corpus: 1,227,481 bytes -> 3,009 chunks, 408 B/chunk; together 2,689,893 / 7,673 = 351).
+BYTES_PER_CHUNK = 350
+# Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
+# the 70 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine
+# (README, "codesearch bench"). No default for a GPU: its estimate names no time until a run
+# there has measured one.
+DEFAULT_RATE = {"cpu": 70.0}
+# A run that embeds fewer chunks is mostly fixed costs (setup, compaction): its rate is not kept.
+MIN_CHUNKS_FOR_RATE = 256
+
+
+@contextlib.contextmanager
+def _timed(summary: "IndexSummary", stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.stage_seconds[stage] += time.perf_counter() - started
+
+
+@dataclass
+class IndexEstimate:
+    """What a run is about to do, known once the walk has found the new and changed files."""
+
+    files: int
+    bytes: int
+    chunks: int  # estimated from bytes (BYTES_PER_CHUNK)
+    rate: float | None  # chunks/s: this home's last measured run on this kind of device, else DEFAULT_RATE
+    measured: bool  # rate measured by this home (not the default)
+
+    @property
+    def seconds(self) -> float | None:
+        return self.chunks / self.rate if self.rate else None
+
 
 @dataclass
 class IndexSummary:
@@ -41,6 +82,7 @@ class IndexSummary:
     seconds: float = 0.0
     total_chunks: int = 0
     compacted_bytes: int = 0  # old versions dropped at the end of the run
+    stage_seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # see STAGES
 
     def as_dict(self) -> dict:
         return {
@@ -55,7 +97,8 @@ class IndexSummary:
             "skipped": dict(self.skipped),
             "seconds": round(self.seconds, 2),
             "total_chunks": self.total_chunks,
-            "chunks_per_second": round(self.embedded / self.seconds, 1) if self.seconds else None,
+            "chunks_per_second": round(self.embedded / self.seconds, 1) if self.seconds else None,  # embedded / seconds
+            "seconds_by_stage": {k: round(v, 2) for k, v in self.stage_seconds.items()},
         }
 
 
@@ -201,14 +244,17 @@ class Indexer:
         roots: Sequence[str | Path],
         *,
         progress: Callable[[str, int, int], None] | None = None,
+        on_estimate: Callable[[IndexEstimate], None] | None = None,
     ) -> IndexSummary:
-        """Index ``roots``. ``progress(stage, done, total)`` is called as work advances."""
+        """Index ``roots``. ``progress(stage, done, total)`` is called as work advances;
+        ``on_estimate(estimate)`` once the walk knows the new and changed files, when there are
+        some (the indexer itself prints nothing: the language server talks on stdout)."""
         roots = [Path(r).expanduser().absolute() for r in roots]
         for root in roots:
             if not root.exists():
                 raise FileNotFoundError(f"{root} does not exist")
         with self._disk_full_is_one_error():
-            return self._run(roots, progress)
+            return self._run(roots, progress, on_estimate)
 
     @contextlib.contextmanager
     def _disk_full_is_one_error(self):
@@ -228,8 +274,8 @@ class Indexer:
                 raise
             raise self.store.disk_full(self._pending_chunks) from exc
 
-    def _run(self, roots: list[Path], progress) -> IndexSummary:
-        started = time.monotonic()
+    def _run(self, roots: list[Path], progress, on_estimate=None) -> IndexSummary:
+        started = time.perf_counter()
         summary = IndexSummary()
         self.prepare()
         damage = self.store.check_tables(full=False)  # cheap: open, count, read one small column
@@ -245,26 +291,51 @@ class Indexer:
             # 1. What is on disk, and what changed since the last run.
             sources: list[walker.SourceFile] = []
             repos: set[str] = set()
-            for item in walker.walk(roots, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow):
-                if isinstance(item, walker.Skipped):
-                    self._skip(summary, item.path, item.reason)
-                    continue
-                sources.append(item)
-                repos.add(str(item.repo))
-            summary.repos = len(repos)
-            known = self.store.file_records(roots)
+            with _timed(summary, "walk"):
+                for item in walker.walk(roots, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow):
+                    if isinstance(item, walker.Skipped):
+                        self._skip(summary, item.path, item.reason)
+                        continue
+                    sources.append(item)
+                    repos.add(str(item.repo))
+                summary.repos = len(repos)
+                known = self.store.file_records(roots)
             forced = {stored_path(s.path) for s in sources} if self.rekey else set()
-            self._apply(sources, known, forced, summary, progress)
+            self._apply(sources, known, forced, summary, progress, on_estimate)
             if self.rekey:
                 self._finish_rekey(roots)
 
             # 5. Fold everything into compact files and fresh indexes; drop the versions the
             # run wrote when that pays (what `codesearch gc` would otherwise free later).
             if self._commits != commits_before or due or not self.store.has_index():
-                summary.compacted_bytes = self._compact(drop=self._commits != commits_before or due, all_versions=due)
+                with _timed(summary, "write"):
+                    summary.compacted_bytes = self._compact(drop=self._commits != commits_before or due, all_versions=due)
             summary.total_chunks = self.store.count_chunks()
-        summary.seconds = time.monotonic() - started
+            self._remember_rate(summary.embedded, time.perf_counter() - started)
+        summary.seconds = time.perf_counter() - started
         return summary
+
+    def _device(self) -> str:
+        """``cpu`` or ``cuda`` (...): the kind of device the model runs on, which a rate is for."""
+        device = getattr(self.encoder, "device", None)
+        return str(getattr(device, "type", None) or device or "cpu")
+
+    def _remember_rate(self, embedded: int, seconds: float) -> None:
+        """Keep this run's chunks/s (embedded / run seconds) in the index meta for the next
+        run's estimate, per device kind; only from runs big enough for it to mean something."""
+        if embedded < MIN_CHUNKS_FOR_RATE or seconds <= 0:
+            return
+        rates = dict(self.store.meta().get("index_rate") or {})
+        rates[self._device()] = round(embedded / seconds, 1)
+        self.store.write_meta(index_rate=rates)
+
+    def _estimate(self, changed: list[walker.SourceFile]) -> IndexEstimate:
+        device = self._device()
+        measured = (self.store.meta().get("index_rate") or {}).get(device)
+        rate = measured or DEFAULT_RATE.get(device)
+        n_bytes = sum(s.size for s in changed)
+        chunks = max(len(changed), round(n_bytes / BYTES_PER_CHUNK))
+        return IndexEstimate(len(changed), n_bytes, chunks, float(rate) if rate else None, bool(measured))
 
     def update(
         self,
@@ -294,7 +365,7 @@ class Indexer:
     def _update(self, roots, paths, force, purge, optimize, progress) -> IndexSummary:
         from codesearch.indexer.scope import under, walk_paths
 
-        started = time.monotonic()
+        started = time.perf_counter()
         summary = IndexSummary()
         roots = [Path(r).expanduser().absolute() for r in roots]
         force_list = [os.path.abspath(os.fspath(p)) for p in force]
@@ -308,17 +379,19 @@ class Indexer:
             if purge_list:
                 self.store.forget_files(purge_list)
                 self._committed()
-            scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow)
-            for item in scope.skipped:
-                self._skip(summary, item.path, item.reason)
-            summary.repos = len({str(s.repo) for s in scope.sources})
-            known = self.store.file_records_at([stored_path(p) for p in scope.covered]) if scope.covered else {}
+            with _timed(summary, "walk"):
+                scope = walk_paths(roots, paths, max_file_bytes=self.max_file_bytes, secrets_allow=self.secrets_allow)
+                for item in scope.skipped:
+                    self._skip(summary, item.path, item.reason)
+                summary.repos = len({str(s.repo) for s in scope.sources})
+                known = self.store.file_records_at([stored_path(p) for p in scope.covered]) if scope.covered else {}
             forced = {stored_path(s.path) for s in scope.sources if force_list and under(str(s.path), force_list)}
             self._apply(scope.sources, known, forced, summary, progress)
             if optimize and (self._commits != commits_before or self.store.meta().get("compaction_due")):
-                self._compact()
+                with _timed(summary, "write"):
+                    self._compact()
             summary.total_chunks = self.store.count_chunks()
-        summary.seconds = time.monotonic() - started
+        summary.seconds = time.perf_counter() - started
         return summary
 
     def maintain(self) -> None:
@@ -368,6 +441,7 @@ class Indexer:
         forced: set[str],
         summary: IndexSummary,
         progress: Callable[[str, int, int], None] | None,
+        on_estimate: Callable[[IndexEstimate], None] | None = None,
     ) -> None:
         """Make the index hold exactly ``sources`` where it held ``known`` (path -> size, mtime, repo)."""
         if self.exclude is not None:
@@ -387,18 +461,22 @@ class Indexer:
         ]
         summary.files_unchanged += len(sources) - len(changed)
         removed = [p for p in known if p not in on_disk]
+        if on_estimate is not None and changed:
+            on_estimate(self._estimate(changed))
 
         # 2. Forget files that are gone (or now ignored or skipped).
         if removed:
-            self.store.forget_files(removed)
+            with _timed(summary, "write"):
+                self.store.forget_files(removed)
+                self._committed()
             summary.files_removed += len(removed)
-            self._committed()
 
         # 3. Chunk what changed.
         work: list[_FileWork] = []
         for n, source in enumerate(changed, 1):
             try:
-                text = walker.read_text(source)
+                with _timed(summary, "chunk"):
+                    text = walker.read_text(source)
             except walker.SkipFile as exc:
                 self._skip(summary, source.path, exc.reason)
                 if exc.reason == "vanished":
@@ -410,7 +488,8 @@ class Indexer:
                 work.append(_FileWork(source, []))  # recorded, so a skipped file is not retried each run
                 continue
             try:
-                chunks = chunk_text(stored_path(source.rel_path), text)
+                with _timed(summary, "chunk"):
+                    chunks = chunk_text(stored_path(source.rel_path), text)
             except Exception:  # a chunker bug on one file must not abort the run
                 log.warning("cannot cut %s into chunks", stored_path(source.path), exc_info=True)
                 self._skip(summary, source.path, "chunking failed")
@@ -462,19 +541,22 @@ class Indexer:
             by_space.setdefault(self.keys.space(c), []).append(k)
         for space, keys in by_space.items():
             try:
-                tokens, pooled = self.encoder.encode_documents(
-                    [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
-                )
+                with _timed(summary, "embed"):
+                    tokens, pooled = self.encoder.encode_documents(
+                        [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
+                    )
             except Exception:  # one bad input must not abort the run: find the file, skip it
                 if len(group) > 1:
                     return sum(self._commit_group([w], have, summary) for w in group)
                 log.warning("cannot embed %s", stored_path(group[0].source.path), exc_info=True)
                 self._skip(summary, group[0].source.path, "embedding failed")
                 return 0  # not recorded: tried again next run
-            self.store.add_vectors(list(zip(keys, tokens, pooled)))
+            with _timed(summary, "write"):
+                self.store.add_vectors(list(zip(keys, tokens, pooled)))
             pooled_by_key.update(zip(keys, pooled))
             have.update(keys)
             summary.embedded += len(keys)
+        writing = time.perf_counter()  # rows for LanceDB and their commit: the "write" stage
         missing_pooled = {k for _, pairs in keyed for _, k in pairs if k not in pooled_by_key}
         if missing_pooled:
             pooled_by_key.update(self.store.get_pooled(missing_pooled))
@@ -518,6 +600,7 @@ class Indexer:
             ]
         )
         self._committed()
+        summary.stage_seconds["write"] += time.perf_counter() - writing
         return len(new)
 
     def _committed(self) -> None:
