@@ -1,9 +1,13 @@
 """What a language server searches with: one model, one index home, one Searcher.
 
-The engine is built once (the model takes seconds to load) and rebuilt only when a setting
-that names another model or index changes. Searches go through ``Searcher.search``, the one
-query path; the engine only scopes them to the workspace folders and drops results that the
-editor's ignore patterns hide.
+The engine is built once and rebuilt only when a setting that names another model or index
+changes. Searches go through ``Searcher.search``, the one query path; the engine only scopes
+them to the workspace folders and drops results that the editor's ignore patterns hide.
+
+Searches and the index keys need only the numpy query encoder (no torch); the torch encoder,
+which embeds documents, is started (in a child process, codesearch.lsp.embedder) when an
+index run or a watcher update has something to embed and ended after ``lsp.model_idle_s``
+seconds without one (see :class:`ModelHandle`), so an idle server never holds torch.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,9 +26,12 @@ from codesearch.search import Filters, SearchResult
 
 log = logging.getLogger(__name__)
 
-# Encoders by model spec, so that a change of index home keeps the loaded model.
+# Torch encoders loaded in this process by model spec (a model only torch runs, or
+# lsp.model_idle_s null), so that a change of index home keeps the loaded model.
 _ENCODERS: dict[str, object] = {}
 _ENCODERS_LOCK = threading.Lock()
+
+DEFAULT_MODEL_IDLE_S = 120.0  # lsp.model_idle_s: the torch encoder is dropped after this long unused
 
 
 def load_encoder_once(spec: str, fresh: bool = False):
@@ -34,6 +43,239 @@ def load_encoder_once(spec: str, fresh: bool = False):
             encoder.tokenizer = _LockedTokenizer(encoder.tokenizer)
             _ENCODERS[spec] = encoder
         return _ENCODERS[spec]
+
+
+def open_model(spec: str, settings: dict, fresh: bool = False):
+    """What an engine encodes with: a :class:`ModelHandle` (numpy query encoder, torch encoder
+    on demand), or the torch encoder itself, kept loaded, for a model the numpy query encoder
+    does not run or when ``lsp.model_idle_s`` is null or negative (keep the model loaded)."""
+    idle = model_idle_s(settings)
+    if idle is None:
+        return load_encoder_once(spec, fresh=fresh)
+    from codesearch.model import load_query_encoder
+    from codesearch.model.query import QueryEncoder
+
+    queries = load_query_encoder(spec)
+    if isinstance(queries, QueryEncoder):
+        return ModelHandle(spec, queries, idle)  # (each start reads the model files: always fresh)
+    with _ENCODERS_LOCK:  # a model only torch runs: it was just loaded, keep it (as before)
+        if fresh or spec not in _ENCODERS:
+            queries.tokenizer = _LockedTokenizer(queries.tokenizer)
+            _ENCODERS[spec] = queries
+        return _ENCODERS[spec]
+
+
+def start_embedder(spec: str):
+    """The torch encoder of ``spec`` in a child process (seconds: torch, then the model)."""
+    from codesearch.lsp.embedder import EmbedderProcess
+
+    return EmbedderProcess(spec)
+
+
+def model_idle_s(settings: dict) -> float | None:
+    """``lsp.model_idle_s``: seconds; None (null or negative): never drop the model."""
+    raw = ((settings or {}).get("lsp") or {}).get("model_idle_s", DEFAULT_MODEL_IDLE_S)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        log.warning("lsp.model_idle_s must be a number of seconds, got %r: using %s", raw, DEFAULT_MODEL_IDLE_S)
+        return DEFAULT_MODEL_IDLE_S
+    return None if value < 0 else value
+
+
+class ModelHandle:
+    """A model as the language server holds it: the numpy query encoder always, the torch
+    encoder only while documents are embedded.
+
+    Answers what searches and the Indexer's keys need (``fingerprint``, ``dim``, ``spaces``,
+    ``routes``, ``space_for``, ``space_fingerprints``, ``encode_queries``...) from the numpy
+    :class:`~codesearch.model.query.QueryEncoder` (whose fingerprints equal the torch
+    encoder's). ``encode_documents`` starts the torch encoder (:func:`start_embedder`: a child
+    process, about as long as loading it here) if it is not running; ``idle_s`` seconds after
+    the last use ends, it is ended. Why a process: torch, transformers and peft cannot be
+    unloaded, and once imported they keep the server at about 1 GB (see embedder.py).
+    ``busy()`` marks a whole index run or watcher update as one use, so the model is never
+    ended between two embedding batches of a run. Thread-safe: the index thread, the watcher
+    thread and the idle timer meet here.
+    """
+
+    def __init__(self, spec: str, queries, idle_s: float):
+        self.spec = spec
+        self.queries = queries  # the numpy QueryEncoder: searches use it directly
+        self.idle_s = float(idle_s)
+        self.loads = 0
+        self.releases = 0
+        self._torch = None
+        self._device = None  # of the last torch encoder (the indexer's rate estimate asks)
+        self._busy = 0
+        self._timer: threading.Timer | None = None
+        self._generation = 0
+        self._failed: tuple[float, str] | None = None  # (when, why) the last start failed
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the query side
+    @property
+    def fingerprint(self) -> str:
+        return self.queries.fingerprint
+
+    @property
+    def dim(self) -> int:
+        return self.queries.dim
+
+    @property
+    def spaces(self):
+        return self.queries.spaces
+
+    def routes(self):
+        return self.queries.routes()
+
+    def space_for(self, language: str):
+        return self.queries.space_for(language)
+
+    def space_fingerprints(self):
+        return self.queries.space_fingerprints()
+
+    def space_fingerprint(self, space):
+        return self.queries.space_fingerprint(space)
+
+    def encode_queries_pooled(self, *args, **kwargs):
+        return self.queries.encode_queries_pooled(*args, **kwargs)
+
+    def encode_queries(self, *args, **kwargs):
+        return self.queries.encode_queries(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the document side
+    @property
+    def loaded(self) -> bool:
+        """Is the torch encoder held now?"""
+        return self._torch is not None
+
+    def encode_documents(self, *args, **kwargs):
+        with self._using() as encoder:
+            return encoder.encode_documents(*args, **kwargs)
+
+    @property
+    def device(self):
+        """The torch encoder's device (remembered from its last load; loads it before the first)."""
+        if self._device is None:
+            with self._using() as encoder:
+                return encoder.device
+        return self._device
+
+    def __getattr__(self, name: str):
+        # Anything else a caller may read of an encoder (config, ...): the query encoder's.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.queries, name)
+
+    @contextmanager
+    def busy(self):
+        """A use that loads nothing by itself: the model is not dropped until it ends."""
+        with self._lock:
+            self._busy += 1
+            self._cancel_timer()
+        try:
+            yield self
+        finally:
+            self._end_use()
+
+    @contextmanager
+    def _using(self):
+        with self._lock:
+            self._busy += 1
+            self._cancel_timer()
+            try:
+                if self._torch is not None and not getattr(self._torch, "alive", True):
+                    log.warning("the embedding process of %s ended: starting it again", self.spec)
+                    self._close(self._torch)
+                    self._torch = None
+                if self._torch is None:
+                    started = self._start()
+                    if getattr(started, "fingerprint", self.fingerprint) != self.fingerprint:
+                        self._close(started)  # the files changed since (a fine-tune): the engine reloads
+                        raise RuntimeError(f"the model {self.spec} changed on disk since the server loaded it")
+                    self._torch = started
+                    self._device = getattr(started, "device", None)
+                    self.loads += 1
+                    log.info("started the torch encoder of %s (start %d)", self.spec, self.loads)
+                encoder = self._torch
+            except BaseException:
+                self._busy -= 1
+                raise
+        try:
+            yield encoder
+        finally:
+            del encoder
+            self._end_use()
+
+    def _start(self):  # (holding the lock)
+        """The embedding process; where none starts (no subprocesses here, ...), the torch
+        encoder in this process as before, dropped the same way. A failure is remembered for
+        a minute, so that the indexer's file-by-file retries do not each wait for a load."""
+        if self._failed is not None and time.monotonic() - self._failed[0] < 60:
+            raise RuntimeError(self._failed[1])
+        try:
+            return start_embedder(self.spec)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot start the embedding process (%s): loading the model in the server", exc)
+        try:
+            return load_encoder_once(self.spec, fresh=True)
+        except Exception as exc:
+            self._failed = (time.monotonic(), f"cannot load the model {self.spec}: {exc}")
+            raise
+
+    def _end_use(self) -> None:
+        release_now = None
+        with self._lock:
+            self._busy -= 1
+            if self._busy == 0 and self._torch is not None:
+                self._cancel_timer()
+                if self.idle_s <= 0:
+                    release_now = self._generation
+                else:
+                    self._timer = threading.Timer(self.idle_s, self._release_if_idle, args=(self._generation,))
+                    self._timer.daemon = True  # exiting never waits on it
+                    self._timer.start()
+        if release_now is not None:
+            self._release_if_idle(release_now)
+
+    def _cancel_timer(self) -> None:  # (holding the lock)
+        self._generation += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _release_if_idle(self, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation or self._busy or self._torch is None:
+                return  # used again since, or dropped already
+            encoder, self._torch, self._timer = self._torch, None, None
+            self.releases += 1
+            with _ENCODERS_LOCK:  # (loaded in this process)
+                if _ENCODERS.get(self.spec) is encoder:
+                    del _ENCODERS[self.spec]
+        self._close(encoder)
+        del encoder
+        release_memory()
+        log.info("ended the torch encoder of %s after %.0f s unused", self.spec, self.idle_s)
+
+    @staticmethod
+    def _close(encoder) -> None:
+        close = getattr(encoder, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - ending it is all that matters
+                log.warning("ending the embedding process failed", exc_info=True)
+
+    def release(self) -> None:
+        """End the torch encoder now unless it is in use (tests; shutting an engine down)."""
+        with self._lock:
+            self._cancel_timer()
+            generation = self._generation
+        self._release_if_idle(generation)
 
 
 class _LockedTokenizer:
@@ -97,7 +339,9 @@ class Engine:
         from codesearch.config import resolve_model
 
         self.model_spec = resolve_model(self.settings)
-        self.encoder = load_encoder_once(self.model_spec, fresh=fresh_model)
+        # A ModelHandle (torch encoder only while embedding) or, for a model only torch runs,
+        # the torch encoder itself.
+        self.encoder = open_model(self.model_spec, self.settings, fresh=fresh_model)
         self.store = Store(self.home, dim=self.encoder.dim)
         self.index_roots: list[str] = []  # the folders of the last index run (ignore patterns are relative to them)
         self.indexer = Indexer(self.store, self.encoder, self.settings, exclude=self.excluded_source)
@@ -110,8 +354,31 @@ class Engine:
         from codesearch.search import Searcher
 
         if self._searcher is None:
-            self._searcher = Searcher(self.store, self.encoder, self.settings)
+            # The numpy query encoder, never the handle: a Searcher must not hold the torch model.
+            queries = self.encoder.queries if isinstance(self.encoder, ModelHandle) else self.encoder
+            self._searcher = Searcher(self.store, queries, self.settings)
         return self._searcher
+
+    def model_loaded(self) -> bool:
+        """Is the torch encoder held now (always, for a model only torch runs)?"""
+        return self.encoder.loaded if isinstance(self.encoder, ModelHandle) else True
+
+    def model_busy(self):
+        """A context for a whole index run or update: the torch encoder is not dropped during it."""
+        return self.encoder.busy() if isinstance(self.encoder, ModelHandle) else nullcontext()
+
+    def hold_model_during(self, indexer) -> None:
+        """Make each ``run``/``update`` of ``indexer`` (e.g. the watcher's) one use of the model."""
+        if not isinstance(self.encoder, ModelHandle):
+            return
+        for name in ("run", "update"):
+            method = getattr(indexer, name)
+
+            def held(*args, _method=method, **kwargs):
+                with self.model_busy():
+                    return _method(*args, **kwargs)
+
+            setattr(indexer, name, held)
 
     def has_chunks(self) -> bool:
         # Only "yes" is cached: an empty index may be filling (the first index run commits
@@ -145,7 +412,8 @@ class Engine:
     def index(self, roots: Sequence[Path], progress: Callable[[str, int, int], None] | None = None):
         """Bring ``roots`` up to date (incremental: only changed chunks are embedded)."""
         self.index_roots = [str(r) for r in roots]
-        summary = self.indexer.run(list(roots), progress=progress)
+        with self.model_busy():
+            summary = self.indexer.run(list(roots), progress=progress)
         release_memory()  # embedding leaves hundreds of MB of freed buffers with the allocator
         self._has_chunks = summary.total_chunks > 0
         self._meta_mtime = self._meta_stat()

@@ -206,10 +206,12 @@ class IndexService:
         try:
             from codesearch.indexer.watch import Watcher
 
-            self.watcher = Watcher(
+            watcher = Watcher(
                 engine.store, engine.encoder, engine.settings, folders,
                 on_update=self._on_watch_update, initial_sync=False, exclude=engine.excluded_source,
-            ).start()
+            )
+            engine.hold_model_during(watcher.indexer)  # the model is not dropped mid-update
+            self.watcher = watcher.start()
         except Exception as exc:  # no watchdog, inotify limits, an older codesearch: save-driven updates
             self.watcher, self.watch_error = None, f"{type(exc).__name__}: {exc}"
             log.info("file watching unavailable (%s): updating on save instead", self.watch_error)

@@ -62,10 +62,16 @@ def single_thread_torch() -> None:
     hand-offs than it saves, and on a loaded machine (an editor, a build, the index thread)
     the threads wait for each other: measured here with the machine busy, 470 ms per query
     with 2 threads against 67 ms with 1. The index thread keeps every core.
-    """
-    import torch
 
-    torch.set_num_threads(1)
+    Only when torch is imported already: queries are encoded in numpy (importing torch here
+    would add hundreds of MB to an idle server), and a Searcher that encodes with the torch
+    encoder sets its own thread count (``search.query_threads``).
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int, *, scope: str = "workspace") -> SearchRequest:

@@ -509,6 +509,8 @@ def create_server(config: LspConfig | None = None) -> CodesearchServer:
             "searches": dict(ls.searches.stats),
             "config": ls.config.as_json(),
             "rssMB": _rss_mb(),
+            "modelLoaded": engine.model_loaded() if engine else False,  # the torch encoder (see lsp.model_idle_s)
+            "torchImported": "torch" in sys.modules,  # in this process (documents are embedded in a child)
             "error": ls._engine_error,
         }
 
