@@ -172,6 +172,7 @@ def test_the_setting():
 QUERY = "check if a value is within bounds"
 
 
+@pytest.mark.slow  # (a real server over stdio, 40 s: .ci/run's second step)
 def test_idle_server_drops_the_model_and_still_searches_and_indexes(tmp_path):
     asyncio.run(_idle_server(tmp_path))
 
