@@ -413,7 +413,8 @@ def _bench_chunks(folder: str, as_json: bool) -> None:
 @click.option("--lang", help="Cut every file as this language (rust, python, lean, tlaplus, smtlib, coq, text, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list: {path, start_line, end_line, language, "
               "kind, name, context, lines} per chunk.")
-def chunks(paths, lang, as_json):
+@pass_ctx
+def chunks(ctx: Context, paths, lang, as_json):
     """Show how the indexer cuts files into chunks: span, kind, name and context, one line per chunk.
 
     \b
@@ -428,12 +429,13 @@ def chunks(paths, lang, as_json):
     if lang is not None and lang not in STRUCTURED_LANGUAGES | {"text"}:
         _fail(f"unknown language {lang!r}: one of {', '.join(sorted(STRUCTURED_LANGUAGES | {'text'}))}")
     files: list[tuple[str, str, str]] = []  # (shown path, path relative to its repository, text)
+    allow = ctx.settings.get("index", {}).get("secrets_allow")  # (as `index` walks)
     for p in paths:
         path = Path(p).expanduser()
         if not path.exists():
             _fail(f"{p} does not exist")
         base, is_dir = path.absolute(), path.is_dir()
-        for item in walker.walk([base]):  # a single file comes back as itself, or skipped
+        for item in walker.walk([base], secrets_allow=allow):  # a single file comes back as itself, or skipped
             reason = item.reason if isinstance(item, walker.Skipped) else None
             if reason is None:
                 try:
@@ -762,15 +764,16 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     roots = [str(Path(p).expanduser().absolute()) for p in paths] or index_roots(store)
     if not roots:
         _fail("this index records no indexed folders: give the PATHS to check")
-    max_bytes = int(ctx.settings.get("index", {}).get("max_file_bytes", 2_000_000))
-    found = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
+    opts = ctx.settings.get("index", {})
+    walked = dict(max_file_bytes=int(opts.get("max_file_bytes", 2_000_000)), secrets_allow=opts.get("secrets_allow"))
+    found = diagnose(store, roots, deep=deep, **walked)
     after, summary = found, None
     if fix and not found.ok:
         try:
             summary = repair(store, ctx.encoder(), ctx.settings, found)
         except (IndexLocked, IndexDamaged, DiskFull) as exc:
             _fail(str(exc))
-        after = diagnose(store, roots, max_file_bytes=max_bytes, deep=deep)
+        after = diagnose(store, roots, deep=deep, **walked)
     if as_json:
         out = found.as_dict()
         if fix:

@@ -71,7 +71,8 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
 
 
 def _apply_index_settings(settings: dict) -> None:
-    """Check the ``index`` settings the walker reads, and hand them to it.
+    """Check the ``index`` settings the walker reads (the indexer, ``doctor`` and ``chunks``
+    pass them to it).
 
     ``index.secrets_allow`` (default: none): a list of gitignore-style patterns, relative to
     each repository's root, of files not scanned for secrets by content (the walker still
@@ -84,12 +85,14 @@ def _apply_index_settings(settings: dict) -> None:
 
     A bad value is a ValueError with a one-line message (``codesearch: error: ...``).
     """
-    from codesearch.indexer import walk
-
     index = settings.get("index")
     if index is not None and not isinstance(index, dict):
         raise ValueError(f"index: expected a mapping of settings, got {type(index).__name__}")
-    walk.set_secrets_allow((index or {}).get("secrets_allow"))
+    allow = (index or {}).get("secrets_allow")
+    if allow is not None:  # (the walker, and pathspec, only then: a search starts faster without them)
+        from codesearch.indexer.walk import compile_secrets_allow
+
+        compile_secrets_allow(allow)
 
 
 def shipped_phase_config(name: str):

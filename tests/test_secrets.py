@@ -153,28 +153,24 @@ def _index_with(tmp_path: Path, encoder, repo: Path, name: str, config: str):
 
 
 def test_secrets_allow_lets_fixtures_with_fake_keys_be_indexed(tmp_path, encoder):
-    from codesearch.indexer import walk
-
     repo = _fixture_repo(tmp_path)
-    try:
-        before, paths = _index_with(tmp_path, encoder, repo, "plain", "{}\n")
-        assert before.skipped["secret (content)"] == 2 and before.skipped["secret"] == 1
-        assert paths == {"lib.py"}
-        after, paths = _index_with(tmp_path, encoder, repo, "allow", "index:\n  secrets_allow: [tests/fixtures/]\n")
-        assert after.skipped["secret (content)"] == 1  # settings.py: not under the pattern
-        assert after.skipped["secret"] == 1  # server.pem: the rules by name still apply
-        assert paths == {"lib.py", "tests/fixtures/aws_config.py"}
-        # The watcher's path-by-path walk applies it too.
-        from codesearch.indexer.scope import walk_paths
+    before, paths = _index_with(tmp_path, encoder, repo, "plain", "{}\n")
+    assert before.skipped["secret (content)"] == 2 and before.skipped["secret"] == 1
+    assert paths == {"lib.py"}
+    after, paths = _index_with(tmp_path, encoder, repo, "allow", "index:\n  secrets_allow: [tests/fixtures/]\n")
+    assert after.skipped["secret (content)"] == 1  # settings.py: not under the pattern
+    assert after.skipped["secret"] == 1  # server.pem: the rules by name still apply
+    assert paths == {"lib.py", "tests/fixtures/aws_config.py"}
+    # The watcher's path-by-path walk applies it too.
+    from codesearch.indexer.scope import walk_paths
 
-        scope = walk_paths([repo], [repo / "tests" / "fixtures" / "aws_config.py", repo / "settings.py"])
-        assert {s.rel_path: s.scan_secrets for s in scope.sources} == {"tests/fixtures/aws_config.py": False, "settings.py": True}
-        by_name = {s.rel_path: s for s in scope.sources}
-        assert _AKIA in read_text(by_name["tests/fixtures/aws_config.py"])
-        with pytest.raises(SkipFile, match="secret"):
-            read_text(by_name["settings.py"])
-    finally:
-        walk.set_secrets_allow(None)
+    scope = walk_paths([repo], [repo / "tests" / "fixtures" / "aws_config.py", repo / "settings.py"],
+                       secrets_allow=["tests/fixtures/"])
+    assert {s.rel_path: s.scan_secrets for s in scope.sources} == {"tests/fixtures/aws_config.py": False, "settings.py": True}
+    by_name = {s.rel_path: s for s in scope.sources}
+    assert _AKIA in read_text(by_name["tests/fixtures/aws_config.py"])
+    with pytest.raises(SkipFile, match="secret"):
+        read_text(by_name["settings.py"])
 
 
 @pytest.mark.parametrize("value, message", [

@@ -73,7 +73,7 @@ class _Entry:
 
 
 class _PartialWalker(walker._Walker):
-    def __init__(self, roots: list[str], max_file_bytes: int, secrets_allow=walker._FROM_SETTINGS):
+    def __init__(self, roots: list[str], max_file_bytes: int, secrets_allow=None):
         super().__init__(roots, max_file_bytes, secrets_allow=secrets_allow)
         self._frames: dict[str, object] = {}  # folder -> _Frame, or None when not walked into
 
@@ -136,7 +136,7 @@ def walk_paths(
     paths: Iterable[str | Path],
     *,
     max_file_bytes: int = 2_000_000,
-    secrets_allow=walker._FROM_SETTINGS,
+    secrets_allow=None,
 ) -> Scope:
     """Sources and skips at and below ``paths`` (absolute), as ``walk(roots)`` would give them.
 

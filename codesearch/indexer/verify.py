@@ -91,15 +91,17 @@ def diagnose(
     *,
     max_file_bytes: int = 2_000_000,
     deep: bool = False,
+    secrets_allow=None,
 ) -> Diagnosis:
-    """Compare the index with the disk under ``roots`` (default: :func:`index_roots`)."""
+    """Compare the index with the disk under ``roots`` (default: :func:`index_roots`), the files
+    walked as the indexer walks them (``secrets_allow``: the settings' ``index.secrets_allow``)."""
     root_list = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in (roots or index_roots(store))]
     diag = Diagnosis(roots=root_list)
     present = [r for r in root_list if os.path.exists(r)]
 
     on_disk: dict[str, walker.SourceFile] = {}
     if present:
-        for item in walker.walk(present, max_file_bytes=max_file_bytes):
+        for item in walker.walk(present, max_file_bytes=max_file_bytes, secrets_allow=secrets_allow):
             if isinstance(item, walker.SourceFile):
                 on_disk[walker.stored_path(item.path)] = item  # as the index names it
     diag.files_on_disk = len(on_disk)
@@ -209,8 +211,9 @@ def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
             if name not in ("vectors", "chunks", "files"):
                 raise IndexDamaged(diag.broken, "the index cannot be opened; remove it and index again")
             diag.rebuilt[name] = store.salvage_table(name)
-        max_bytes = int((settings or {}).get("index", {}).get("max_file_bytes", 2_000_000))
-        again = diagnose(store, diag.roots, max_file_bytes=max_bytes)
+        opts = (settings or {}).get("index", {})
+        again = diagnose(store, diag.roots, max_file_bytes=int(opts.get("max_file_bytes", 2_000_000)),
+                         secrets_allow=opts.get("secrets_allow"))
         if again.broken:
             raise IndexDamaged(again.broken, "the index is still damaged after rebuilding its tables")
         again.rebuilt = diag.rebuilt

@@ -418,9 +418,6 @@ def _load_layer(path: str, cut: int) -> _Layer | None:
 
 
 # ---------------------------------------------------------------- index.secrets_allow
-_FROM_SETTINGS = object()  # "use the settings": see set_secrets_allow
-_secrets_allow_default = None  # compiled index.secrets_allow of the settings last loaded
-
 
 def compile_secrets_allow(patterns) -> "Callable[[str], bool] | None":
     """``index.secrets_allow``: gitignore-style patterns, relative to each repository's root,
@@ -447,10 +444,6 @@ def compile_secrets_allow(patterns) -> "Callable[[str], bool] | None":
     return spec.match_file
 
 
-def set_secrets_allow(patterns) -> None:
-    """Set the ``index.secrets_allow`` that walks use by default (``load_settings`` calls it)."""
-    global _secrets_allow_default
-    _secrets_allow_default = compile_secrets_allow(patterns)
 
 
 # ``git ls-files`` per repository, kept across walks (the watcher walks the paths of every
@@ -559,10 +552,10 @@ _by_name = attrgetter("name")
 
 
 class _Walker:
-    def __init__(self, roots: list[str], max_file_bytes: int, files: bool = True, secrets_allow=_FROM_SETTINGS):
+    def __init__(self, roots: list[str], max_file_bytes: int, files: bool = True, secrets_allow=None):
         self.roots = roots
         # rel path (to its repository) -> not scanned for secrets by content
-        self.secrets_allow = _secrets_allow_default if secrets_allow is _FROM_SETTINGS else compile_secrets_allow(secrets_allow)
+        self.secrets_allow = compile_secrets_allow(secrets_allow)
         self.max_file_bytes = max_file_bytes
         self.files = files  # False: only discover repositories (find_repositories)
         self.real_roots = [_dir_prefix(os.path.realpath(r)) for r in roots]
@@ -842,14 +835,14 @@ def _prepare_roots(roots: Iterable[Path | str] | Path | str) -> list[str]:
 # --------------------------------------------------------------------------- public API
 
 
-def walk(roots: Iterable[Path | str], *, max_file_bytes: int = 2_000_000, secrets_allow=_FROM_SETTINGS
+def walk(roots: Iterable[Path | str], *, max_file_bytes: int = 2_000_000, secrets_allow=None
          ) -> Iterator[SourceFile | Skipped]:
     """Yield the files under ``roots`` worth indexing, and the notable ones skipped.
 
     Raises :class:`FileNotFoundError` at once (not on first iteration) if a root does not
     exist. See the module docstring for the rules. ``secrets_allow``: patterns of files not
-    to scan for secrets by content (see :func:`compile_secrets_allow`); by default the
-    ``index.secrets_allow`` of the settings last loaded in this process.
+    to scan for secrets by content (see :func:`compile_secrets_allow`; the caller passes its
+    settings' ``index.secrets_allow``), None: every file is scanned.
     """
     walker = _Walker(_prepare_roots(roots), max_file_bytes, secrets_allow=secrets_allow)
     return walker.run()
