@@ -71,7 +71,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         if dtype is None:
             raise Unsupported(f"{path.name}: tensor {name} has dtype {spec['dtype']}")
         start, end = spec["data_offsets"]
-        arr = raw[8 + n + start : 8 + n + end].view(dtype).reshape(spec["shape"])
+        arr = raw[8 + n + start : 8 + n + end].view(np.ndarray).view(dtype).reshape(spec["shape"])  # (plain arrays: a memmap subclass slows every product)
         if spec["dtype"] == "BF16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr
@@ -128,8 +128,7 @@ class _Bert:
             self.position = w["embeddings.position_embeddings.weight"]
             self.token_type = w["embeddings.token_type_embeddings.weight"][0]
             self.norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-            # Weight matrices as stored, (out, in): x @ W.T reads the mapped file in place (BLAS
-            # takes the transposed view as it is).
+            # Weight matrices as stored, (out, in), read from the mapped file in place.
             self.linear: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             self.norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for i in range(self.layers):
@@ -168,7 +167,9 @@ class _Bert:
 
             def lin(name: str, v: np.ndarray) -> np.ndarray:
                 w, b = self.linear[p + name]
-                out = v @ w.T + b
+                # (W v^T)^T, not v W^T: BLAS multiplies the stored (out, in) matrix twice as fast
+                # this way round (246 against 536 us for 9 tokens x 384 -> 1536 here).
+                out = (w @ v.T).T + b
                 lora = self.lora.get(p + name)
                 if lora is not None:
                     out += (v @ lora[0]) @ lora[1]
