@@ -89,7 +89,7 @@ def _apply_index_settings(settings: dict) -> None:
     if index is not None and not isinstance(index, dict):
         raise ValueError(f"index: expected a mapping of settings, got {type(index).__name__}")
     allow = (index or {}).get("secrets_allow")
-    if allow is not None:  # (the walker, and pathspec, only then: a search starts faster without them)
+    if allow is not None and allow != []:  # (the walker, and pathspec, only then: a search starts faster without them)
         from codesearch.indexer.walk import compile_secrets_allow
 
         compile_secrets_allow(allow)
