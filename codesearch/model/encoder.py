@@ -142,6 +142,42 @@ class EncoderConfig:
         return cls(**known)
 
 
+class RoutedSpaces:
+    """Which vector space serves which language, from ``self.config`` (an :class:`EncoderConfig`)
+    and ``self.active_adapter``: shared by the torch encoder and the numpy query encoder.
+
+    A "space" is an adapter name, or None for the base model alone. Routing (config.routing:
+    domain -> adapter) decides which space encodes a chunk, by its language; a model without
+    routing encodes everything in the active adapter's space.
+    """
+
+    config: EncoderConfig
+    active_adapter: str | None
+
+    def space_for(self, language: str) -> str | None:
+        """The space that encodes (and searches) chunks of ``language``."""
+        from codesearch.model.routing import adapter_for
+
+        routing = self.config.routing
+        if not routing:
+            return self.active_adapter
+        return adapter_for(routing, language, personal=bool(routing.get("personal")))
+
+    @property
+    def spaces(self) -> list[str | None]:
+        """Every space this model's index can hold (sorted, None first)."""
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
+        return sorted(found, key=lambda s: (s is not None, s or ""))
+
+    def routes(self) -> dict[str, str | None]:
+        """language -> space, for every language a chunk can carry."""
+        from codesearch.model.routing import KNOWN_LANGUAGES
+
+        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
+
+
 def _auto_dtype():
     """bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA, else float32."""
     import torch
@@ -155,7 +191,7 @@ def _auto_dtype():
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
-class MultiVectorEncoder:
+class MultiVectorEncoder(RoutedSpaces):
     """Encodes queries and documents into per-token unit vectors (numpy float32 arrays)."""
 
     def __init__(
@@ -435,26 +471,7 @@ class MultiVectorEncoder:
         return int(self.head_weight.shape[0]) if self.head_weight is not None else self.hidden_size
 
     # ----------------------------------------------------------------- vector spaces
-    # A "space" is an adapter name, or None for the base model alone. Routing (config.routing:
-    # domain -> adapter) decides which space encodes a chunk, by its language; a model without
-    # routing encodes everything in the active adapter's space.
-    def space_for(self, language: str) -> str | None:
-        """The space that encodes (and searches) chunks of ``language``."""
-        from codesearch.model.routing import adapter_for
-
-        routing = self.config.routing
-        if not routing:
-            return self.active_adapter
-        return adapter_for(routing, language, personal=bool(routing.get("personal")))
-
-    @property
-    def spaces(self) -> list[str | None]:
-        """Every space this model's index can hold (sorted, None first)."""
-        from codesearch.model.routing import KNOWN_LANGUAGES
-
-        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
-        return sorted(found, key=lambda s: (s is not None, s or ""))
-
+    # (space_for, spaces, routes: see RoutedSpaces)
     def space_fingerprint(self, space: str | None) -> str:
         """Identifies one vector space: equal fingerprints give equal vectors.
 
@@ -485,12 +502,6 @@ class MultiVectorEncoder:
     def space_fingerprints(self) -> dict[str | None, str]:
         """Each space's fingerprint, in ``spaces`` order."""
         return {space: self.space_fingerprint(space) for space in self.spaces}
-
-    def routes(self) -> dict[str, str | None]:
-        """language -> space, for every language a chunk can carry."""
-        from codesearch.model.routing import KNOWN_LANGUAGES
-
-        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
 
     @property
     def fingerprint(self) -> str:

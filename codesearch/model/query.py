@@ -37,6 +37,7 @@ from codesearch.model.encoder import (
     HEAD_NAME,
     PACKAGED_BASE,
     EncoderConfig,
+    RoutedSpaces,
     _utf8_text,
     index_fingerprint,
     packaged_base_path,
@@ -224,7 +225,7 @@ def _lora_factors(folder: Path, name: str) -> tuple[dict[str, tuple[np.ndarray, 
 
 
 # ---------------------------------------------------------------------------- the encoder
-class QueryEncoder:
+class QueryEncoder(RoutedSpaces):
     """Encodes queries into per-token unit vectors in each vector space of a model, in numpy.
 
     Same interface as the torch encoder for what a search needs: ``fingerprint``,
@@ -291,27 +292,6 @@ class QueryEncoder:
         head = None if encoder.head_weight is None else (encoder.head_weight, encoder.head_bias)
         config = EncoderConfig.from_dict(asdict(encoder.config))
         return cls(config, bert, _tokenizer(base), head, spaces, encoder.space_fingerprints())
-
-    # ------------------------------------------------------------------ spaces (as the torch encoder)
-    def space_for(self, language: str) -> str | None:
-        from codesearch.model.routing import adapter_for
-
-        routing = self.config.routing
-        if not routing:
-            return self.active_adapter
-        return adapter_for(routing, language, personal=bool(routing.get("personal")))
-
-    @property
-    def spaces(self) -> list[str | None]:
-        from codesearch.model.routing import KNOWN_LANGUAGES
-
-        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
-        return sorted(found, key=lambda s: (s is not None, s or ""))
-
-    def routes(self) -> dict[str, str | None]:
-        from codesearch.model.routing import KNOWN_LANGUAGES
-
-        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
 
     def space_fingerprint(self, space: str | None) -> str:
         return self._fingerprints[space]
