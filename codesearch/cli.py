@@ -40,15 +40,11 @@ class Context:
         return Path(self.settings["home"])
 
     def encoder(self):
+        """The torch encoder (indexing, training, eval), loaded once."""
         if self._encoder is None:
-            from codesearch.config import resolve_model
             from codesearch.model import load_encoder
-            from codesearch.model.encoder import UnsafeWeightsError
 
-            try:
-                self._encoder = load_encoder(resolve_model(self.settings))
-            except UnsafeWeightsError as exc:
-                _fail(str(exc))
+            self._encoder = self._load(load_encoder)
         return self._encoder
 
     def query_encoder(self):
@@ -57,15 +53,19 @@ class Context:
         if self._encoder is not None:
             return self._encoder
         if self._query_encoder is None:
-            from codesearch.config import resolve_model
             from codesearch.model import load_query_encoder
-            from codesearch.model.encoder import UnsafeWeightsError
 
-            try:
-                self._query_encoder = load_query_encoder(resolve_model(self.settings))
-            except UnsafeWeightsError as exc:
-                _fail(str(exc))
+            self._query_encoder = self._load(load_query_encoder)
         return self._query_encoder
+
+    def _load(self, loader):
+        from codesearch.config import resolve_model
+        from codesearch.model.encoder import UnsafeWeightsError
+
+        try:
+            return loader(resolve_model(self.settings))
+        except UnsafeWeightsError as exc:
+            _fail(str(exc))
 
     def store(self, create: bool):
         from codesearch.indexer.store import Store
