@@ -104,3 +104,17 @@ def test_pickled_weights_are_refused_by_the_query_encoder_too(tmp_path):
     (adapter / "adapter_model.safetensors").rename(adapter / "adapter_model.bin")
     with pytest.raises(UnsafeWeightsError):
         QueryEncoder.load(folder)
+
+
+def test_a_model_in_training_without_routing_searches_in_its_active_adapter(tmp_path):
+    # The trainer's validation searches with the torch model it trains: no routing, one active
+    # adapter. Its numpy twin must search that space and carry the same index fingerprint.
+    from peft import LoraConfig
+
+    model = load_encoder("base")
+    model.add_adapter("phase", LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False))
+    twin = model.query_encoder()
+    assert twin.spaces == model.spaces == ["phase"] and twin.fingerprint == model.fingerprint
+    (a,), _ = twin.encode_queries_pooled(["parse an interval"])
+    (b,), _ = model.encode_queries_pooled(["parse an interval"])
+    assert (a * b).sum(axis=1).min() > 0.999

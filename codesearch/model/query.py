@@ -2,10 +2,9 @@
 
 A search encodes one short query (a few to 64 tokens) per vector space. Loading torch,
 transformers and peft to do that took 3 to 25 s of a terminal search's wall time (imports,
-then building three merged adapter copies), for about 5 ms of arithmetic per space. Here the
-same BERT forward pass is about 150 lines of numpy over the weights read straight from their
-safetensors files, with each LoRA adapter merged into its own copy of the few matrices it
-touches. Every search goes through this class (terminal, search service, language server,
+then building three merged adapter copies), for a few ms of arithmetic per space. Here the
+same BERT forward pass is a page of numpy over the weights read straight from their
+safetensors files. Every search goes through this class (terminal, search service, language server,
 eval, bench, the trainer's validation), so each gives the same results; documents are still
 encoded by :class:`~codesearch.model.encoder.MultiVectorEncoder` in torch.
 
@@ -233,16 +232,16 @@ class QueryEncoder(RoutedSpaces):
     """
 
     def __init__(self, config: EncoderConfig, bert: _Bert, tokenizer, head: tuple[np.ndarray, np.ndarray] | None,
-                 spaces: dict[str, _Bert], fingerprints: dict[str | None, str]):
+                 spaces: dict[str, _Bert], fingerprints: dict[str | None, str], active_adapter: str | None = None):
         self.config = config
         self._bert = bert
-        self._spaces = spaces  # adapter name -> its merged twin of the base model
+        self._spaces = spaces  # adapter name -> the base model's twin with that adapter's LoRA factors
         self._tokenizer = tokenizer
         tokenizer.no_padding()  # (a tokenizer.json may pad every text to a fixed length)
         self._tokenizer_lock = threading.Lock()  # a tokenizers.Tokenizer's truncation setting is shared state
         self.head_weight, self.head_bias = head if head is not None else (None, None)
         self._head_t = None if head is None else head[0].T.copy()
-        self.active_adapter: str | None = None
+        self.active_adapter = active_adapter  # (a model in training without routing: the adapter it trains)
         self._fingerprints = fingerprints  # space -> its fingerprint
         self.fingerprint = index_fingerprint(fingerprints, self.routes()) if fingerprints else ""
 
@@ -291,7 +290,7 @@ class QueryEncoder(RoutedSpaces):
             spaces[name] = bert.with_lora(factors, scale)
         head = None if encoder.head_weight is None else (encoder.head_weight, encoder.head_bias)
         config = EncoderConfig.from_dict(asdict(encoder.config))
-        return cls(config, bert, _tokenizer(base), head, spaces, encoder.space_fingerprints())
+        return cls(config, bert, _tokenizer(base), head, spaces, encoder.space_fingerprints(), encoder.active_adapter)
 
     def space_fingerprint(self, space: str | None) -> str:
         return self._fingerprints[space]
