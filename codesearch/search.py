@@ -133,7 +133,7 @@ def snippet_of(text: str, max_lines: int = 8) -> str:
 class Searcher:
     """Search one index home with one encoder. Cheap to keep around (it caches token vectors)."""
 
-    def __init__(self, store: Store, encoder, settings: dict | None = None, cache_bytes: int = 512 << 20):
+    def __init__(self, store: Store, encoder, settings: dict | None = None, cache_bytes: int | None = None):
         self.store = store
         self.encoder = encoder
         # What encodes the query: the numpy query encoder (no torch: the same vectors whichever
@@ -168,7 +168,10 @@ class Searcher:
         self.query_threads = int(opts.get("query_threads", 1))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
-        self._cache_limit = cache_bytes
+        # Token vectors of recent candidates, kept for the next searches (a query typed keystroke
+        # by keystroke meets the same candidates): what a long-lived language server or search
+        # service holds beyond the model (search.cache_mb).
+        self._cache_limit = int(float(opts.get("cache_mb", 128)) * (1 << 20)) if cache_bytes is None else cache_bytes
         meta = store.meta()
         if meta.get("model_fingerprint") and meta.get("format") != FORMAT:
             raise RuntimeError(
