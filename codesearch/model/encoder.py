@@ -178,6 +178,30 @@ class RoutedSpaces:
         return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
 
 
+def space_fingerprint_of(config: EncoderConfig, base_name: str, space: str | None,
+                         head: tuple[np.ndarray, np.ndarray] | None, lora: Iterable[np.ndarray]) -> str:
+    """One vector space's fingerprint (see :meth:`MultiVectorEncoder.space_fingerprint`): the
+    config fields that change vectors, the head, and the adapter's LoRA weights (bf16-rounded,
+    float32, in the sorted order of the torch encoder's parameter names). The numpy query encoder
+    computes it from the files with the same function."""
+    import hashlib
+
+    c = config
+    spec = [base_name, c.query_prefix, c.document_prefix, c.query_max_tokens,
+            c.document_max_tokens, c.skip_punctuation, c.skip_special]
+    if c.splits_identifiers(space):  # appended only when on: older models keep their fingerprints
+        spec.append("split_identifiers")
+    h = hashlib.sha256(json.dumps(spec).encode())
+    if head is not None:
+        h.update(np.asarray(head[0], np.float32).tobytes())
+        h.update(np.asarray(head[1], np.float32).tobytes())
+    if space is not None:
+        h.update(f"adapter={space}".encode())
+        for weights in lora:
+            h.update(np.asarray(weights, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _auto_dtype():
     """bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA, else float32."""
     import torch
@@ -478,26 +502,14 @@ class MultiVectorEncoder(RoutedSpaces):
         Covers what changes the vectors (base, token limits, filters, prefixes, head, the
         adapter's weights), not descriptive fields such as the description.
         """
-        import hashlib
-
         import torch
 
-        c = self.config
-        spec = [self.base_path().name, c.query_prefix, c.document_prefix, c.query_max_tokens,
-                c.document_max_tokens, c.skip_punctuation, c.skip_special]
-        if self._splits(space):  # appended only when on: older models keep their fingerprints
-            spec.append("split_identifiers")
-        h = hashlib.sha256(json.dumps(spec).encode())
-        if self.head_weight is not None:
-            h.update(self.head_weight.tobytes())
-            h.update(self.head_bias.tobytes())
-        if space is not None:
-            h.update(f"adapter={space}".encode())
-            for name, p in sorted(self.model.named_parameters()):
-                if is_lora_param(name, space):
-                    # bf16-rounded: the same fingerprint whichever dtype this machine runs in
-                    h.update(p.detach().to(torch.bfloat16).float().cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
+        head = None if self.head_weight is None else (self.head_weight, self.head_bias)
+        lora = [] if space is None else [  # bf16-rounded: the same fingerprint whichever dtype this machine runs in
+            p.detach().to(torch.bfloat16).float().cpu().numpy()
+            for name, p in sorted(self.model.named_parameters()) if is_lora_param(name, space)
+        ]
+        return space_fingerprint_of(self.config, self.base_path().name, space, head, lora)
 
     def space_fingerprints(self) -> dict[str | None, str]:
         """Each space's fingerprint, in ``spaces`` order."""

@@ -19,7 +19,6 @@ refused with :class:`Unsupported`, and the caller falls back to the torch encode
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import struct
@@ -40,6 +39,7 @@ from codesearch.model.encoder import (
     _utf8_text,
     index_fingerprint,
     packaged_base_path,
+    space_fingerprint_of,
     refuse_pickled_weights,
     split_identifiers,
 )
@@ -238,6 +238,10 @@ class QueryEncoder(RoutedSpaces):
         self._spaces = spaces  # adapter name -> the base model's twin with that adapter's LoRA factors
         self._tokenizer = tokenizer
         tokenizer.no_padding()  # (a tokenizer.json may pad every text to a fixed length)
+        self._special: set[int] = set()  # (skip_special: the tokens dropped)
+        if config.skip_special:
+            vocab = tokenizer.get_vocab(with_added_tokens=True)
+            self._special = {vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>") if t in vocab}
         self._tokenizer_lock = threading.Lock()  # a tokenizers.Tokenizer's truncation setting is shared state
         self.head_weight, self.head_bias = head if head is not None else (None, None)
         self._head_t = None if head is None else head[0].T.copy()
@@ -268,7 +272,10 @@ class QueryEncoder(RoutedSpaces):
             factors, scale, lora_params[name] = _lora_factors(path, name)
             spaces[name] = bert.with_lora(factors, scale)
         enc = cls(config, bert, _tokenizer(base), head, spaces, {})
-        enc._fingerprints = {s: _space_fingerprint(config, base.name, head, s, lora_params.get(s, [])) for s in enc.spaces}
+        enc._fingerprints = {
+            s: space_fingerprint_of(config, base.name, s, head, [bf16(v) for _, v in sorted(lora_params.get(s, []), key=lambda kv: kv[0])])
+            for s in enc.spaces
+        }
         enc.fingerprint = index_fingerprint(enc._fingerprints, enc.routes())
         return enc
 
@@ -321,7 +328,7 @@ class QueryEncoder(RoutedSpaces):
         tokens, pooled = [], np.zeros((len(texts), self.dim), np.float32)
         for i, enc in enumerate(encodings):
             hidden = bert(enc.ids)
-            special = set(enc.ids) & self._special_ids() if self.config.skip_special else set()
+            special = set(enc.ids) & self._special if self.config.skip_special else set()
             keep = [j for j, t in enumerate(enc.ids) if t not in special] if special else slice(None)
             vecs = hidden[keep] if len(hidden[keep]) else hidden
             pooled[i] = self._project(hidden.mean(axis=0, keepdims=True))[0]
@@ -330,10 +337,6 @@ class QueryEncoder(RoutedSpaces):
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         return self.encode_queries_pooled(queries, batch_size, space=space)[0]
-
-    def _special_ids(self) -> set[int]:
-        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
-        return {vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>") if t in vocab}
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
         if self._head_t is not None:
@@ -378,21 +381,3 @@ def _base_path(config: EncoderConfig, folder: Path | None) -> Path:
     if not (base / "config.json").exists():
         raise FileNotFoundError(f"base model folder {base} has no config.json")
     return base
-
-
-def _space_fingerprint(config: EncoderConfig, base_name: str, head, space: str | None, lora_params) -> str:
-    """As :meth:`MultiVectorEncoder.space_fingerprint`, from the files (a test keeps them equal)."""
-    c = config
-    spec = [base_name, c.query_prefix, c.document_prefix, c.query_max_tokens, c.document_max_tokens,
-            c.skip_punctuation, c.skip_special]
-    if config.splits_identifiers(space):
-        spec.append("split_identifiers")
-    h = hashlib.sha256(json.dumps(spec).encode())
-    if head is not None:
-        h.update(np.asarray(head[0], np.float32).tobytes())
-        h.update(np.asarray(head[1], np.float32).tobytes())
-    if space is not None:
-        h.update(f"adapter={space}".encode())
-        for _, value in sorted(lora_params, key=lambda kv: kv[0]):
-            h.update(bf16(value).tobytes())
-    return h.hexdigest()[:16]
