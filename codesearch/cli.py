@@ -429,7 +429,7 @@ def chunks(ctx: Context, paths, lang, as_json):
     if lang is not None and lang not in STRUCTURED_LANGUAGES | {"text"}:
         _fail(f"unknown language {lang!r}: one of {', '.join(sorted(STRUCTURED_LANGUAGES | {'text'}))}")
     files: list[tuple[str, str, str]] = []  # (shown path, path relative to its repository, text)
-    allow = ctx.settings.get("index", {}).get("secrets_allow")  # (as `index` walks)
+    allow = walker.walk_options(ctx.settings)["secrets_allow"]  # (as `index` walks)
     for p in paths:
         path = Path(p).expanduser()
         if not path.exists():
@@ -764,8 +764,9 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     roots = [str(Path(p).expanduser().absolute()) for p in paths] or index_roots(store)
     if not roots:
         _fail("this index records no indexed folders: give the PATHS to check")
-    opts = ctx.settings.get("index", {})
-    walked = dict(max_file_bytes=int(opts.get("max_file_bytes", 2_000_000)), secrets_allow=opts.get("secrets_allow"))
+    from codesearch.indexer.walk import walk_options
+
+    walked = walk_options(ctx.settings)
     found = diagnose(store, roots, deep=deep, **walked)
     after, summary = found, None
     if fix and not found.ok:

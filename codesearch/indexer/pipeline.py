@@ -177,8 +177,9 @@ class Indexer:
         self.encoder = encoder
         self.exclude = exclude
         opts = (settings or {}).get("index", {})
-        self.max_file_bytes = int(opts.get("max_file_bytes", 2_000_000))
-        self.secrets_allow = opts.get("secrets_allow")  # files not scanned for secrets by content
+        walked = walker.walk_options(settings)
+        self.max_file_bytes = walked["max_file_bytes"]
+        self.secrets_allow = walked["secrets_allow"]  # files not scanned for secrets by content
         self.batch_chunks = int(opts.get("batch_chunks", 256))
         self.encode_batch_size = int(opts.get("encode_batch_size", 32))
         self.compact_every = int(opts.get("compact_every", 20))

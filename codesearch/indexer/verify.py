@@ -211,9 +211,7 @@ def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
             if name not in ("vectors", "chunks", "files"):
                 raise IndexDamaged(diag.broken, "the index cannot be opened; remove it and index again")
             diag.rebuilt[name] = store.salvage_table(name)
-        opts = (settings or {}).get("index", {})
-        again = diagnose(store, diag.roots, max_file_bytes=int(opts.get("max_file_bytes", 2_000_000)),
-                         secrets_allow=opts.get("secrets_allow"))
+        again = diagnose(store, diag.roots, **walker.walk_options(settings))
         if again.broken:
             raise IndexDamaged(again.broken, "the index is still damaged after rebuilding its tables")
         again.rebuilt = diag.rebuilt

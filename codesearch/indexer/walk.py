@@ -419,6 +419,14 @@ def _load_layer(path: str, cut: int) -> _Layer | None:
 
 # ---------------------------------------------------------------- index.secrets_allow
 
+def walk_options(settings: dict | None) -> dict:
+    """The settings a walk follows, as keyword arguments of :func:`walk`: ``index.max_file_bytes``
+    and ``index.secrets_allow``. Everything that compares the index with the disk (the indexer,
+    ``doctor``) walks with them, so they agree on what belongs in the index."""
+    opts = (settings or {}).get("index") or {}
+    return {"max_file_bytes": int(opts.get("max_file_bytes", 2_000_000)), "secrets_allow": opts.get("secrets_allow")}
+
+
 def compile_secrets_allow(patterns) -> "Callable[[str], bool] | None":
     """``index.secrets_allow``: gitignore-style patterns, relative to each repository's root,
     of files that are not scanned for secrets by content (test fixtures with fake keys, say;
