@@ -183,10 +183,9 @@ class ModelHandle:
 
     @contextmanager
     def _using(self):
-        with self._lock:
-            self._busy += 1
-            self._cancel_timer()
-            try:
+        """A use of the torch encoder: started if it is not running (as one use, see busy)."""
+        with self.busy():
+            with self._lock:
                 if self._torch is not None and not getattr(self._torch, "alive", True):
                     log.warning("the embedding process of %s ended: starting it again", self.spec)
                     self._close(self._torch)
@@ -201,14 +200,10 @@ class ModelHandle:
                     self.loads += 1
                     log.info("started the torch encoder of %s (start %d)", self.spec, self.loads)
                 encoder = self._torch
-            except BaseException:
-                self._busy -= 1
-                raise
-        try:
-            yield encoder
-        finally:
-            del encoder
-            self._end_use()
+            try:
+                yield encoder
+            finally:
+                del encoder
 
     def _start(self):  # (holding the lock)
         """The embedding process; where none starts (no subprocesses here, ...), the torch
