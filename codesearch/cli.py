@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,10 +115,11 @@ def main(ctx, home, model, config_file, verbose):
 
 
 # ---------------------------------------------------------------------------- index
-def _run_index(ctx: Context, paths, quiet: bool):
+@contextlib.contextmanager
+def _index_progress(quiet: bool):
+    """(progress, on_estimate) for an Indexer run: a bar per stage and the estimate line, both
+    on stderr (never stdout: --json); nothing when ``quiet``."""
     from tqdm import tqdm
-
-    from codesearch.indexer.pipeline import Indexer
 
     bars: dict[str, tqdm] = {}
 
@@ -134,48 +136,36 @@ def _run_index(ctx: Context, paths, quiet: bool):
         bar.n = done
         bar.refresh()
 
-    def estimate(e) -> None:  # one line on stderr before the work starts (never stdout: --json)
+    def estimate(e) -> None:  # one line before the work starts: e.line()
         if not quiet:
-            click.echo(_estimate_line(e), err=True)
+            click.echo(e.line(), err=True)
 
-    indexer = Indexer(ctx.store(create=True), ctx.encoder(), ctx.settings)
     try:
-        return indexer.run(paths, progress=progress, on_estimate=estimate)
+        yield progress, estimate
     finally:
         for bar in bars.values():
             bar.close()
 
 
-def _about(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds)):.0f} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60):.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _run_index(ctx: Context, paths, quiet: bool):
+    from codesearch.indexer.pipeline import Indexer
 
-
-def _estimate_line(e) -> str:
-    """``To index: 812 files (3.1 MB), about 8,900 chunks, about 2 min at ~70 chunks/s (this home's last run).``"""
-    chunks = e.chunks if e.chunks < 1000 else round(e.chunks, -2)
-    size = f"{e.bytes / 1e6:.1f} MB" if e.bytes >= 1e6 else f"{max(1, round(e.bytes / 1e3))} KB"
-    line = f"To index: {e.files:,} {'file' if e.files == 1 else 'files'} ({size}), about {chunks:,} chunks"
-    if e.seconds is None:
-        return line + " (no time yet: no run on this device has measured a rate)."
-    source = "this home's last run" if e.measured else "default for this machine"
-    return line + f", about {_about(e.seconds)} at ~{e.rate:.0f} chunks/s ({source})."
+    indexer = Indexer(ctx.store(create=True), ctx.encoder(), ctx.settings)
+    with _index_progress(quiet) as (progress, estimate):
+        return indexer.run(paths, progress=progress, on_estimate=estimate)
 
 
 def _print_summary(summary) -> None:
+    from codesearch.timing import rate_phrase, time_line
+
     s = summary
-    rate = f" at {s.embedded / s.seconds:.1f} chunks/s over the run" if s.embedded and s.seconds else ""
+    rate = rate_phrase(s.embedded, s.seconds, "chunks") + " over the run" if s.embedded and s.seconds else ""
     click.echo(
         f"Indexed {s.files_seen} files in {s.repos} {'repository' if s.repos == 1 else 'repositories'} in {s.seconds:.1f}s: "
         f"{s.files_indexed} new or changed, {s.files_unchanged} unchanged, {s.files_removed} removed."
     )
     click.echo(f"Chunks written: {s.chunks} ({s.embedded} embedded{rate}, {s.reused} reused). Index total: {s.total_chunks}.")
-    stages = ", ".join(f"{stage} {t:.1f}s" for stage, t in s.stage_seconds.items())
-    other = max(0.0, s.seconds - sum(s.stage_seconds.values()))
-    click.echo(f"Time: {stages}, other {other:.1f}s.")
+    click.echo(time_line(s.stage_seconds, s.seconds))
     if s.skipped:
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(s.skipped.items()))
         click.echo(f"Skipped files: {parts}.")
@@ -618,9 +608,13 @@ def finetune(ctx: Context, personal, steps, batch_size, max_pairs, phase_config,
     click.echo(report.table() if report.before else "")
     click.echo(f"{'Kept' if report.kept else 'Not kept'}: {report.reason}")
     if report.steps:
-        click.echo(f"Trained {report.steps} steps at {report.pairs_per_second} pairs/s ({report.train_seconds}s).")
+        steps_per_second = report.steps / report.train_seconds if report.train_seconds else 0.0
+        click.echo(f"Trained {report.steps} steps at {report.pairs_per_second} pairs/s "
+                   f"({steps_per_second:.2f} steps/s, {report.train_seconds}s).")
     if report.reindex:
         click.echo(f"Index updated: {report.reindex['embedded']} chunks embedded again, {report.reindex['reused']} reused.")
+    click.echo(f"Finished in {report.seconds:.1f}s.")
+    click.echo(report.time_line())
     click.echo(f"Report: {report.run_dir}/report.json")
 
 
@@ -765,21 +759,33 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     if not roots:
         _fail("this index records no indexed folders: give the PATHS to check")
     from codesearch.indexer.walk import walk_options
+    from codesearch.timing import rate_phrase, time_line, timed
 
     walked = walk_options(ctx.settings)
-    found = diagnose(store, roots, deep=deep, **walked)
+    checking = {"check": 0.0}  # both diagnoses (every table read in full)
+    with timed(checking, "check"):
+        found = diagnose(store, roots, deep=deep, **walked)
     after, summary = found, None
     if fix and not found.ok:
+        encoder = ctx.encoder()  # loading the model is no part of the repair's time (as for index)
+        started = time.perf_counter()
         try:
-            summary = repair(store, ctx.encoder(), ctx.settings, found)
+            with _index_progress(as_json) as (progress, estimate):
+                summary = repair(store, encoder, ctx.settings, found, progress=progress, on_estimate=estimate)
         except (IndexLocked, IndexDamaged, DiskFull) as exc:
             _fail(str(exc))
-        after = diagnose(store, roots, deep=deep, **walked)
+        repair_seconds = time.perf_counter() - started
+        with timed(checking, "check"):
+            after = diagnose(store, roots, deep=deep, **walked)
+        stages = {**checking, **summary.stage_seconds}
+        seconds = checking["check"] + repair_seconds
     if as_json:
         out = found.as_dict()
         if fix:
             out["fixed"] = summary.as_dict() if summary else None
             out["after"] = after.as_dict()
+            if summary:
+                out["seconds_by_stage"] = {k: round(v, 2) for k, v in stages.items()}
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(f"Checked {found.files_on_disk} files on disk against {found.files_indexed} indexed "
@@ -803,7 +809,9 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
             s = summary
             for table, (kept, before) in found.rebuilt.items():
                 click.echo(f"Rebuilt table {table}: {kept} of {'?' if before is None else before} rows could be read and were kept.")
-            click.echo(f"Repaired: {s.files_indexed} file(s) re-indexed, {s.files_removed} removed, {s.embedded} chunk(s) embedded.")
+            click.echo(f"Repaired: {s.files_indexed} file(s) re-indexed, {s.files_removed} removed, "
+                       f"{s.embedded} chunk(s) embedded{rate_phrase(s.embedded, repair_seconds, 'chunks')} in {seconds:.1f}s.")
+            click.echo(time_line(stages, seconds))
             click.echo("The index matches the disk." if after.ok else f"Still {after.differences} difference(s).")
         else:
             click.echo(f"{found.differences} difference(s); run `codesearch doctor --fix` to repair them.")

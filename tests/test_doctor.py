@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 
 from codesearch.cli import main
@@ -91,3 +92,41 @@ def test_deep_check_finds_an_edit_that_kept_size_and_mtime(small_repo, index_env
 
 def test_doctor_without_an_index_or_roots(tmp_path):
     assert doctor(tmp_path / "nothing").exit_code == 2
+
+
+def test_fix_says_what_it_will_embed_and_where_the_time_went(small_repo, index_env, encoder, monkeypatch):
+    """As `index` does: the estimate line on stderr before the re-embedding, then the rate and a
+    Time line (the two checks, then the indexer's stages) after it; --json has seconds_by_stage."""
+    import re
+
+    from codesearch.cli import Context
+
+    monkeypatch.setattr(Context, "encoder", lambda self: encoder)  # the session's real model, loaded once
+    store, indexer, _ = index_env
+    indexer.run([small_repo])
+    (small_repo / "src" / "fib.py").write_text("def fibonacci_numbers(n):\n    a, b = 0, 1\n    for _ in range(n):\n        yield a\n        a, b = b, a + b\n")
+    (small_repo / "proofs" / "Counter.tla").unlink()
+
+    fixed = doctor(store.home, "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    assert re.search(r"^To index: 1 file \(1 KB\), about 1 chunk, about \d+ s at ~70 chunks/s \(default for this machine\)\.$",
+                     fixed.stderr, re.M), fixed.stderr
+    assert "To index" not in fixed.stdout
+    repaired = re.search(r"^Repaired: 1 file\(s\) re-indexed, 1 removed, 1 chunk\(s\) embedded at [\d.]+ chunks/s in ([\d.]+)s\.$",
+                         fixed.stdout, re.M)
+    assert repaired, fixed.stdout
+    m = re.search(r"^Time: check ([\d.]+)s, walk ([\d.]+)s, chunk ([\d.]+)s, embed ([\d.]+)s, write ([\d.]+)s, other ([\d.]+)s\.$",
+                  fixed.stdout, re.M)
+    assert m, fixed.stdout
+    check, *stages, other = map(float, m.groups())
+    assert min(check, *stages, other) >= 0
+    assert check + sum(stages) + other == pytest.approx(float(repaired.group(1)), abs=0.35)  # each rounded to 0.1 s
+
+    (small_repo / "src" / "fib.py").unlink()  # one more difference, nothing to embed: no estimate
+    out = doctor(store.home, "--fix", "--json")
+    assert out.exit_code == 0, out.output
+    assert out.stderr == ""
+    report = json.loads(out.stdout)
+    assert list(report["seconds_by_stage"]) == ["check", "walk", "chunk", "embed", "write"]
+    assert report["seconds_by_stage"]["check"] > 0 and report["seconds_by_stage"]["write"] > 0  # read in full; a removal
+    assert report["fixed"]["files_removed"] == 1 and report["fixed"]["embedded"] == 0

@@ -66,12 +66,21 @@ def test_first_run_estimates_then_says_where_the_time_went(tiny_repo, tmp_path):
     assert stages["embed"] > 0  # this run embedded its chunks
     assert sum(stages.values()) <= wall + 0.25  # each printed figure is rounded to 0.1 s
     assert re.search(r"Chunks written: \d+ \(\d+ embedded at [\d.]+ chunks/s over the run, 0 reused\)", first.stdout)
+    assert "embedding" in first.stderr  # its progress bar
 
     again = run_cli("index", str(tiny_repo), home=home)  # nothing changed: nothing to estimate
     assert again.exit_code == 0, again.output
     assert "To index" not in again.output
+    assert "embedding" not in again.stderr  # no empty "embedding: 0chunks" bar
     stages, _, wall = _time_line(again.stdout)
     assert stages["embed"] == 0 and sum(stages.values()) <= wall + 0.25
+
+    bounds = tiny_repo / "src" / "bounds.rs"
+    bounds.write_text(bounds.read_text())  # a new mtime, the same chunks: cut again, nothing to embed
+    touched = run_cli("index", str(tiny_repo), home=home)
+    assert touched.exit_code == 0, touched.output
+    assert "To index: 1 file" in touched.stderr and "chunking" in touched.stderr
+    assert "embedding" not in touched.stderr and "(0 embedded, " in touched.stdout
 
 
 def test_json_summary_has_seconds_by_stage_and_no_estimate(tiny_repo, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -42,34 +44,82 @@ def personal_home(tmp_path, encoder):
     return settings, repo
 
 
-def test_finetune_trains_gates_and_reports(personal_home, encoder):
+TRAIN_ESTIMATE = re.compile(r"^To train: 2 steps of 4 pairs \(8 pairs from ([\d,]+) mined, ([\d,]+) held out for the gate\), "
+                            r"about \d+ s at ~4\.8 pairs/s \(default for this machine\)\.$", re.M)
+TRAINED = re.compile(r"^Trained 2 steps at ([\d.]+) pairs/s \(([\d.]+) steps/s, ([\d.]+)s\)\.$", re.M)
+TIME = re.compile(r"^Time: mine ([\d.]+)s, train ([\d.]+)s, gate ([\d.]+)s, export ([\d.]+)s, index ([\d.]+)s, "
+                  r"other ([\d.]+)s\.$", re.M)
+
+
+def test_finetune_trains_gates_and_reports(personal_home, encoder, monkeypatch):
+    """Through the command, as a person runs it: the estimate before training (stderr), then the
+    before/after table, the gate's decision, the rate and where the time went."""
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
     from codesearch.config import resolve_model
     from codesearch.indexer.store import Store
-    from codesearch.trainer.personal import finetune_personal, personal_model_dir
+    from codesearch.trainer import personal
+    from codesearch.trainer.personal import TrainEstimate, _last_rate, personal_model_dir
 
     settings, _ = personal_home
-    report = finetune_personal(settings, steps=2, batch_size=4, general_pairs=150)
-    assert report.pairs["train"].get("personal", 0) > 20 and report.pairs["heldout"].get("personal", 0) > 0
-    assert set(report.before) == set(report.after) == {"personal", "general"}
-    assert report.steps == 2 and report.pairs_per_second > 0
-    assert (report.kept, report.reason) == gate_decision(report.before, report.after)
-    saved = json.loads((Path(report.run_dir) / "report.json").read_text())
-    assert saved["kept"] == report.kept and saved["before"] == report.before
+    # The real run, with less general code to mine than the command's 2,000 pairs (faster).
+    monkeypatch.setattr(personal, "finetune_personal", functools.partial(personal.finetune_personal, general_pairs=150))
+    monkeypatch.setattr(personal, "MIN_STEPS_FOR_RATE", 1)  # this 2-step run's rate is kept for the next estimate
+    out = CliRunner().invoke(main, ["--home", settings["home"], "finetune", "--personal", "--steps", "2", "--batch-size", "4"],
+                             catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    run_dir = Path(re.search(r"^Report: (.+)/report\.json$", out.stdout, re.M).group(1))
+    report = json.loads((run_dir / "report.json").read_text())
+    estimate = TRAIN_ESTIMATE.search(out.stderr)
+    assert estimate, out.stderr
+    assert int(estimate.group(1).replace(",", "")) == sum(report["pairs"]["train"].values())
+    assert int(estimate.group(2).replace(",", "")) == sum(report["pairs"]["heldout"].values())
+    assert out.stderr.index("To train:") < out.stderr.index("training the personal adapter")
+    assert "To train" not in out.stdout
+    assert re.search(rf"^{'Kept' if report['kept'] else 'Not kept'}: ", out.stdout, re.M)
+    trained = TRAINED.search(out.stdout)
+    assert trained, out.stdout
+    assert float(trained.group(1)) == report["pairs_per_second"] > 0 and float(trained.group(3)) == report["train_seconds"]
+    assert float(trained.group(2)) == pytest.approx(2 / report["train_seconds"], abs=0.01)
+    time_line = TIME.search(out.stdout)
+    assert time_line, out.stdout
+    *stages, other = map(float, time_line.groups())
+    by_stage = report["seconds_by_stage"]
+    assert list(by_stage) == ["mine", "train", "gate", "export", "index"]
+    assert stages == pytest.approx(list(by_stage.values()), abs=0.06)  # printed to 0.1 s, kept to 0.01 s
+    assert all(by_stage[k] > 0 for k in ("mine", "train", "gate", "export")) and other >= 0
+    assert (by_stage["index"] > 0) == report["kept"]  # the index is updated only with a kept adapter
+    assert sum(stages) + other == pytest.approx(report["seconds"], abs=0.35)
+    assert re.search(rf"^Finished in {report['seconds']:.1f}s\.$", out.stdout, re.M)
+
+    # What the report holds, and what the run did.
+    assert report["pairs"]["train"].get("personal", 0) > 20 and report["pairs"]["heldout"].get("personal", 0) > 0
+    assert set(report["before"]) == set(report["after"]) == {"personal", "general"}
+    assert report["steps"] == 2 and report["device"] == "cpu"
+    assert (report["kept"], report["reason"]) == gate_decision(report["before"], report["after"])
     # The eval curve on the user's held-out pairs: before the first step and after the last.
-    curve = [json.loads(l) for l in (Path(report.run_dir) / "train" / "eval.jsonl").read_text().splitlines()]
+    curve = [json.loads(l) for l in (run_dir / "train" / "eval.jsonl").read_text().splitlines()]
     assert [(r["step"], r["target"]) for r in curve] == [(0, "personal"), (2, "personal")]
-    assert curve[-1]["n"] == min(report.after["personal"]["n"], 100)
-    assert (Path(report.run_dir) / "train" / "curves.png").stat().st_size > 0
+    assert curve[-1]["n"] == min(report["after"]["personal"]["n"], 100)
+    assert (run_dir / "train" / "curves.png").stat().st_size > 0
     home = Path(settings["home"])
-    assert personal_model_dir(home).exists() == report.kept
+    assert personal_model_dir(home).exists() == report["kept"]
     spaces = {r["space"] for r in Store(home).table("chunks").search().select(["space"]).limit(None).to_arrow().to_pylist()}
-    assert spaces == ({"personal"} if report.kept else {encoder.space_for("python") or ""})
-    assert resolve_model(settings) == (str(personal_model_dir(home)) if report.kept else "default")
-    if report.kept:  # the personal adapter reads code the way the adapter it started from does
+    assert spaces == ({"personal"} if report["kept"] else {encoder.space_for("python") or ""})
+    assert resolve_model(settings) == (str(personal_model_dir(home)) if report["kept"] else "default")
+    if report["kept"]:  # the personal adapter reads code the way the adapter it started from does
         from codesearch.model import load_encoder
 
-        started = load_encoder("shipped").config.splits_identifiers(report.init_from)
+        started = load_encoder("shipped").config.splits_identifiers(report["init_from"])
         assert load_encoder(str(personal_model_dir(home))).config.splits_identifiers("personal") == started
+
+    # The next run's estimate uses the rate this one measured (on this kind of device only).
+    rate = _last_rate(home, "cpu", home / "personal" / "runs" / "next")
+    assert rate == report["pairs_per_second"] and _last_rate(home, "cuda", home / "personal" / "runs" / "next") is None
+    line = TrainEstimate(120, 32, 5000, 300, rate, True).line()
+    assert line.startswith("To train: 120 steps of 32 pairs (3,840 pairs from 5,000 mined, 300 held out for the gate), about ")
+    assert line.endswith(" pairs/s (this home's last run).")
 
 
 def _with_personal_adapter(encoder_spec: str = "shipped"):

@@ -201,8 +201,9 @@ def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[
     return out
 
 
-def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
-    """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary."""
+def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis, *, progress=None, on_estimate=None):
+    """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary.
+    ``progress``, ``on_estimate``: the indexer's callbacks (see ``Indexer.run``)."""
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import IndexDamaged
 
@@ -215,7 +216,7 @@ def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
         if again.broken:
             raise IndexDamaged(again.broken, "the index is still damaged after rebuilding its tables")
         again.rebuilt = diag.rebuilt
-        return repair(store, encoder, settings, again)
+        return repair(store, encoder, settings, again, progress=progress, on_estimate=on_estimate)
 
     real = walker.real_path  # the diagnosis names files as the index does
     purge = {real(p) for p in set(diag.damaged) | set(diag.duplicate_paths) | set(diag.dangling)}
@@ -225,4 +226,5 @@ def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis):
     roots = [r for r in diag.roots]
     # Paths outside the roots (orphaned chunks of a root that was removed) are purged only.
     outside = {p for p in paths | force if not under(p, roots)}
-    return indexer.update(roots, paths - outside, force=force - outside, purge=purge, optimize=True)
+    return indexer.update(roots, paths - outside, force=force - outside, purge=purge, optimize=True,
+                          progress=progress, on_estimate=on_estimate)

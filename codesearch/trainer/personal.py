@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from codesearch.model.routing import domain_of_language
+from codesearch.timing import rate_for, time_left, time_line, timed
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,42 @@ PERSONAL_ADAPTER = "personal"
 MODEL_DIR = "model"  # under HOME/personal
 RUNS_DIR = "runs"
 
+# Where a run's time goes (PersonalReport.stage_seconds): mine = pairs from the indexed code and
+# the stdlib, train = the training steps (with the eval curve's two points), gate = the held-out
+# evaluations before and after, export = the curves, the candidate adapter and the installed
+# model, index = bringing the index up to date with a kept adapter. The rest is loading models.
+STAGES = ("mine", "train", "gate", "export", "index")
+# Training pairs per second when this home has not measured its own yet: on CPU, the 5.0 and 4.7
+# pairs/s of the two runs in README ("Your own code") on this project's 2-core machine. No
+# default for a GPU: its estimate names no time until a run there has measured one.
+DEFAULT_TRAIN_RATE = {"cpu": 4.8}
+# A run of fewer steps is mostly fixed costs (the eval curve's points): its rate is not reused.
+MIN_STEPS_FOR_RATE = 20
+
 
 def personal_model_dir(home: Path) -> Path:
     from codesearch.lsp.feedback import personal_dir
 
     return personal_dir(Path(home)) / MODEL_DIR
+
+
+@dataclass
+class TrainEstimate:
+    """What training is about to do, known once the pairs are mined."""
+
+    steps: int
+    batch_size: int
+    mined: int  # training pairs mined (each step samples batch_size of them)
+    heldout: int
+    rate: float | None  # pairs/s: this home's last run on this kind of device, else DEFAULT_TRAIN_RATE
+    measured: bool
+
+    def line(self) -> str:
+        """``To train: 120 steps of 32 pairs (3,840 pairs from 5,100 mined, 300 held out for the gate),
+        about 13 min at ~4.8 pairs/s (default for this machine).``"""
+        pairs = self.steps * self.batch_size
+        return (f"To train: {self.steps:,} steps of {self.batch_size} pairs ({pairs:,} pairs from {self.mined:,} mined, "
+                f"{self.heldout:,} held out for the gate)") + time_left(pairs, self.rate, "pairs", self.measured)
 
 
 @dataclass
@@ -56,9 +88,17 @@ class PersonalReport:
     reindex: dict = field(default_factory=dict)  # chunks embedded again, seconds
     seconds: float = 0.0
     run_dir: str = ""
+    device: str = "cpu"  # what trained: the rate is for this kind of device
+    stage_seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # see STAGES
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "stage_seconds"}
+        out["seconds_by_stage"] = {k: round(v, 2) for k, v in self.stage_seconds.items()}
+        return out
+
+    def time_line(self) -> str:
+        """``Time: mine 20.1s, train 760.2s, gate 31.0s, export 1.2s, index 70.4s, other 9.0s.``"""
+        return time_line(self.stage_seconds, self.seconds)
 
     def table(self) -> str:
         lines = ["| held-out | n | P@1 before | P@1 after | MRR@10 before | MRR@10 after |", "|---|---|---|---|---|---|"]
@@ -132,6 +172,7 @@ def finetune_personal(
     from codesearch.trainer.train import train_phase
 
     t0 = time.monotonic()
+    stages = dict.fromkeys(STAGES, 0.0)
     home = Path(settings["home"])
     store = Store(home)
     roots = [r for r in store.meta().get("roots", []) if Path(r).exists()] if store.has_index() else []
@@ -142,21 +183,23 @@ def finetune_personal(
 
     # 1. Pairs.
     say(f"mining pairs from {len(roots)} indexed folder(s)")
-    stdlib = sysconfig.get_paths()["stdlib"]
-    sources = personal_sources(roots, max_pairs=max_pairs) + [
-        SourceSpec(name="general:python-stdlib", path=stdlib, max_pairs=general_pairs, commits=False)
-    ]
-    data = build_dataset(sources, None, heldout_fraction=0.15, min_heldout=40, negatives=3)
-    train = [p.to_dict() for p in data["train_pairs"]]
-    heldout = [p.to_dict() for p in data["heldout_pairs"]]
-    fb_train, fb_held = _feedback_pairs(home)
+    with timed(stages, "mine"):
+        stdlib = sysconfig.get_paths()["stdlib"]
+        sources = personal_sources(roots, max_pairs=max_pairs) + [
+            SourceSpec(name="general:python-stdlib", path=stdlib, max_pairs=general_pairs, commits=False)
+        ]
+        data = build_dataset(sources, None, heldout_fraction=0.15, min_heldout=40, negatives=3)
+        train = [p.to_dict() for p in data["train_pairs"]]
+        heldout = [p.to_dict() for p in data["heldout_pairs"]]
+        fb_train, fb_held = _feedback_pairs(home)
     train += fb_train
     heldout += fb_held
     counts = {"train": dict(Counter(p["domain"] for p in train)), "heldout": dict(Counter(p["domain"] for p in heldout))}
     say(f"pairs: train {counts['train']}, held out {counts['heldout']} (feedback: {len(fb_train)} + {len(fb_held)})")
     if not any(p["domain"] == "personal" for p in train) or not any(p["domain"] == "personal" for p in heldout):
         report = PersonalReport(False, "too little of your own code to learn from (no personal pairs to train or hold out)",
-                                pairs=counts, run_dir=str(run_dir))
+                                pairs=counts, run_dir=str(run_dir), stage_seconds=stages,
+                                seconds=round(time.monotonic() - t0, 1))
         _write(run_dir, report)
         return report
     held = heldout_by_domain(heldout, max_queries=300)
@@ -170,17 +213,21 @@ def finetune_personal(
     dominant_lang = {"rust": "rust", "formal": "lean"}.get(dominant, "python")
     before_space = adapter_for(routing, dominant_lang)
     general_space = adapter_for(routing, "python")
-    say("measuring the current model on held-out pairs")
-    before = {"personal": evaluate_domain(encoder, held["personal"], before_space)}
-    if held.get("general"):
-        before["general"] = evaluate_domain(encoder, held["general"], general_space)
-
     cfg = PhaseConfig.load(phase_config or shipped_phase_config("personal"))
     if steps is not None:
         cfg.steps = steps
         cfg.warmup_steps = min(cfg.warmup_steps, max(1, steps // 10))
     if batch_size is not None:
         cfg.batch_size = batch_size
+    device = _train_device()
+    rate, measured = rate_for(_last_rate(home, device, run_dir), device, DEFAULT_TRAIN_RATE)
+    say(TrainEstimate(cfg.steps, cfg.batch_size, len(train), len(heldout), rate, measured).line())
+    say("measuring the current model on held-out pairs")
+    with timed(stages, "gate"):
+        before = {"personal": evaluate_domain(encoder, held["personal"], before_space)}
+        if held.get("general"):
+            before["general"] = evaluate_domain(encoder, held["general"], general_space)
+
     say(f"training the personal adapter: {cfg.steps} steps of {cfg.batch_size} pairs, lr {cfg.lr}")
     # The personal adapter starts from init_from's weights, so it reads code the way that one does.
     encoder.config.set_split_identifiers(PERSONAL_ADAPTER, encoder.config.splits_identifiers(init_from))
@@ -189,19 +236,23 @@ def finetune_personal(
     def curve() -> dict:  # the eval curve: the user's held-out pairs with the adapter being trained
         return curve_point("personal", evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER))
 
-    result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from, evaluate=curve)
-    after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
-    if held.get("general"):
-        # Once kept, every indexed chunk is encoded with the personal adapter: general code too.
-        after["general"] = evaluate_domain(encoder, held["general"], PERSONAL_ADAPTER)
+    with timed(stages, "train"):
+        result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from, evaluate=curve)
+    with timed(stages, "gate"):
+        after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
+        if held.get("general"):
+            # Once kept, every indexed chunk is encoded with the personal adapter: general code too.
+            after["general"] = evaluate_domain(encoder, held["general"], PERSONAL_ADAPTER)
     kept, reason = gate_decision(before, after, max_general_drop)
-    plot_phase(run_dir / "train", f"personal: held-out P@1 {before['personal']['p@1']:.3f} -> {after['personal']['p@1']:.3f} ({'kept' if kept else 'not kept'})")
     report = PersonalReport(
         kept, reason, pairs=counts, before=before, after=after, train_seconds=round(result.seconds, 1),
         pairs_per_second=round(result.pairs_per_second, 2), steps=result.steps, init_from=init_from, run_dir=str(run_dir),
+        device=device, stage_seconds=stages,
     )
-    encoder.use_adapter(None)
-    encoder.export_adapters(run_dir / "adapter_export", [PERSONAL_ADAPTER])
+    with timed(stages, "export"):
+        plot_phase(run_dir / "train", f"personal: held-out P@1 {before['personal']['p@1']:.3f} -> {after['personal']['p@1']:.3f} ({'kept' if kept else 'not kept'})")
+        encoder.use_adapter(None)
+        encoder.export_adapters(run_dir / "adapter_export", [PERSONAL_ADAPTER])
     say(("kept: " if kept else "not kept: ") + reason)
 
     # 3. Install and bring the index up to date.
@@ -211,12 +262,36 @@ def finetune_personal(
             f"Personal adapter trained on {counts['train'].get('personal', 0)} pairs from {len(roots)} folder(s).",
             replacing="Personal adapter trained on ",
         )
-        install_model(encoder, home)
+        with timed(stages, "export"):
+            install_model(encoder, home)
         if reindex:
-            report.reindex = reindex_home(settings, say)
+            with timed(stages, "index"):
+                report.reindex = reindex_home(settings, say)
     report.seconds = round(time.monotonic() - t0, 1)
     _write(run_dir, report)
     return report
+
+
+def _train_device() -> str:
+    """``cpu`` or ``cuda``: where train_phase trains, which a rate is for."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _last_rate(home: Path, device: str, current: Path) -> float | None:
+    """Training pairs/s of this home's last finished run on this kind of device (its report.json),
+    from runs of at least MIN_STEPS_FOR_RATE steps; None when there is none."""
+    runs = home / "personal" / RUNS_DIR
+    for run in sorted(runs.iterdir(), reverse=True) if runs.is_dir() else ():
+        try:
+            report = json.loads((run / "report.json").read_text())
+        except (OSError, ValueError):
+            continue  # this run (not finished) or one that was interrupted
+        if run != current and report.get("device") == device and report.get("steps", 0) >= MIN_STEPS_FOR_RATE \
+                and report.get("pairs_per_second"):
+            return float(report["pairs_per_second"])
+    return None
 
 
 def _shipped_spec(settings: dict) -> str:
@@ -266,7 +341,7 @@ def reindex_home(settings: dict, say: Callable[[str], None] = lambda m: None) ->
     roots = [r for r in store.meta().get("roots", []) if Path(r).exists()]
     encoder = load_encoder(resolve_model({**settings, "model": "default"}))
     say(f"updating the index of {len(roots)} folder(s) with the new model")
-    summary = Indexer(store, encoder, settings).run(roots)
+    summary = Indexer(store, encoder, settings).run(roots, on_estimate=lambda e: say(e.line()))
     return {"embedded": summary.embedded, "reused": summary.reused, "seconds": round(summary.seconds, 1)}
 
 
