@@ -260,6 +260,11 @@ def _letters(n: int) -> str:
 
 
 # ---------------------------------------------------------------------------- synthetic scale
+# 2: chunks carry their prototype's vector space (1 put every chunk in space "", where a model
+# with several spaces searched none of them).
+SYNTHETIC_FORMAT = 2
+
+
 def run_synthetic(
     ctx,
     n: int,
@@ -287,7 +292,7 @@ def run_synthetic(
     figures: dict = {"synthetic_chunks": n, "distinct_token_matrices": distinct}
     store = Store(dest) if dest.exists() else None
     meta = store.meta() if store else {}
-    if not (meta.get("synthetic") == n and meta.get("distinct") == distinct
+    if not (meta.get("synthetic") == n and meta.get("distinct") == distinct and meta.get("synthetic_format") == SYNTHETIC_FORMAT
             and meta.get("model_fingerprint") == encoder.fingerprint and meta.get("complete")):
         shutil.rmtree(dest, ignore_errors=True)
         store = Store(dest)
@@ -326,7 +331,7 @@ def _source_store(ctx):
 
 def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) -> list[dict]:
     """Real chunks with their token and pooled vectors: from ``source``, else embedded here."""
-    columns = ["key", "language", "kind", "name", "context", "text", "search_text"]
+    columns = ["key", "space", "language", "kind", "name", "context", "text", "search_text"]
     if source is not None:
         rows = source.table("chunks").search().select(columns).limit(None).to_arrow().to_pylist()
         rows = [rows[i] for i in rng.permutation(len(rows))[:limit]]
@@ -347,10 +352,11 @@ def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) ->
         except (OSError, UnicodeDecodeError):
             continue
     chunks = chunks[: min(limit, 600)]
-    tokens, pooled = encoder.encode_documents([c.encoder_text() for c in chunks])
+    space = encoder.space_for("python")
+    tokens, pooled = encoder.encode_documents([c.encoder_text() for c in chunks], space=space)
     return [
         {
-            "language": c.language, "kind": c.kind, "name": c.name, "context": c.context, "text": c.text[:8000],
+            "space": space or "", "language": c.language, "kind": c.kind, "name": c.name, "context": c.context, "text": c.text[:8000],
             "search_text": " ".join(code_words(f"{c.path} {c.name} {c.context} {c.text}")),
             "tokens": t, "pooled": p,
         }
@@ -383,7 +389,7 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
     if not protos:
         raise RuntimeError("no chunks to sample vectors from")
     dim = encoder.dim
-    store.write_meta(synthetic=n, distinct=distinct, complete=False, roots=[])
+    store.write_meta(synthetic=n, distinct=distinct, synthetic_format=SYNTHETIC_FORMAT, complete=False, roots=[])
     # Noise is added in the codec's rotated space (the rotation is orthogonal: Gaussian noise
     # stays Gaussian), which saves rotating every synthetic token vector.
     rotated = [store.scoring_query(p["tokens"]) for p in protos]
@@ -425,7 +431,9 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
         columns = {
             "id": [f"syn-{j:09d}" for j in i],
             "key": [f"syn{k:08d}" for k in v],
-            "space": [""] * len(i),
+            # each chunk in its prototype's space: its vectors are that space's (a search meets
+            # a chunk in its own space; all in "" left a model with several spaces no candidates)
+            "space": [p.get("space") or "" for p in ps],
             "repo": repo,
             "path": [f"{r}/{x}" for r, x in zip(repo, rel)],
             "rel_path": rel,

@@ -189,6 +189,11 @@ def test_ann_index_is_built_past_the_threshold_and_matches_exact_candidates(smal
     store = Store(tmp_path / "syn")
     build_synthetic(store, encoder, 3000, source=source, settings=settings, noise=0.5)
     assert store.count_chunks() == 3000 and store.has_ann_index()
+    # each synthetic chunk lies in its prototype's vector space (not all in "", where a model with
+    # several spaces found no pooled-vector candidates at all)
+    def spaces(s):
+        return set(s.table("chunks").search().select(["space"]).limit(None).to_arrow().column("space").to_pylist())
+    assert spaces(store) <= spaces(source) and len(spaces(store)) == len(spaces(source))
     ann, exact = Searcher(store, encoder, settings), Searcher(store, encoder, settings)
     exact.use_ann = False
     queries = ["check if a value is within bounds", "evict the least recently used entry", "parse an interval",

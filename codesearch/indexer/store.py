@@ -498,11 +498,12 @@ class Store:
             out.update(_owned(_unpack_tokens(data, self.codec, original=True)))
         return out
 
-    def get_scoring_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """key -> (n_tokens, dim) float16 token vectors in the scoring space (see ``scoring_query``)."""
+    def get_scoring_vectors(self, keys: Sequence[str], *, float32: bool = False) -> dict[str, np.ndarray]:
+        """key -> (n_tokens, dim) float16 token vectors in the scoring space (see ``scoring_query``);
+        ``float32``: the same values in float32 (what a search multiplies)."""
         out: dict[str, np.ndarray] = {}
         for data in self._fetch_tokens(keys):
-            out.update(_owned(_unpack_tokens(data, self.codec)))
+            out.update(_owned(_unpack_tokens(data, self.codec, float32=float32)))
         return out
 
     def scoring_query(self, q_tokens: np.ndarray) -> np.ndarray:
@@ -703,8 +704,10 @@ def _dir_prefix(path: Path) -> str:
     return s if s.endswith("/") else s + "/"
 
 
-def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = False) -> dict[str, np.ndarray]:
-    """Decode a batch of ``tokens`` values (all rows' codes at once, then split per row)."""
+def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = False, float32: bool = False) -> dict[str, np.ndarray]:
+    """Decode a batch of ``tokens`` values (all rows' codes at once, then split per row):
+    float16 in the scoring space, float32 with ``float32``, or float32 in the encoder's space with
+    ``original``."""
     keys = data.column("key").to_pylist()
     if not keys:
         return {}
@@ -715,7 +718,7 @@ def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = Fals
     offsets = np.frombuffer(col.buffers()[1], np.int32)[col.offset : col.offset + len(col) + 1]
     raw = np.frombuffer(col.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
     bpt = codec.bytes_per_token
-    decoded = codec.decode(raw.reshape(-1, bpt))
+    decoded = codec.decode_float32(raw.reshape(-1, bpt)) if float32 and not original else codec.decode(raw.reshape(-1, bpt))
     if original:
         decoded = codec.to_original(decoded)
     bounds = np.concatenate([[0], np.cumsum(n_tokens)])

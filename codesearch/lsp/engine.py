@@ -146,6 +146,9 @@ class ModelHandle:
     def encode_queries(self, *args, **kwargs):
         return self.queries.encode_queries(*args, **kwargs)
 
+    def encode_query_spaces(self, *args, **kwargs):
+        return self.queries.encode_query_spaces(*args, **kwargs)
+
     # ------------------------------------------------------------------ the document side
     @property
     def loaded(self) -> bool:

@@ -1,0 +1,99 @@
+"""The query path's faster arithmetic gives the results the plain one gave (issue 19, goal 4)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+import numpy as np
+import pytest
+
+from codesearch.indexer.quant import CODECS, TokenCodec
+from codesearch.model import DEFAULT_MODEL_DIR
+from codesearch.model.query import QueryEncoder
+from codesearch.roles import _COMPILED, LIB, role_of
+from codesearch.search import PackedDocs, maxsim_many, one_blas_thread
+
+
+def test_maxsim_many_equals_the_plain_product_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        docs = [rng.standard_normal((int(rng.integers(1, 90)), 64)).astype(rng.choice([np.float16, np.float32]))
+                for _ in range(int(rng.integers(1, 60)))]
+        q = rng.standard_normal((int(rng.integers(1, 30)), 64)).astype(np.float32)
+        flat = np.concatenate(docs).astype(np.float32)
+        starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])[:-1]])
+        plain = np.maximum.reduceat(q @ flat.T, starts, axis=1).sum(axis=0)
+        assert np.array_equal(maxsim_many(q, docs), plain)
+        assert np.array_equal(maxsim_many(q, PackedDocs(docs)), plain)
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_float32_decoding_gives_the_float16_values(name):
+    codec = TokenCodec.new(name, 64)
+    x = np.random.default_rng(1).standard_normal((300, 64)).astype(np.float32)
+    codes = codec.encode(x / np.linalg.norm(x, axis=1, keepdims=True))
+    wide = codec.decode_float32(codes)
+    assert wide.dtype == np.float32 and np.array_equal(wide, codec.decode(codes).astype(np.float32))
+
+
+def test_role_of_matches_each_glob_as_fnmatch_does():
+    def plain(rel_path: str) -> str:
+        path = rel_path.replace("\\", "/").lower()
+        for role, globs in _COMPILED:
+            if any(fnmatchcase(path, g) for g in globs):
+                return role
+        return LIB
+
+    paths = ["src/lib.rs", "Vendor/x/tests/a.rs", "a\\tests\\b.rs", "x/y_pb2.py", "a.min.js", "README.MD",
+             "foo/target/x.rs", "tests.rs", "a/b.spec.ts", "x\ny/tests/a", "benches/b.rs", "lib/contest.py",
+             "examples/e.rs", "docs/a.txt", "crates/a/src/tests_util.rs", "node_modules/a/index.js"]
+    assert [role_of(p) for p in paths] == [plain(p) for p in paths]
+
+
+def test_one_blas_thread_nests_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with one_blas_thread():
+        with one_blas_thread():
+            pass
+        inside = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas" and "torch" not in i["filepath"]]
+        assert all(n == 1 for n in inside)
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_spaces_encoded_in_one_pass_match_each_space_alone():
+    lean = QueryEncoder.load(DEFAULT_MODEL_DIR)
+    spaces = [None] + sorted(s for s in lean.spaces if s)
+    for query in ["check if a value is within bounds", "HashMap::entry or_insert_with", "x" * 300, "a"]:
+        together = lean.encode_query_spaces(query, spaces)
+        assert list(together) == spaces
+        for space in spaces:
+            tokens, pooled = lean.encode_queries_pooled([query], space=space)
+            # (the same products, batched: equal to float32 rounding)
+            np.testing.assert_allclose(together[space][0], tokens[0], atol=2e-6)
+            np.testing.assert_allclose(together[space][1], pooled[0], atol=2e-6)
+
+
+def test_snippets_read_by_row_id_and_by_id_alike(small_repo, tmp_path, encoder):
+    """Results' texts are read by the candidates' row ids; a row id that no longer holds its
+    chunk (a commit in between) falls back to reading by id, with the same snippets."""
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    Indexer(store, encoder, settings).run([small_repo])
+    searcher = Searcher(store, encoder, settings)
+    searcher.exact_below = 0  # candidates from the pooled vectors and the full-text index
+    query = "evict the least recently used entry"
+    results = searcher.search(query)
+    assert results and all(r.snippet for r in results)
+    searcher._texts_by_row = lambda by_row: {}  # every row moved since the candidates were read
+    assert [(r.path, r.start_line, r.snippet) for r in searcher.search(query)] == [(r.path, r.start_line, r.snippet) for r in results]
+    searcher2 = Searcher(store, encoder, settings)
+    searcher2.exact_below = 0
+    wrong = searcher2._texts_by_row
+    searcher2._texts_by_row = lambda by_row: wrong({row + 1: id_ for row, id_ in by_row.items()})  # rows of other chunks
+    assert [(r.path, r.start_line, r.snippet) for r in searcher2.search(query)] == [(r.path, r.start_line, r.snippet) for r in results]
