@@ -16,8 +16,6 @@ switching LoRA adapters on one loaded base. The trainer can still wrap this modu
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import json
 import logging
 import os
@@ -29,6 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
+from codesearch.heap import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -648,6 +648,8 @@ class MultiVectorEncoder(RoutedSpaces):
                 if progress is not None:
                     progress(len(batch_idx))
         if not is_query:
+            # A batch frees hundreds of MB of activations that glibc kept: over an index run the
+            # process grew by them group after group (docs/speed.md).
             release_free_heap()
         return out, pooled  # type: ignore[return-value]
 
@@ -701,27 +703,6 @@ class MultiVectorEncoder(RoutedSpaces):
 
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        return None
-
-
-def release_free_heap() -> None:
-    """Give the heap's free pages back to the system (glibc's ``malloc_trim``).
-
-    A batch of documents frees hundreds of MB of activations; glibc keeps much of that, and over
-    an index run the process grew by it group after group: 947 MB against 641 MB after 3,072
-    chunks, with rows padded as well (docs/speed.md). A call costs milliseconds, once per
-    ``encode_documents``.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def split_identifiers(text: str) -> str:
