@@ -545,7 +545,14 @@ class Indexer:
         by_space: dict[str, list[str]] = {}
         for k, c in new.items():
             by_space.setdefault(self.keys.space(c), []).append(k)
-        for space, keys in by_space.items():
+        # At most batch_chunks texts per encoder call, each part's vectors stored before the next:
+        # one file can hold thousands of chunks (3,661 in core::arch's neon/generated.rs), and
+        # their float32 token vectors all at once raised the peak RSS of indexing two such files
+        # from 1.20 to 1.99 GB (docs/speed.md). A text's vectors do not depend on the texts
+        # encoded with it: the parts change nothing else (the same vectors, checked).
+        parts = [(space, keys[i : i + self.batch_chunks]) for space, keys in by_space.items()
+                 for i in range(0, len(keys), self.batch_chunks)]
+        for space, keys in parts:
             try:
                 with _timed(summary, "embed"):
                     tokens, pooled = self.encoder.encode_documents(
