@@ -326,51 +326,55 @@ class QueryEncoder(RoutedSpaces):
         """Token vectors of each query and one pooled (mean) unit vector per query, in ``space``
         (an adapter name; None: the base model)."""
         space = self.active_adapter if space is ACTIVE else space
-        if space is not None and space not in self._spaces:
-            raise KeyError(f"no adapter {space!r}; this model has {list(self._spaces) or 'none'}")
-        bert = self._bert if space is None else self._spaces[space]
-        prefix = self.config.query_prefix
-        splits = self.config.splits_identifiers(space)
-        texts = [prefix + (split_identifiers(_utf8_text(q)) if splits else _utf8_text(q)) for q in queries]
-        with self._tokenizer_lock:
-            self._tokenizer.enable_truncation(max_length=min(self.config.query_max_tokens, bert.max_positions))
-            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
-        tokens, pooled = [], np.zeros((len(texts), self.dim), np.float32)
-        for i, enc in enumerate(encodings):
-            hidden = bert(enc.ids)
-            special = set(enc.ids) & self._special if self.config.skip_special else set()
-            keep = [j for j, t in enumerate(enc.ids) if t not in special] if special else slice(None)
-            vecs = hidden[keep] if len(hidden[keep]) else hidden
-            pooled[i] = self._project(hidden.mean(axis=0, keepdims=True))[0]
-            tokens.append(self._project(vecs))
+        bert = self._twin(space)
+        tokens, pooled = [], np.zeros((len(queries), self.dim), np.float32)
+        for i, enc in enumerate(self._tokenize([self._text(q, space) for q in queries])):
+            vecs, pooled[i] = self._vectors(enc.ids, bert(enc.ids))
+            tokens.append(vecs)
         return tokens, pooled
 
     def encode_query_spaces(self, query: str, spaces: Sequence[str | None]) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
         """One query's token vectors and pooled vector in each of ``spaces``, as
         ``encode_queries_pooled([query], space=s)`` gives them, the spaces sharing one pass over
         the base weights (see :meth:`_Bert.forward_many`)."""
-        spaces = list(dict.fromkeys(spaces))
-        for space in spaces:
-            if space is not None and space not in self._spaces:
-                raise KeyError(f"no adapter {space!r}; this model has {list(self._spaces) or 'none'}")
+        twins = {space: self._twin(space) for space in dict.fromkeys(spaces)}
         # Spaces whose text is the same (split identifiers or not) share one pass.
         groups: dict[str, list[str | None]] = {}
-        for space in spaces:
-            splits = self.config.splits_identifiers(space)
-            text = self.config.query_prefix + (split_identifiers(_utf8_text(query)) if splits else _utf8_text(query))
-            groups.setdefault(text, []).append(space)
+        for space in twins:
+            groups.setdefault(self._text(query, space), []).append(space)
         out: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         for text, group in groups.items():
-            twins = [self._bert if s is None else self._spaces[s] for s in group]
-            with self._tokenizer_lock:
-                self._tokenizer.enable_truncation(max_length=min(self.config.query_max_tokens, self._bert.max_positions))
-                enc = self._tokenizer.encode_batch([text], add_special_tokens=True)[0]
-            special = set(enc.ids) & self._special if self.config.skip_special else set()
-            keep = [j for j, t in enumerate(enc.ids) if t not in special] if special else slice(None)
-            for space, hidden in zip(group, self._bert.forward_many(enc.ids, twins)):
-                vecs = hidden[keep] if len(hidden[keep]) else hidden
-                out[space] = (self._project(vecs), self._project(hidden.mean(axis=0, keepdims=True))[0])
+            ids = self._tokenize([text])[0].ids
+            for space, hidden in zip(group, self._bert.forward_many(ids, [twins[s] for s in group])):
+                out[space] = self._vectors(ids, hidden)
         return out
+
+    def _twin(self, space: str | None) -> _Bert:
+        """The model of ``space`` (None: the base model)."""
+        if space is None:
+            return self._bert
+        if space not in self._spaces:
+            raise KeyError(f"no adapter {space!r}; this model has {list(self._spaces) or 'none'}")
+        return self._spaces[space]
+
+    def _text(self, query: str, space: str | None) -> str:
+        """What the model reads of ``query`` in ``space``: the prefix, then the query (identifiers
+        split where that space is configured to)."""
+        query = _utf8_text(query)
+        return self.config.query_prefix + (split_identifiers(query) if self.config.splits_identifiers(space) else query)
+
+    def _tokenize(self, texts: list[str]):
+        with self._tokenizer_lock:
+            self._tokenizer.enable_truncation(max_length=min(self.config.query_max_tokens, self._bert.max_positions))
+            return self._tokenizer.encode_batch(texts, add_special_tokens=True)
+
+    def _vectors(self, ids: Sequence[int], hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors, pooled vector) of one query's hidden states: special tokens left out
+        of the tokens where configured (unless nothing else is left), the mean of all for the pool."""
+        special = set(ids) & self._special if self.config.skip_special else set()
+        keep = [j for j, t in enumerate(ids) if t not in special] if special else slice(None)
+        vecs = hidden[keep] if len(hidden[keep]) else hidden
+        return self._project(vecs), self._project(hidden.mean(axis=0, keepdims=True))[0]
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         return self.encode_queries_pooled(queries, batch_size, space=space)[0]
