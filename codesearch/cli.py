@@ -159,7 +159,8 @@ def _print_summary(summary) -> None:
     from codesearch.timing import rate_phrase, time_line
 
     s = summary
-    rate = rate_phrase(s.embedded, s.seconds, "chunks") + " over the run" if s.embedded and s.seconds else ""
+    rate = rate_phrase(s.embedded, s.seconds, "chunks")
+    rate += " over the run" if rate else ""
     click.echo(
         f"Indexed {s.files_seen} files in {s.repos} {'repository' if s.repos == 1 else 'repositories'} in {s.seconds:.1f}s: "
         f"{s.files_indexed} new or changed, {s.files_unchanged} unchanged, {s.files_removed} removed."

@@ -27,6 +27,12 @@ def about(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def device_kind(encoder) -> str:
+    """``cpu`` or ``cuda`` (...): the kind of device ``encoder`` runs on, which a rate is for."""
+    device = getattr(encoder, "device", None)
+    return str(getattr(device, "type", None) or device or "cpu")
+
+
 def rate_for(measured: float | None, device: str, defaults: dict[str, float]) -> tuple[float | None, bool]:
     """(rate, measured): the rate this home measured on this kind of device, else the default for
     it (None where there is none, e.g. a GPU: the estimate then names no time)."""

@@ -20,7 +20,7 @@ from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.quant import DEFAULT_CODEC, DEFAULT_MERGE
 from codesearch.indexer.store import FORMAT, Store, code_words
 from codesearch.indexer.walk import stored_path
-from codesearch.timing import rate_for, time_left, timed
+from codesearch.timing import device_kind, rate_for, time_left, timed
 
 log = logging.getLogger(__name__)
 
@@ -320,9 +320,7 @@ class Indexer:
         return summary
 
     def _device(self) -> str:
-        """``cpu`` or ``cuda`` (...): the kind of device the model runs on, which a rate is for."""
-        device = getattr(self.encoder, "device", None)
-        return str(getattr(device, "type", None) or device or "cpu")
+        return device_kind(self.encoder)
 
     def _remember_rate(self, embedded: int, seconds: float) -> None:
         """Keep this run's chunks/s (embedded / run seconds) in the index meta for the next

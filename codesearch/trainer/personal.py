@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from codesearch.model.routing import domain_of_language
-from codesearch.timing import rate_for, time_left, time_line, timed
+from codesearch.timing import device_kind, rate_for, time_left, time_line, timed
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def finetune_personal(
         cfg.warmup_steps = min(cfg.warmup_steps, max(1, steps // 10))
     if batch_size is not None:
         cfg.batch_size = batch_size
-    device = _train_device()
+    device = device_kind(encoder)  # (train_phase trains where the encoder runs)
     rate, measured = rate_for(_last_rate(home, device, run_dir), device, DEFAULT_TRAIN_RATE)
     say(TrainEstimate(cfg.steps, cfg.batch_size, len(train), len(heldout), rate, measured).line())
     say("measuring the current model on held-out pairs")
@@ -270,13 +270,6 @@ def finetune_personal(
     report.seconds = round(time.monotonic() - t0, 1)
     _write(run_dir, report)
     return report
-
-
-def _train_device() -> str:
-    """``cpu`` or ``cuda``: where train_phase trains, which a rate is for."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _last_rate(home: Path, device: str, current: Path) -> float | None:
