@@ -104,14 +104,19 @@ def _ann_figures(store, encoder, settings, queries: list[str], n_exact: int | No
     """
     from codesearch.search import Searcher
 
-    out: dict = {"ann_index": store.has_ann_index()}
+    default = Searcher(store, encoder, settings)
+    out: dict = {"ann_index": store.has_ann_index(),
+                 # where the default search finds its pooled-vector candidates: "memory" (exact, in
+                 # numpy: the flat path's candidates, so its recall) or LanceDB's "ann" / "flat"
+                 "candidates": "memory" if default._resident_pooled() is not None else "ann" if store.has_ann_index() else "flat"}
     exact_q = queries[: n_exact or len(queries)]
-    truth = exhaustive_top(store, Searcher(store, encoder, settings), exact_q, k=10)
+    truth = exhaustive_top(store, default, exact_q, k=10)
     flat = Searcher(store, encoder, settings)
     flat.use_ann = False
     out["flat_recall_at_10"] = _recall(flat, exact_q, truth)
     if out["ann_index"]:
         ann = Searcher(store, encoder, settings)
+        ann.in_memory_max = 0  # (LanceDB's IVF index, as tables past search.in_memory_max use it)
         out["ann_recall_at_10"] = _recall(ann, exact_q, truth)
         flat_times, _ = _timed(flat, exact_q, limit=10)
         ann_times, _ = _timed(ann, exact_q, limit=10)

@@ -167,6 +167,14 @@ class Searcher:
         self.ann_nprobes_share = float(opts.get("ann_nprobes_share", 0.1))
         self.ann_refine = int(opts.get("ann_refine", 2))
         self.use_ann = True  # False: exact (flat) pooled-vector candidates, e.g. to measure recall
+        # Tables of up to this many chunks find their pooled-vector candidates in memory: the
+        # pooled vectors (1 KB a chunk as float32) and candidate columns are read once per table
+        # version and scored exactly in numpy. LanceDB's search took 19-29 ms of CPU per space
+        # at 100k chunks; one product over every space takes a few (docs/speed.md). Bigger
+        # tables use LanceDB (its IVF index from ann_min_rows on). 0: always LanceDB.
+        self.in_memory_max = int(opts.get("in_memory_max", 150_000))
+        self._resident: ResidentPooled | None = None
+        self._too_big: int | None = None  # the table version found bigger than in_memory_max
         # Torch threads while encoding a query with the torch encoder. A query is a few tokens: on a
         # busy 2-core machine one thread measured p50 3.6 ms / p95 4 ms, two threads 8 ms / 25-80 ms.
         self.query_threads = int(opts.get("query_threads", 1))
@@ -213,6 +221,20 @@ class Searcher:
             if isinstance(exc, IndexDamaged) or not is_read_error(exc):
                 raise
             raise IndexDamaged() from exc
+
+    def prepare(self) -> None:
+        """Read what searches of the current index need in memory (its pooled vectors) now, not
+        in the next search: a long-lived searcher's owner calls it after the index changed."""
+        from codesearch.indexer.store import is_read_error
+
+        try:
+            self._resident_pooled()
+        except FileNotFoundError:
+            pass  # (no chunks yet)
+        except (RuntimeError, OSError, ValueError) as exc:
+            if not is_read_error(exc):
+                raise
+            log.warning("cannot read the index now: %s", str(exc).splitlines()[0][:200])
 
     def _search(
         self,
@@ -301,6 +323,9 @@ class Searcher:
         """Spaces that hold at least one chunk; re-read when the chunks table changes."""
         import pyarrow.compute as pc
 
+        resident = self._resident_pooled()
+        if resident is not None:
+            return set(resident.blocks)
         tbl = self.store.table("chunks")
         version = tbl.version
         if version != self._present_version:
@@ -313,6 +338,10 @@ class Searcher:
         self, encoded: dict[str, tuple[np.ndarray, np.ndarray]], where: str | None, n: int
     ) -> tuple[list[dict], list[float]]:
         """Nearest pooled vectors, each space searched with the query's vector in that space."""
+        resident = self._resident_pooled()
+        if resident is not None:
+            allowed = self._row_ids(where) if where else None
+            return resident.nearest({space: pooled for space, (_, pooled) in encoded.items()}, n, allowed)
         if len(encoded) == 1 and (len(self.spaces) == 1 or self._present == set(encoded)):
             # one space holds every chunk (say, a Rust-only index): no filter on the space
             return self._dense(next(iter(encoded.values()))[1], where, n)
@@ -366,6 +395,29 @@ class Searcher:
                     torch.set_num_threads(before)
 
     # ------------------------------------------------------------------ candidate sources
+    def _resident_pooled(self) -> ResidentPooled | None:
+        """The chunks table's pooled vectors in memory (read again when the table changed), or
+        None where the table is bigger than ``in_memory_max`` or the path is switched off."""
+        if self.in_memory_max <= 0 or not self.use_ann:
+            return None
+        tbl = self.store.table("chunks", create=False)
+        version = tbl.version
+        if self._resident is not None and self._resident.version == version:
+            return self._resident
+        self._resident = None  # (the old copy is freed before the new one is read)
+        if self._too_big == version:
+            return None
+        if tbl.count_rows() > self.in_memory_max:
+            self._too_big = version
+            return None
+        self._resident = ResidentPooled(tbl, version)
+        return self._resident
+
+    def _row_ids(self, where: str) -> np.ndarray:
+        """Row ids of the chunks that pass a filter."""
+        data = self.store.table("chunks").search().where(where).with_row_id(True).select(["_rowid"]).limit(None).to_arrow()
+        return data.column("_rowid").to_numpy()
+
     def _dense(self, q_pooled: np.ndarray, where: str | None, n: int) -> tuple[list[dict], list[float]]:
         if n <= 0:
             return [], []
@@ -573,6 +625,68 @@ def one_blas_thread():
             if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
                 _BLAS_LIMIT.restore_original_limits()
                 _BLAS_LIMIT = None
+
+
+class ResidentPooled:
+    """One version of the chunks table's pooled vectors (float32, rows grouped by space) and
+    candidate columns, for exact nearest-pooled-vector candidates in numpy.
+
+    Scores are cosines with the query in float16, as LanceDB's flat search computes them: the
+    same candidates and scores to float32 rounding."""
+
+    def __init__(self, tbl, version: int):
+        import pyarrow.compute as pc
+
+        self.version = version
+        data = tbl.search().select(_META_COLUMNS + ["pooled"]).with_row_id(True).limit(None).to_arrow()
+        self.rows = data.select(_CANDIDATE_COLUMNS)  # (in table order: only the vectors are regrouped)
+        # rows grouped by space, so that each space's query meets a contiguous block
+        self.order = pc.sort_indices(data.column("space")).to_numpy()
+        spaces = data.column("space").to_numpy(zero_copy_only=False).astype(str)[self.order]
+        pooled = data.column("pooled").combine_chunks()
+        flat = pooled.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        self.vectors = flat.reshape(len(data), -1)[self.order] if len(data) else np.zeros((0, 1), np.float32)
+        norms = np.linalg.norm(self.vectors, axis=1)
+        self.vectors /= np.where(norms > 0, norms, 1.0)[:, None]
+        self.row_ids = data.column("_rowid").to_numpy()[self.order]
+        names, starts = np.unique(spaces, return_index=True)
+        ends = list(starts[1:]) + [len(spaces)]
+        self.blocks = {str(name): (int(a), int(b)) for name, a, b in zip(names, starts, ends)}
+
+    def nearest(
+        self, queries: dict[str, np.ndarray], n: int, allowed: np.ndarray | None = None
+    ) -> tuple[list[dict], list[float]]:
+        """The ``n`` chunks nearest their space's query vector (cosine), best first; only rows
+        whose row id is in ``allowed`` where given."""
+        if n <= 0:
+            return [], []
+        index_parts, score_parts = [], []
+        for space, q in queries.items():
+            if space not in self.blocks:
+                continue
+            a, b = self.blocks[space]
+            # (in the stored vectors' float16, as LanceDB casts the query: the same cosines)
+            q = np.asarray(q, np.float16).astype(np.float32)
+            scores = self.vectors[a:b] @ (q / (np.linalg.norm(q) or 1.0))
+            if allowed is not None:
+                scores = np.where(np.isin(self.row_ids[a:b], allowed), scores, -np.inf)
+            index_parts.append(np.arange(a, b))
+            score_parts.append(scores)
+        if not index_parts:
+            return [], []
+        index, scores = np.concatenate(index_parts), np.concatenate(score_parts)
+        if len(scores) > n:
+            top = np.argpartition(-scores, n - 1)[:n]
+        else:
+            top = np.arange(len(scores))
+        top = top[np.isfinite(scores[top])]
+        at = self.order[index[top]]  # (positions in table order)
+        keep = np.lexsort((at, -scores[top]))  # best first, ties in table order
+        import pyarrow as pa
+
+        rows = self.rows.take(pa.array(at[keep])).to_pylist()
+        top = top[keep]
+        return rows, [float(x) for x in scores[top]]
 
 
 def maxsim_many(q: np.ndarray, docs: Sequence[np.ndarray] | "PackedDocs") -> np.ndarray:

@@ -195,6 +195,7 @@ def test_ann_index_is_built_past_the_threshold_and_matches_exact_candidates(smal
         return set(s.table("chunks").search().select(["space"]).limit(None).to_arrow().column("space").to_pylist())
     assert spaces(store) <= spaces(source) and len(spaces(store)) == len(spaces(source))
     ann, exact = Searcher(store, encoder, settings), Searcher(store, encoder, settings)
+    ann.in_memory_max = 0  # (LanceDB's IVF index, as tables past search.in_memory_max use it)
     exact.use_ann = False
     queries = ["check if a value is within bounds", "evict the least recently used entry", "parse an interval",
                "lemma about list length", "counter invariant"]

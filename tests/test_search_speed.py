@@ -97,3 +97,77 @@ def test_snippets_read_by_row_id_and_by_id_alike(small_repo, tmp_path, encoder):
     wrong = searcher2._texts_by_row
     searcher2._texts_by_row = lambda by_row: wrong({row + 1: id_ for row, id_ in by_row.items()})  # rows of other chunks
     assert [(r.path, r.start_line, r.snippet) for r in searcher2.search(query)] == [(r.path, r.start_line, r.snippet) for r in results]
+
+
+def _indexed_with_stdlib(small_repo, tmp_path, encoder, n_files=6):
+    """A real index of the small repository plus some Python stdlib modules (about a hundred
+    chunks in two spaces), and its settings."""
+    from conftest import stdlib_repo
+
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    Indexer(store, encoder, settings).run([small_repo, stdlib_repo(tmp_path / "repos" / "py", n_files, 8_000)])
+    return store, settings
+
+
+def _places(results):
+    return [(r.path, r.start_line, r.end_line, r.score) for r in results]
+
+
+def test_candidates_found_in_memory_equal_lancedbs(small_repo, tmp_path, encoder):
+    """The pooled vectors scored in memory give the same results, scores included, as LanceDB's
+    search over the same table, for every method that uses them and with filters."""
+    from codesearch.search import Filters, Searcher
+
+    store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder)
+    assert store.count_chunks() > 60 and len(store.meta()["spaces"]) > 1
+    memory, lance = Searcher(store, encoder, settings), Searcher(store, encoder, settings)
+    lance.in_memory_max = 0
+    for s in (memory, lance):
+        s.exact_below, s.n_dense, s.n_lexical = 0, 20, 5  # candidates are a choice, not every chunk
+    queries = ["check if a value is within bounds", "evict the least recently used entry", "lemma about list length",
+               "parse a date from a string", "join path components"]
+    for method in ("hybrid", "multivector", "dense"):
+        for q in queries:
+            assert _places(memory.search(q, method=method)) == _places(lance.search(q, method=method)), (method, q)
+    for filters in (Filters(lang=["python"]), Filters(lang=["rust", "lean"]), Filters(path="proofs/"), Filters(repo="py")):
+        for q in queries[:3]:
+            got = memory.search(q, filters=filters)
+            assert got and _places(got) == _places(lance.search(q, filters=filters)), (filters, q)
+    assert memory._resident is not None and lance._resident is None
+
+
+def test_a_changed_index_is_read_again_and_a_big_one_is_left_to_lancedb(small_repo, tmp_path, encoder):
+    """A searcher that holds the pooled vectors finds a chunk added after its first search; a
+    table past search.in_memory_max is searched through LanceDB, with the same results."""
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.search import Searcher
+
+    store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder, n_files=1)
+    searcher = Searcher(store, encoder, settings)
+    searcher.exact_below = 0
+    query = "compute the levenshtein edit distance between two words"
+    before = searcher.search(query, method="dense")
+    assert all(r.name != "levenshtein" for r in before)
+    (small_repo / "edit.py").write_text(
+        "def levenshtein(a: str, b: str) -> int:\n"
+        '    """Compute the Levenshtein edit distance between two words."""\n'
+        "    prev = list(range(len(b) + 1))\n"
+        "    for i, ca in enumerate(a, 1):\n"
+        "        cur = [i]\n"
+        "        for j, cb in enumerate(b, 1):\n"
+        "            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))\n"
+        "        prev = cur\n"
+        "    return prev[-1]\n"
+    )
+    Indexer(store, encoder, settings).run([small_repo])
+    after = searcher.search(query, method="dense")
+    assert after[0].name == "levenshtein"
+    assert searcher._resident.version == store.table("chunks").version
+    small = Searcher(store, encoder, settings)
+    small.exact_below, small.in_memory_max = 0, store.count_chunks() - 1
+    assert _places(small.search(query, method="dense")) == _places(after) and small._resident is None

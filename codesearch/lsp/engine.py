@@ -366,17 +366,24 @@ class Engine:
         return self.encoder.busy() if isinstance(self.encoder, ModelHandle) else nullcontext()
 
     def hold_model_during(self, indexer) -> None:
-        """Make each ``run``/``update`` of ``indexer`` (e.g. the watcher's) one use of the model."""
-        if not isinstance(self.encoder, ModelHandle):
-            return
+        """Make each ``run``/``update`` of ``indexer`` (e.g. the watcher's) one use of the model,
+        and have the searcher read the changed index after it rather than in the next search."""
         for name in ("run", "update"):
             method = getattr(indexer, name)
 
             def held(*args, _method=method, **kwargs):
                 with self.model_busy():
-                    return _method(*args, **kwargs)
+                    out = _method(*args, **kwargs)
+                self.prepare_search()
+                return out
 
             setattr(indexer, name, held)
+
+    def prepare_search(self) -> None:
+        """Read what the next search needs of a changed index now (its pooled vectors), in the
+        indexing thread, so that the search after an edit does not wait for it."""
+        if self._searcher is not None:
+            self._searcher.prepare()
 
     def has_chunks(self) -> bool:
         # Only "yes" is cached: an empty index may be filling (the first index run commits
@@ -417,6 +424,7 @@ class Engine:
         self._meta_mtime = self._meta_stat()
         if self._searcher is not None and self.store.meta().get("model_fingerprint") != self.encoder.fingerprint:
             self._searcher = None
+        self.prepare_search()
         return summary
 
     # ------------------------------------------------------------------ search
