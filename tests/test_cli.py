@@ -80,6 +80,7 @@ def _index_state(home: Path) -> tuple[list, list]:
     return chunks, keys
 
 
+@pytest.mark.slow  # (about 50 s: .ci/run runs it in its slow step)
 def test_kill_minus_nine_then_rerun_converges(tmp_path):
     """Killing the indexer at random moments and running it again gives exactly the clean index."""
     repo = stdlib_repo(tmp_path / "repo", 15, max_bytes=30_000)

@@ -372,6 +372,7 @@ def test_an_idle_watcher_uses_no_cpu(env):
     assert used < 0.03 * 3, f"{used:.3f}s of CPU in 3s idle"
 
 
+@pytest.mark.slow  # (about 23 s: .ci/run runs it in its slow step)
 def test_watch_command_updates_an_index_other_processes_search(small_repo, tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "watch", str(small_repo), "--json"]
