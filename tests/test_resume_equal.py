@@ -17,7 +17,13 @@ def _vectors(store) -> dict[str, tuple]:
     return {r["key"]: (r["n_tokens"], r["tokens"], tuple(r["pooled"])) for r in rows}
 
 
-def _index(home: Path, encoder, roots, *, batch_chunks: int | None = None, batch_size: int | None = None, exclude=None):
+def _chunks(store) -> list[tuple]:
+    rows = store.table("chunks").search().select(["path", "start_line", "end_line", "key", "kind", "name", "context", "text"]).limit(None).to_arrow().to_pylist()
+    return sorted(tuple(r.values()) for r in rows)
+
+
+def _index(home: Path, encoder, roots, *, batch_chunks: int | None = None, batch_size: int | None = None, exclude=None,
+           hold_chunks: int | None = None):
     from codesearch.config import load_settings
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
@@ -28,11 +34,15 @@ def _index(home: Path, encoder, roots, *, batch_chunks: int | None = None, batch
     if batch_size:
         settings.setdefault("index", {})["encode_batch_size"] = batch_size
     store = Store(Path(settings["home"]))
-    Indexer(store, encoder, settings, exclude=exclude).run(roots)
+    indexer = Indexer(store, encoder, settings, exclude=exclude)
+    if hold_chunks is not None:
+        indexer.hold_chunks = hold_chunks
+    indexer.run(roots)
     return store
 
 
 def test_resumed_index_equals_a_clean_one_vector_for_vector(tmp_path, encoder):
+    """Also when most files' chunks were not held between cutting and embedding them."""
     repo = stdlib_repo(tmp_path / "repo", 6, max_bytes=7_000)
     names = sorted(p.name for p in repo.glob("*.py"))
     later = set(names[::2])  # indexed only by the second (resumed) run
@@ -41,8 +51,10 @@ def test_resumed_index_equals_a_clean_one_vector_for_vector(tmp_path, encoder):
     resumed = _index(tmp_path / "resumed", encoder, [repo], batch_chunks=5, batch_size=3, exclude=lambda f: f.path.name in later)
     first = _vectors(resumed)
     assert first and len(later) < len(names)
-    resumed = _index(tmp_path / "resumed", encoder, [repo], batch_chunks=7, batch_size=5)
+    # (and holding the chunks of a few files only: the others are cut again when committed)
+    resumed = _index(tmp_path / "resumed", encoder, [repo], batch_chunks=7, batch_size=5, hold_chunks=10)
     clean = _index(tmp_path / "clean", encoder, [repo])
+    assert _chunks(resumed) == _chunks(clean)
     got, want = _vectors(resumed), _vectors(clean)
     assert len(want) > len(first) > 0
     assert set(got) == set(want)

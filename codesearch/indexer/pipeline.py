@@ -108,7 +108,8 @@ class IndexSummary:
 @dataclass
 class _FileWork:
     source: walker.SourceFile
-    chunks: list[Chunk]
+    chunks: list[Chunk] | None  # None: not held; the file is cut again when its group is committed
+    keys: list[str] = field(default_factory=list)  # its chunks' keys, in order
 
 
 def chunk_id(path: str, chunk: Chunk, key: str) -> str:
@@ -186,6 +187,11 @@ class Indexer:
         self.batch_chunks = int(opts.get("batch_chunks", 256))
         self.encode_batch_size = int(opts.get("encode_batch_size", 32))
         self.compact_every = int(opts.get("compact_every", 20))
+        # A run holds the chunks of at most this many chunks' files between cutting them and
+        # embedding them; later files keep only their keys and are cut again when committed
+        # (twice the chunking time, about 0.6% of a big run). Holding every chunk of the Rust
+        # library (40k) took 99 MB, and grew with the corpus (docs/speed.md).
+        self.hold_chunks = 8192
         self._commits = 0
         self.token_codec = str(opts.get("token_codec", DEFAULT_CODEC))
         merge = opts.get("token_merge", DEFAULT_MERGE)
@@ -474,7 +480,9 @@ class Indexer:
             summary.files_removed += len(removed)
 
         # 3. Chunk what changed.
+        keys = self.keys
         work: list[_FileWork] = []
+        held = 0
         for n, source in enumerate(changed, 1):
             try:
                 with _timed(summary, "chunk"):
@@ -496,16 +504,17 @@ class Indexer:
                 log.warning("cannot cut %s into chunks", stored_path(source.path), exc_info=True)
                 self._skip(summary, source.path, "chunking failed")
                 chunks = []  # recorded empty: retried when the file (or the chunker) changes
-            work.append(_FileWork(source, chunks))
+            hold = held + len(chunks) <= self.hold_chunks or not chunks
+            held += len(chunks) if hold else 0
+            work.append(_FileWork(source, chunks if hold else None, [keys.key(c) for c in chunks]))
             if progress:
                 progress("chunking", n, len(changed))
 
         # 4. Embed what the index has not seen, commit file by file group.
-        keys = self.keys
-        keys_needed = {keys.key(c) for w in work for c in w.chunks}
+        keys_needed = {k for w in work for k in w.keys}
         have = self.store.existing_keys(keys_needed) if keys_needed else set()
         to_embed_total = len(keys_needed - have)
-        self._pending_chunks = sum(len(w.chunks) for w in work)  # for the space a rerun needs
+        self._pending_chunks = sum(len(w.keys) for w in work)  # for the space a rerun needs
         done = 0
         if not to_embed_total:
             progress = None  # nothing to embed: no "embedding" stage (an empty bar) to report
@@ -515,11 +524,13 @@ class Indexer:
         group_new = 0
         for w in work:
             group.append(w)
-            group_new += sum(1 for c in w.chunks if keys.key(c) not in have)
-            if group_new >= self.batch_chunks or sum(len(g.chunks) for g in group) >= 4 * self.batch_chunks:
+            group_new += sum(1 for k in w.keys if k not in have)
+            if group_new >= self.batch_chunks or sum(len(g.keys) for g in group) >= 4 * self.batch_chunks:
                 done += self._commit_group(group, have, summary)
                 if progress:
                     progress("embedding", done, to_embed_total)
+                for g in group:
+                    g.chunks = None  # (committed: its chunks are not needed again)
                 group, group_new = [], 0
         if group:
             done += self._commit_group(group, have, summary)
@@ -527,12 +538,29 @@ class Indexer:
                 progress("embedding", done, to_embed_total)
         summary.files_indexed += len(work)
 
+    def _cut_again(self, source: walker.SourceFile, summary: IndexSummary) -> list[Chunk]:
+        """The chunks of a file whose chunks were not held (see ``hold_chunks``): as cut before,
+        unless the file changed since (then as it is now; a file gone or unreadable now is
+        recorded with no chunks, and the next run sees it again)."""
+        try:
+            with _timed(summary, "chunk"):
+                return chunk_text(stored_path(source.rel_path), walker.read_text(source))
+        except walker.SkipFile as exc:
+            self._skip(summary, source.path, exc.reason)
+        except Exception:  # noqa: BLE001 - as in the first cut: one file must not abort the run
+            log.warning("cannot cut %s into chunks", stored_path(source.path), exc_info=True)
+            self._skip(summary, source.path, "chunking failed")
+        return []
+
     def _skip(self, summary: IndexSummary, path: str | Path, reason: str) -> None:
         summary.skipped[reason] += 1
         summary.skipped_examples.setdefault(reason, stored_path(path))
 
     def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary) -> int:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that order."""
+        for w in group:
+            if w.chunks is None:
+                w.chunks = self._cut_again(w.source, summary)
         keyed = [(w, [(c, self.keys.key(c)) for c in w.chunks]) for w in group]
         new: dict[str, Chunk] = {}
         for _, pairs in keyed:
