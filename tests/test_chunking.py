@@ -464,6 +464,28 @@ def test_a_parse_running_past_its_deadline_falls_back_to_windows(monkeypatch):
     assert chunks[-1].end_line == 3000
 
 
+def test_cutting_files_again_and_again_keeps_no_memory():
+    """py-tree-sitter 0.26 kept every byte its read callback returned (an index run grew by about
+    its corpus); the chunker gives those references back."""
+    import gc
+    import tracemalloc
+
+    src = "".join(f"/// Adds {i}.\nfn add_{i}(x: u64) -> u64 {{ x + {i} }}\n" for i in range(4000))  # ~200 KB
+    chunk_text("gen.rs", src)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            chunks = chunk_text("gen.rs", src)
+        del chunks
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < len(src) // 4, f"{grown} bytes kept after 5 cuts of {len(src)} bytes"
+
+
 def test_a_chunker_bug_falls_back_to_windows(monkeypatch):
     from codesearch.indexer import chunking
 
