@@ -319,8 +319,9 @@ def _drop_leaked_references(given: list[bytes]) -> None:
     It never releases them: every byte a parse read stayed allocated, about the size of the file
     per parse, so an index run grew with its corpus (2 GB of RSS at 52k chunks of Debian's Rust
     crates; heaptrack showed 490 MB of these bytes at the peak; docs/speed.md). The parse has
-    returned, so nothing of the parser uses them any more; a reference beyond ours is the kept one. Bytes of length 0 or 1 are shared
-    singletons and are left alone. A version that releases them leaves nothing to give back.
+    returned, so nothing of the parser uses them any more; a reference beyond ours is the kept
+    one. Bytes of length 0 or 1 are shared singletons and are left alone. A version that
+    releases them leaves nothing to give back.
     """
     import ctypes
     import sys
