@@ -27,6 +27,18 @@ def test_maxsim_many_equals_the_plain_product_bit_for_bit():
         assert np.array_equal(maxsim_many(q, PackedDocs(docs)), plain)
 
 
+def test_a_product_split_in_halves_equals_the_whole_bit_for_bit():
+    from codesearch.search import _matvec
+
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((60_001, 64)).astype(np.float32)
+    vector = rng.standard_normal(64).astype(np.float32)
+    with one_blas_thread():
+        assert np.array_equal(_matvec(matrix, vector), matrix @ vector)
+        for rows in range(100, 300):
+            assert np.array_equal(_matvec(matrix[:rows], vector, split_rows=2), matrix[:rows] @ vector), rows
+
+
 @pytest.mark.parametrize("name", CODECS)
 def test_float32_decoding_gives_the_float16_values(name):
     codec = TokenCodec.new(name, 64)
@@ -118,10 +130,14 @@ def _places(results):
     return [(r.path, r.start_line, r.end_line, r.score) for r in results]
 
 
-def test_candidates_found_in_memory_equal_lancedbs(small_repo, tmp_path, encoder):
+def test_candidates_found_in_memory_equal_lancedbs(small_repo, tmp_path, encoder, monkeypatch):
     """The pooled vectors scored in memory give the same results, scores included, as LanceDB's
-    search over the same table, for every method that uses them and with filters."""
+    search over the same table, for every method that uses them and with filters; also when each
+    space's product is split in two halves side by side (as it is past 50k chunks)."""
+    import codesearch.search
     from codesearch.search import Filters, Searcher
+
+    monkeypatch.setattr(codesearch.search, "_SPLIT_ROWS", 2)
 
     store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder)
     assert store.count_chunks() > 60 and len(store.meta()["spaces"]) > 1

@@ -86,19 +86,26 @@ def bf16(x: np.ndarray) -> np.ndarray:
     return u.view(np.float32)
 
 
+_ERFC = tuple(np.float32(c) for c in (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+                                    -1.13520398, 1.48851587, -0.82215223, 0.17087277))
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
-    # Numerical Recipes' erfc (fractional error below 1.2e-7, under float32's resolution here):
-    # numpy has no erf, and scipy.special alone costs more start-up than this whole module.
+    # Numerical Recipes' erfc (fractional error below 1.2e-7), in float32: numpy has no erf, and
+    # scipy.special alone costs more start-up than this whole module. Against math.erf the GELU
+    # below is within 4.5e-7 (float64 arithmetic: 2.4e-7, at twice the time).
     z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
-        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
-    r = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - r, r - 1.0)
+    t = np.float32(1.0) / (np.float32(1.0) + np.float32(0.5) * z)
+    poly = _ERFC[9]
+    for c in _ERFC[8:0:-1]:
+        poly = poly * t + c
+    r = t * np.exp(poly * t + _ERFC[0] - z * z)
+    return np.where(x >= 0, np.float32(1.0) - r, r - np.float32(1.0))
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(np.float32)
+    x = x.astype(np.float32, copy=False)
+    return np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(1.0 / math.sqrt(2.0))))
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
