@@ -14,6 +14,9 @@ os.environ.setdefault("LANCE_LOG", "error")
 os.environ.setdefault("CODESEARCH_NO_SERVICE", "1")  # no background search services from CLI tests (tests/test_service.py starts its own)
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Fixtures are files to index and mine, not tests (tests/fixtures/mining/test_geometry.py is a
+# user's test file that the miner reads).
+collect_ignore = ["fixtures"]
 STDLIB = Path(os.__file__).parent
 
 

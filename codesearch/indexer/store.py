@@ -262,7 +262,7 @@ class Store:
                 tbl = self.db.create_table(name, schema=self._schema(name), exist_ok=True)
                 try:
                     for column in self._SCALAR_INDEXES[name]:
-                        tbl.create_scalar_index(column)
+                        tbl.create_index(column, config=_index_config("BTree")(), replace=True)
                 except BaseException:  # a table is created with its indexes or not at all
                     try:
                         self.db.drop_table(name, ignore_missing=True)
@@ -282,7 +282,7 @@ class Store:
             have = {c for ix in tbl.list_indices() for c in getattr(ix, "columns", ())}
             for column in self._SCALAR_INDEXES[name]:
                 if column not in have:
-                    tbl.create_scalar_index(column)
+                    tbl.create_index(column, config=_index_config("BTree")(), replace=True)
 
     def table_names(self) -> set[str]:
         names, token = set(), None
@@ -582,13 +582,7 @@ class Store:
         if n == 0:
             return False
         partitions = max(8, min(4096, n // ANN_ROWS_PER_PARTITION))
-        tbl.create_index(
-            metric="cosine",
-            vector_column_name="pooled",
-            index_type="IVF_SQ",
-            num_partitions=partitions,
-            replace=True,
-        )
+        tbl.create_index("pooled", config=_index_config("IvfSq")(distance_type="cosine", num_partitions=partitions), replace=True)
         self.write_meta(ann_rows=n, ann_partitions=partitions)
         return True
 
@@ -596,13 +590,9 @@ class Store:
         tbl = self.table("chunks")
         names = [getattr(ix, "name", "") for ix in tbl.list_indices()]
         if not any("search_text" in n for n in names) and tbl.count_rows() > 0:
-            tbl.create_fts_index(
+            tbl.create_index(
                 "search_text",
-                base_tokenizer="whitespace",
-                lower_case=True,
-                stem=False,
-                remove_stop_words=False,
-                ascii_folding=True,
+                config=_index_config("FTS")(base_tokenizer="whitespace", lower_case=True, stem=False, remove_stop_words=False, ascii_folding=True),
                 replace=True,
             )
 
@@ -723,6 +713,14 @@ def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = Fals
         decoded = codec.to_original(decoded)
     bounds = np.concatenate([[0], np.cumsum(n_tokens)])
     return {k: decoded[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
+
+
+def _index_config(name: str):
+    """An index configuration class of ``lancedb.index`` (imported when an index is built: a
+    search that builds none does not import LanceDB's index module)."""
+    import lancedb.index
+
+    return getattr(lancedb.index, name)
 
 
 def _owned(matrices: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
