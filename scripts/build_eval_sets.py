@@ -1331,11 +1331,23 @@ class SetSpec:
     extra_files: Callable[[], list[SourceFile]] = lambda: []
 
 
+def _ext(language: str) -> str:
+    """A language's main file extension, from the language registry (``codesearch.languages``).
+
+    The sets' extractors (``process_rust``, ``process_coq``, ...) stay their own: they define
+    the committed eval data, and their docs are found independently of the miner's."""
+    from codesearch import languages
+
+    lang = languages.get(language)
+    assert lang is not None and lang.extensions, language
+    return lang.extensions[0]
+
+
 def _rust_files(registry: Path) -> list[SourceFile]:
     out = []
     for crate in RUST_CRATES:
         root = registry / crate / "src"
-        for p in sorted(root.rglob("*.rs")):
+        for p in sorted(root.rglob(f"*{_ext('rust')}")):
             rel = p.relative_to(registry / crate)
             if any(part in ("tests", "benches", "examples") for part in rel.parts[1:-1]):
                 continue
@@ -1348,7 +1360,7 @@ def _python_files(stdlib: Path) -> list[SourceFile]:
     for entry in PYTHON_MODULES:
         p = stdlib / entry
         if p.is_dir():
-            for f in sorted(p.rglob("*.py")):
+            for f in sorted(p.rglob(f"*{_ext('python')}")):
                 rel = f.relative_to(stdlib)
                 if any(part in ("test", "tests", "idle_test", "__pycache__") for part in rel.parts):
                     continue
@@ -1361,7 +1373,7 @@ def _python_files(stdlib: Path) -> list[SourceFile]:
 def _coq_files(theories: Path) -> list[SourceFile]:
     out = []
     for folder in COQ_FOLDERS:
-        for f in sorted((theories / folder).rglob("*.v")):
+        for f in sorted((theories / folder).rglob(f"*{_ext('coq')}")):
             out.append(SourceFile(f, f.relative_to(theories).as_posix()))
     return out
 
@@ -1378,7 +1390,7 @@ def _repo_files(root: Path, folders: Sequence[str], suffix: str) -> list[SourceF
 
 
 def _verus_files(root: Path) -> list[SourceFile]:
-    return [f for f in _repo_files(root, VERUS_FOLDERS, ".rs") if "verus!" in _read(f.src)]
+    return [f for f in _repo_files(root, VERUS_FOLDERS, _ext("rust")) if "verus!" in _read(f.src)]
 
 
 def repo_dir(formal_src: Path, repo: tuple[str, str]) -> Path:
@@ -1424,28 +1436,28 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             "lean",
             "lean",
             [("repo", LEAN_REPO[0], LEAN_REPO[1], lean_dir)],
-            lambda: _repo_files(lean_dir, LEAN_FOLDERS, ".lean"),
+            lambda: _repo_files(lean_dir, LEAN_FOLDERS, _ext("lean")),
             process_lean,
         ),
         "tlaplus": SetSpec(
             "tlaplus",
             "tla",
             [("repo", TLAPLUS_REPO[0], TLAPLUS_REPO[1], tla_dir)],
-            lambda: _repo_files(tla_dir, TLAPLUS_FOLDERS, ".tla"),
+            lambda: _repo_files(tla_dir, TLAPLUS_FOLDERS, _ext("tlaplus")),
             process_tlaplus,
         ),
         "lean-validation": SetSpec(
             "lean-validation",
             "lean",
             [("repo", LEAN_VALIDATION_REPO[0], LEAN_VALIDATION_REPO[1], lean_val_dir)],
-            lambda: _repo_files(lean_val_dir, LEAN_VALIDATION_FOLDERS, ".lean"),
+            lambda: _repo_files(lean_val_dir, LEAN_VALIDATION_FOLDERS, _ext("lean")),
             process_lean,
         ),
         "coq-validation": SetSpec(
             "coq-validation",
             "coq",
             [("repo", COQ_VALIDATION_REPO[0], COQ_VALIDATION_REPO[1], coq_val_dir)],
-            lambda: _repo_files(coq_val_dir, COQ_VALIDATION_FOLDERS, ".v"),
+            lambda: _repo_files(coq_val_dir, COQ_VALIDATION_FOLDERS, _ext("coq")),
             lambda text, rel: process_coq(text, rel, accept_plain=True),  # few (** *) docs there
         ),
         "verus": SetSpec(

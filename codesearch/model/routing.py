@@ -6,25 +6,22 @@ the adapter of every space it searches, so a query always meets documents in the
 
 from __future__ import annotations
 
-FORMAL_LANGUAGES = frozenset({"lean", "coq", "tlaplus", "smtlib", "why3", "dafny", "agda", "isabelle"})
+from codesearch import languages as _languages
+
+FORMAL_LANGUAGES = _languages.in_domain("formal")  # as registered at import (codesearch.languages)
 DOMAINS = ("general", "rust", "formal", "personal")
 
 
 def _known_languages() -> frozenset[str]:
-    from codesearch.indexer.chunking.languages import EXTENSIONS
-
-    return frozenset(EXTENSIONS.values()) | {"text", "markdown"}
+    return _languages.names() | {"text", "markdown"}
 
 
 KNOWN_LANGUAGES = _known_languages()  # every language name a chunk can carry
 
 
 def domain_of_language(language: str) -> str:
-    if language == "rust":
-        return "rust"
-    if language in FORMAL_LANGUAGES:
-        return "formal"
-    return "general"
+    """The registry's domain of ``language`` ("general" for text and unknown names)."""
+    return _languages.domain_of(language)
 
 
 def adapter_for(routing: dict[str, str | None], language: str, personal: bool = False) -> str | None:

@@ -27,12 +27,19 @@ from __future__ import annotations
 import hashlib
 import re
 
+from codesearch import languages as _languages
 from codesearch.trainer.docs import identifier_words
 
-LANG_NAMES = {
-    "lean": "Lean", "coq": "Coq", "why3": "Why3", "tlaplus": "TLA+", "smtlib": "SMT-LIB",
-    "agda": "Agda", "isabelle": "Isabelle", "dafny": "Dafny",
-}  # fmt: skip
+
+def formal_display_name(language: str) -> str | None:
+    """The display name ("TLA+") of a formal language in the registry; None for the others
+    (only formal code is augmented)."""
+    lang = _languages.get(language)
+    return lang.display if lang is not None and lang.domain == "formal" else None
+
+
+# Formal language -> display name, as the registry stands at import (kept for callers).
+LANG_NAMES = {name: formal_display_name(name) for name in sorted(_languages.in_domain("formal"))}
 
 THEOREM_KINDS = frozenset(
     {"theorem", "lemma", "corollary", "proposition", "fact", "remark", "property", "goal", "conjecture"}
@@ -175,14 +182,14 @@ def augment_queries(
     ``code`` is the declaration's text without its doc; ``doc_sentence`` the first sentence
     of its doc, when it has one (used by the SMT assertion rule); ``key`` makes the choice
     of template stable (e.g. the path and line)."""
-    lang = LANG_NAMES.get(language)
+    lang = formal_display_name(language)
     if lang is None or not kind:
         return []
     key = f"{key}\0{language}\0{kind}\0{name}"
     out: list[tuple[str, str]] = []
     h = humanise(name) if name else ""
     plain_name = name.strip("|")
-    if kind in THEOREM_KINDS and h and language in ("lean", "coq", "why3", "tlaplus", "agda", "isabelle", "dafny"):
+    if kind in THEOREM_KINDS and h and language != "smtlib":  # SMT-LIB commands get the smt-* rules
         word = "theorem" if kind in ("theorem", "goal") else kind
         out.append(("theorem", _pick([f"the {lang} {word} stating {h}", f"prove that {h}"], key + "t")))
     if language == "tlaplus" and h:

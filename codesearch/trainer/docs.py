@@ -15,6 +15,9 @@ Two halves:
   Marked doc comments win; without one, the plain comment block directly above the code is
   used. :func:`python_docstrings` finds docstrings (the first statement of a body) with
   ``ast``. The lines a doc occupies are what the pair miner removes from the positive.
+
+Which comment style (``STYLE_DEFS``) and doc markup a language uses is its entry in the
+language registry (:mod:`codesearch.languages`: ``doc_style`` and ``doc_format``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 from typing import Callable
+
+from codesearch import languages as _languages
 
 # ---------------------------------------------------------------------------------------
 # Query text: the first sentence of a doc, with markup simplified.
@@ -250,7 +255,8 @@ def _coq_kind(opener: str, line: str) -> str:
     return DOC if opener == "(**" else PLAIN
 
 
-STYLES: dict[str, _Style] = {
+# Comment styles by name: a language's ``doc_style`` in the registry names one of them.
+STYLE_DEFS: dict[str, _Style] = {
     "rust": _Style(
         lines=(("////", PLAIN), ("///", DOC), ("//!", SKIP), ("//", PLAIN)),
         blocks=(("/**/", "*/", PLAIN), ("/***", "*/", PLAIN), ("/**", "*/", DOC), ("/*!", "*/", SKIP), ("/*", "*/", PLAIN)),
@@ -293,8 +299,18 @@ STYLES: dict[str, _Style] = {
     ),
     "python": _Style(lines=(("#!", SKIP), ("#", PLAIN))),
 }
-for _js in ("javascript", "typescript", "tsx"):
-    STYLES[_js] = STYLES["java"]
+
+
+def style_for(language: str) -> _Style | None:
+    """The comment style the registry gives ``language`` (None: no doc comments read)."""
+    lang = _languages.get(language)
+    return STYLE_DEFS[lang.doc_style] if lang is not None and lang.doc_style is not None else None
+
+
+# Language name -> comment style, as the registry stands at import (kept for callers).
+STYLES: dict[str, _Style] = {
+    lang.name: STYLE_DEFS[lang.doc_style] for lang in _languages.all_languages() if lang.doc_style is not None
+}
 
 
 @dataclass(frozen=True)
@@ -495,7 +511,7 @@ def leading_doc(language: str, lines: list[str], start: int, end: int) -> Doc | 
     plain comment group closest to the code is. Comments that share a line with code, inner
     docs (``//!``), headings (``(** * Title *)``) and banners are never docs.
     """
-    style = STYLES.get(language)
+    style = style_for(language)
     if style is None:
         return None
     comments, code_line = _scan_comments(style, lines, start, end)
@@ -650,20 +666,20 @@ def doc_query(language: str, doc: Doc | str, name: str) -> tuple[str | None, str
     """(query, None) from a declaration's doc, or (None, why not)."""
     text = doc.text if isinstance(doc, Doc) else doc
     simplify: Callable[[str], str] = simplify_markdown
-    if language == "python":
+    lang = _languages.get(language)
+    markup = lang.doc_format if lang is not None else "plain"  # the registry's doc_format
+    if markup == "rest":  # Python docstrings
         para = python_paragraph(text) if (not isinstance(doc, Doc) or doc.marked) else first_paragraph(text)
         simplify = simplify_rest
-    elif language == "rust":
+    elif markup == "markdown":
         para = first_paragraph(text, is_heading=_is_heading_md)
-    elif language in ("coq", "why3"):
+    elif markup == "coqdoc":
         para = first_paragraph(text, is_heading=_is_heading_coq)
         simplify = simplify_coqdoc
-    elif language in ("java", "javascript", "typescript", "tsx", "c"):
+    elif markup == "javadoc":
         para = first_paragraph(_cut_tags(text))
         simplify = simplify_javadoc
-    elif language == "lean":
-        para = first_paragraph(text, is_heading=_is_heading_md)
-    elif language == "isabelle":
+    elif markup == "isabelle":
         para = first_paragraph(text)
         simplify = simplify_isabelle
     else:

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from codesearch.indexer.chunking import Chunk, chunk_text, language_for_path
-from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES
+from codesearch import languages as _languages
+from codesearch.indexer.chunking import Chunk, chunk_text
 from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS, split_lines
 from codesearch.trainer import augment as aug
 from codesearch.trainer.docs import (
@@ -75,7 +75,7 @@ MAX_DECLS_PER_COMMIT = 6  # a commit touching more declarations says little abou
 MAX_PAIRS_PER_COMMIT = 3
 NAME_SHARE = 0.35  # at most this share of a (non-personal) source's cap are name pairs
 
-MINED_LANGUAGES = STRUCTURED_LANGUAGES
+MINED_LANGUAGES = _languages.structured_names()  # as registered at import (codesearch.languages)
 
 # Chunk kinds that are not declarations.
 NOT_DECLS = frozenset({"code", "window", "doc", "section", "commands", "module", "algorithm"})
@@ -331,9 +331,10 @@ class Exclusions:
 
 
 def mining_language(rel_path: str) -> str | None:
-    """The language a file is mined as, or None when it gives no pairs (plain text)."""
-    lang = language_for_path(rel_path)
-    return lang if lang in MINED_LANGUAGES else None
+    """The language a file is mined as: a registered language with a structural chunker, or
+    None when it gives no pairs (plain text)."""
+    lang = _languages.for_path(rel_path)
+    return lang.name if lang is not None and lang.structured else None
 
 
 @dataclass

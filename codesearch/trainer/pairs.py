@@ -26,23 +26,22 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from codesearch import languages as _languages
+
 DOMAINS = ("rust", "formal", "general", "personal")
 SOURCES = ("doc", "name", "signature", "test", "commit", "augmented")
-FORMAL_LANGUAGES = frozenset({"lean", "coq", "tlaplus", "smtlib", "why3", "dafny", "agda", "isabelle"})
+FORMAL_LANGUAGES = _languages.in_domain("formal")  # as registered at import (codesearch.languages)
 
 
 def domain_for(language: str, personal: bool = False, override: str | None = None) -> str:
-    """rust -> rust; Lean, Coq, TLA+, SMT-LIB, Why3, Dafny, Agda, Isabelle -> formal; a
-    personal corpus -> personal; anything else -> general. ``override`` wins over all."""
+    """The language's domain in the registry (rust -> rust; Lean, Coq, TLA+, SMT-LIB, Why3,
+    Dafny, Agda, Isabelle -> formal; anything else -> general); a personal corpus ->
+    personal. ``override`` wins over all."""
     if override:
         return override
     if personal:
         return "personal"
-    if language == "rust":
-        return "rust"
-    if language in FORMAL_LANGUAGES:
-        return "formal"
-    return "general"
+    return _languages.domain_of(language)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Chunking: split a source file into declaration-sized, searchable chunks.
 
 One module per language family; this package's public entry points are
-``language_for_path`` and ``chunk_text``.
+``language_for_path`` and ``chunk_text``. Which chunker cuts which language is the
+language registry's word (:mod:`codesearch.languages`); chunkers are imported on first use.
 
 * ``treesitter`` + ``grammars``: Rust, Python, TLA+ (with PlusCal), C, Go, JavaScript,
   TypeScript/TSX and Java, through one tree-sitter walker driven by per-language tables;
@@ -14,17 +15,9 @@ from __future__ import annotations
 
 import logging
 
-from codesearch.indexer.chunking.agda import agda_spans
+from codesearch import languages as _registry
 from codesearch.indexer.chunking.base import Chunk
-from codesearch.indexer.chunking.coq import coq_spans
-from codesearch.indexer.chunking.dafny import dafny_spans
-from codesearch.indexer.chunking.grammars import grammar_for
-from codesearch.indexer.chunking.isabelle import isabelle_spans
-from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES, is_markdown, language_for_path
-from codesearch.indexer.chunking.lean import lean_spans
-from codesearch.indexer.chunking.smtlib import smtlib_spans
-from codesearch.indexer.chunking.treesitter import tree_sitter_spans
-from codesearch.indexer.chunking.why3 import why3_spans
+from codesearch.indexer.chunking.languages import is_markdown, language_for_path
 from codesearch.indexer.chunking.windows import Span, finish, is_blank, markdown_chunks, split_lines, window_chunks
 
 __all__ = ["CHUNKER_VERSION", "Chunk", "chunk_text", "language_for_path"]
@@ -65,22 +58,23 @@ def chunk_text(rel_path: str, text: str, language: str | None = None) -> list[Ch
     return window_chunks(rel_path, lang, lines)
 
 
-_LINE_SCANNERS = {"why3": why3_spans, "agda": agda_spans, "dafny": dafny_spans, "isabelle": isabelle_spans}
-
-
 def _structured_spans(lang: str, text: str, lines: list[str]) -> list[Span] | None:
     """Declaration spans, or None when the file should be windowed instead."""
-    if lang not in STRUCTURED_LANGUAGES:
+    language = _registry.get(lang)
+    if language is None or language.chunker is None:
         return None
     if len(text) > MAX_STRUCTURED_CHARS or len(text) > MAX_AVG_LINE_CHARS * max(len(lines), 10):
         return None
-    if lang == "lean":
-        return lean_spans(lines)
-    if lang == "coq":
-        return coq_spans(text)
-    if lang == "smtlib":
-        return smtlib_spans(text)
-    if lang in _LINE_SCANNERS:
-        return _LINE_SCANNERS[lang](lines)
-    grammar = grammar_for(lang)
-    return tree_sitter_spans(grammar, text, lines) if grammar is not None else None
+    chunker = language.chunker
+    # A scanner set on this package (``chunking.lean_spans = ...``, as tests patch one) wins
+    # over the registry's module; otherwise the registry names it, imported on first use.
+    target = globals().get(chunker.attr) or chunker.resolve()
+    return chunker.run(target, text, lines)
+
+
+def __getattr__(name: str) -> object:
+    """The registered chunkers by their names (``chunking.lean_spans``), imported on use."""
+    for language in _registry.all_languages():
+        if language.chunker is not None and language.chunker.attr == name:
+            return language.chunker.resolve()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

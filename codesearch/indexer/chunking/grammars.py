@@ -7,6 +7,7 @@ import re
 
 import tree_sitter
 
+from codesearch import languages as _registry
 from codesearch.indexer.chunking import rust_macros
 from codesearch.indexer.chunking.treesitter import (
     CODE,
@@ -687,11 +688,16 @@ class Java(Grammar):
         return super().name_of(node)
 
 
-GRAMMARS: dict[str, type[Grammar]] = {
-    g.name: g for g in (Rust, Python, TlaPlus, C, Go, JavaScript, TypeScript, Tsx, Java)
-}
-
-
-
 def grammar_for(language: str) -> type[Grammar] | None:
-    return GRAMMARS.get(language)
+    """The tree-sitter grammar class the language registry names for ``language``, or None."""
+    lang = _registry.get(language)
+    chunker = lang.chunker if lang is not None else None
+    if chunker is None or chunker.takes != "grammar":
+        return None
+    return chunker.resolve()  # type: ignore[return-value]
+
+
+# Language name -> grammar class, as the registry stands at import (kept for callers).
+GRAMMARS: dict[str, type[Grammar]] = {
+    lang.name: g for lang in _registry.all_languages() if (g := grammar_for(lang.name)) is not None
+}
