@@ -12,23 +12,10 @@ import difflib
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from codesearch.indexer.chunking.languages import EXTENSIONS
+from codesearch import languages as _registry
 
-LANGUAGE_ALIASES: dict[str, str] = {
-    "tla": "tlaplus",
-    "tla+": "tlaplus",
-    "rs": "rust",
-    "py": "python",
-    "rocq": "coq",
-    "ts": "typescript",
-    "js": "javascript",
-    "lean4": "lean",
-    "smt": "smtlib",
-    "smt2": "smtlib",
-    "mlw": "why3",
-    "dfy": "dafny",
-    "thy": "isabelle",
-}
+# Alias -> language name (``tla+`` -> ``tlaplus``): the registry's, as it stands at import.
+LANGUAGE_ALIASES: dict[str, str] = _registry.aliases()
 
 
 class FilterError(ValueError):
@@ -37,19 +24,20 @@ class FilterError(ValueError):
 
 def languages() -> list[str]:
     """Every language a chunk can have."""
-    return sorted(set(EXTENSIONS.values()) | {"text"})
+    return sorted(_registry.names() | {_registry.TEXT})
 
 
 def check_languages(values: Iterable[str]) -> tuple[str, ...]:
     """Lower-cased language names with aliases resolved, or FilterError on an unknown one."""
     valid = languages()
+    aliases = _registry.aliases()
     out: list[str] = []
     for raw in values:
         v = raw.strip().lower()
-        v = LANGUAGE_ALIASES.get(v, v)
+        v = aliases.get(v, v)
         if v not in valid:
-            close = difflib.get_close_matches(v, [*valid, *LANGUAGE_ALIASES], n=1, cutoff=0.5)
-            hint = f" (did you mean {LANGUAGE_ALIASES.get(close[0], close[0])!r}?)" if close else ""
+            close = difflib.get_close_matches(v, [*valid, *aliases], n=1, cutoff=0.5)
+            hint = f" (did you mean {aliases.get(close[0], close[0])!r}?)" if close else ""
             raise FilterError(f"unknown language {raw!r}{hint}; valid: {', '.join(valid)}")
         if v not in out:
             out.append(v)

@@ -38,33 +38,22 @@ __all__ = ["FileCoverage", "file_coverage", "format_table", "iter_texts", "measu
 
 FALLBACK_KINDS = frozenset({"window", "code"})
 
-# language -> (module, function giving the grammar's language capsule)
-_TREE_SITTER = {
-    "rust": ("tree_sitter_rust", "language"),
-    "python": ("tree_sitter_python", "language"),
-    "tlaplus": ("tree_sitter_tlaplus", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "go": ("tree_sitter_go", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "tsx": ("tree_sitter_typescript", "language_tsx"),
-    "java": ("tree_sitter_java", "language"),
-}
 _PARSERS: dict[str, object] = {}
 
 
 def _parser(language: str):
+    """A tree-sitter parser of the grammar the language registry names for ``language``, or
+    None where it has none (a hand-written scanner, or no grammar wheel installed)."""
     if language not in _PARSERS:
-        import importlib
-        import warnings
-
         import tree_sitter
 
-        module, func = _TREE_SITTER[language]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            capsule = getattr(importlib.import_module(module), func)()
-            _PARSERS[language] = tree_sitter.Parser(tree_sitter.Language(capsule))
+        from codesearch.indexer.chunking.grammars import grammar_for
+
+        try:
+            grammar = grammar_for(language)
+            _PARSERS[language] = tree_sitter.Parser(grammar().language()) if grammar is not None else None
+        except (ImportError, AttributeError):
+            _PARSERS[language] = None
     return _PARSERS[language]
 
 
@@ -75,11 +64,12 @@ def parse_error_regions(language: str, text: str) -> int | None:
 
     MISSING nodes (tokens tree-sitter invented to recover) are not counted.
     """
-    if language not in _TREE_SITTER:
+    from codesearch import languages as registry
+
+    if registry.get(language) is None:
         return None
-    try:
-        parser = _parser(language)
-    except (ImportError, AttributeError):
+    parser = _parser(language)
+    if parser is None:
         return None
     root = parser.parse(text.encode("utf-8", "surrogatepass")).root_node
     if not root.has_error:
@@ -160,11 +150,9 @@ def file_coverage(rel_path: str, text: str, language: str | None = None,
 
 
 def _structured() -> frozenset[str]:
-    try:
-        from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES
-    except ImportError:  # an older layout: every language with a chunker of its own
-        return frozenset(_TREE_SITTER) | {"lean", "coq", "smtlib"}
-    return frozenset(STRUCTURED_LANGUAGES)
+    from codesearch import languages as registry
+
+    return registry.structured_names()
 
 
 def iter_texts(root: str | Path, skipped: dict[str, int] | None = None,
