@@ -290,6 +290,7 @@ def run_synthetic(
     """
     from codesearch.indexer.store import Store
     from codesearch.search import Searcher
+    from codesearch.settings import IndexSettings
 
     encoder = ctx.encoder()
     distinct = min(n, distinct or 100_000)
@@ -305,7 +306,7 @@ def run_synthetic(
         source = _source_store(ctx)
         build_synthetic(store, encoder, n, source=source, distinct=distinct, settings=ctx.settings, progress=progress)
         figures["build_seconds"] = round(time.monotonic() - t0, 1)
-    store.ann_min_rows = int(ctx.settings.get("index", {}).get("ann_min_rows", store.ann_min_rows))
+    store.ann_min_rows = IndexSettings.from_settings(ctx.settings).ann_min_rows
     figures["home"] = str(dest)
     queries = _queries(store, n_queries)
     searcher = Searcher(store, encoder, ctx.settings)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from codesearch import __version__
+from codesearch.settings import METHODS
 
 # Nothing here may reach a model hub: every model is loaded from local folders.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,7 +230,7 @@ def _check_roles(ctx, param, value) -> tuple[str, ...]:
 @click.option("--role", "roles", multiple=True, callback=_check_roles,
               help="Only files of these path roles: lib, test, bench, example, doc, generated, vendor "
                    "(from the path: tests/, benches/, examples/, *.md, ...). Repeatable or a comma list.")
-@click.option("--method", type=click.Choice(["hybrid", "multivector", "dense", "bm25"]), default=None,
+@click.option("--method", type=click.Choice(METHODS), default=None,
               help="Scoring: hybrid (default: MaxSim + full text), multivector (MaxSim only), dense (one vector), bm25.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @pass_ctx
@@ -301,7 +302,7 @@ def serve(ctx: Context):
 @main.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="Corpus folder the eval's paths are relative to.")
-@click.option("--method", type=click.Choice(["hybrid", "multivector", "dense", "bm25"]), default=None,
+@click.option("--method", type=click.Choice(METHODS), default=None,
               help="Score one method (default: the search default) to compare baselines on the same queries.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report (metrics and per-query results) as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
@@ -666,7 +667,7 @@ def gc(ctx: Context):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per update.")
 @click.option("--debounce-ms", type=click.IntRange(0, 60_000), default=None,
-              help="Apply a burst of changes once no event came for this long (default 300).")
+              help="Apply a burst of changes once no event came for this long (default: the settings' watch.debounce_ms).")
 @click.option("--no-initial", is_flag=True, help="Skip the initial catch-up pass over PATHS.")
 @pass_ctx
 def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):

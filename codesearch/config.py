@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ def defaults_file(name: str = "default.yaml"):
 
 
 def default_settings() -> dict:
+    """config/default.yaml: the one place of every setting's default value."""
+    return copy.deepcopy(_shipped_defaults())
+
+
+@lru_cache(maxsize=1)
+def _shipped_defaults() -> dict:
     return yaml.safe_load(defaults_file().read_text())
 
 
@@ -48,6 +55,7 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
     """The effective settings. ``flags`` with value None are ignored."""
     settings = default_settings()
     path = Path(config_file) if config_file else user_config_file()
+    source = None
     if path.exists():
         try:
             user = yaml.safe_load(path.read_text()) or {}
@@ -56,6 +64,7 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
         if not isinstance(user, dict):
             raise ValueError(f"{path}: expected a mapping of settings")
         settings = _deep_merge(settings, user)
+        source = path
     elif config_file:
         raise FileNotFoundError(f"config file {path} does not exist")
     if os.environ.get("CODESEARCH_HOME"):
@@ -66,33 +75,20 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> dict:
         if value is not None:
             settings[key] = value
     settings["home"] = str(Path(settings["home"]).expanduser()) if settings.get("home") else str(default_home())
-    _apply_index_settings(settings)
+    check_settings(settings, source)
     return settings
 
 
-def _apply_index_settings(settings: dict) -> None:
-    """Check the ``index`` settings the walker reads (the indexer, ``doctor`` and ``chunks``
-    pass them to it).
+def check_settings(settings: dict, source: Path | None = None) -> None:
+    """Check the merged settings through their typed form (codesearch/settings.py): a key the
+    typed sections do not have, or a value of the wrong type, is a ValueError with a one-line
+    message naming the key (``codesearch: error: ...``); ``source``: the user's file, named in it."""
+    from codesearch.settings import Settings, SettingsError
 
-    ``index.secrets_allow`` (default: none): a list of gitignore-style patterns, relative to
-    each repository's root, of files not scanned for secrets by content (the walker still
-    skips files whose *name* says they hold credentials, and the per-line
-    ``pragma: allowlist secret`` still works everywhere). For test fixtures holding fake
-    keys, e.g.::
-
-        index:
-          secrets_allow: [tests/fixtures/, "*.sample"]
-
-    A bad value is a ValueError with a one-line message (``codesearch: error: ...``).
-    """
-    index = settings.get("index")
-    if index is not None and not isinstance(index, dict):
-        raise ValueError(f"index: expected a mapping of settings, got {type(index).__name__}")
-    allow = (index or {}).get("secrets_allow")
-    if allow is not None and allow != []:  # (the walker, and pathspec, only then: a search starts faster without them)
-        from codesearch.indexer.walk import compile_secrets_allow
-
-        compile_secrets_allow(allow)
+    try:
+        Settings.from_settings(settings)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc} (in {source})" if source else str(exc)) from None
 
 
 def shipped_phase_config(name: str):

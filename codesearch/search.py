@@ -30,10 +30,10 @@ import numpy as np
 
 from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
 from codesearch.roles import LIB, role_of, role_sql
+from codesearch.settings import METHODS, SearchSettings, Settings
 
 log = logging.getLogger(__name__)
 
-METHODS = ("hybrid", "multivector", "dense", "bm25")
 _THREADS_LOCK = threading.Lock()  # searches in several threads set and restore torch's thread count in turn
 # A search's independent steps run side by side: the query's encoding in each space, then the
 # nearest pooled vectors in each space and the full-text match (LanceDB and torch release the
@@ -137,53 +137,55 @@ def snippet_of(text: str, max_lines: int = 8) -> str:
 class Searcher:
     """Search one index home with one encoder. Cheap to keep around (it caches token vectors)."""
 
-    def __init__(self, store: Store, encoder, settings: dict | None = None, cache_bytes: int | None = None):
+    def __init__(self, store: Store, encoder, settings: dict | Settings | SearchSettings | None = None,
+                 cache_bytes: int | None = None):
         self.store = store
         self.encoder = encoder
         # What encodes the query: the numpy query encoder (no torch: the same vectors whichever
         # way a search arrives), or the torch encoder for a model that one does not run.
         made = encoder.query_encoder() if hasattr(encoder, "query_encoder") else None
         self.queries = made or encoder
-        opts = (settings or {}).get("search", {})
-        self.limit = int(opts.get("limit", 10))
-        self.method = opts.get("method", "hybrid")
-        self.n_dense = int(opts.get("candidates_dense", 150))
-        self.n_lexical = int(opts.get("candidates_lexical", 50))
-        self.exact_below = int(opts.get("exact_below", 400))
-        self.lexical_weight = float(opts.get("lexical_weight", 0.05))
+        # search.* (typed; every default and what each means: config/default.yaml)
+        opts = SearchSettings.from_settings(settings)
+        self.limit = opts.limit
+        self.method = opts.method
+        self.n_dense = opts.candidates_dense
+        self.n_lexical = opts.candidates_lexical
+        self.exact_below = opts.exact_below
+        self.lexical_weight = opts.lexical_weight
         # Results of one file never overlap: of overlapping ones the better-scoring is kept, or
         # the smaller when they score within overlap_tie of each other.
-        self.overlap_tie = float(opts.get("overlap_tie", 0.005))
+        self.overlap_tie = opts.overlap_tie
         # Score factor of chunks whose path role is not "lib" (tests, benches, examples, ...):
         # below 1 ranks library code first when otherwise equally relevant (1.0: no prior).
-        self.role_prior = float(opts.get("role_prior", 1.0))
+        self.role_prior = opts.role_prior
         # The ANN path (used when the index has an IVF index on the pooled vectors, see
         # Store.ensure_ann_index): partitions probed, and exact re-ranking of k * refine rows.
         # At least ann_nprobes partitions, and at least ann_nprobes_share of them: the index has
         # one partition per ~1,000 chunks, so a fixed count covers less of a bigger table
         # (measured at 1M synthetic chunks: 32 of 1,000 partitions lost 0.10 Recall@10 that
         # 96 recovered).
-        self.ann_nprobes = int(opts.get("ann_nprobes", 32))
-        self.ann_nprobes_share = float(opts.get("ann_nprobes_share", 0.1))
-        self.ann_refine = int(opts.get("ann_refine", 2))
+        self.ann_nprobes = opts.ann_nprobes
+        self.ann_nprobes_share = opts.ann_nprobes_share
+        self.ann_refine = opts.ann_refine
         self.use_ann = True  # False: exact (flat) pooled-vector candidates, e.g. to measure recall
         # Tables of up to this many chunks find their pooled-vector candidates in memory: the
         # pooled vectors (1 KB a chunk as float32) and candidate columns are read once per table
         # version and scored exactly in numpy. LanceDB's search took 19-29 ms of CPU per space
         # at 100k chunks; one product over every space takes a few (docs/speed.md). Bigger
         # tables use LanceDB (its IVF index from ann_min_rows on). 0: always LanceDB.
-        self.in_memory_max = int(opts.get("in_memory_max", 150_000))
+        self.in_memory_max = opts.in_memory_max
         self._resident: ResidentPooled | None = None
         self._too_big: int | None = None  # the table version found bigger than in_memory_max
         # Torch threads while encoding a query with the torch encoder. A query is a few tokens: on a
         # busy 2-core machine one thread measured p50 3.6 ms / p95 4 ms, two threads 8 ms / 25-80 ms.
-        self.query_threads = int(opts.get("query_threads", 1))
+        self.query_threads = opts.query_threads
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         # Token vectors of recent candidates, kept for the next searches (a query typed keystroke
         # by keystroke meets the same candidates): what a long-lived language server or search
         # service holds beyond the model (search.cache_mb).
-        self._cache_limit = int(float(opts.get("cache_mb", 128)) * (1 << 20)) if cache_bytes is None else cache_bytes
+        self._cache_limit = int(opts.cache_mb * (1 << 20)) if cache_bytes is None else cache_bytes
         meta = store.meta()
         if meta.get("model_fingerprint") and meta.get("format") != FORMAT:
             raise RuntimeError(

@@ -37,7 +37,6 @@ PROTOCOL = 1
 MAX_MESSAGE = 64 << 20  # replies carry whole result lists (--json, -n 1000)
 CONNECT_TIMEOUT_S = 2.0
 REPLY_TIMEOUT_S = 120.0  # a search of a huge index; past this the client searches itself
-DEFAULT_IDLE_S = 600
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -48,7 +47,9 @@ def enabled(settings: dict) -> bool:
         return False
     if not hasattr(socket, "AF_UNIX") or not hasattr(socket, "SO_PEERCRED"):
         return False
-    return bool((settings.get("search") or {}).get("service", True))
+    from codesearch.settings import SearchSettings
+
+    return SearchSettings.from_settings(settings).service
 
 
 def socket_path(home: str | Path) -> Path:
@@ -191,8 +192,10 @@ class Server:
         model = str(ctx.settings.get("model") or "default")
         self.relative = any(p and not os.path.isabs(os.path.expanduser(p)) for p in (
             config_file, None if model in ("default", "shipped", "base") else model))
-        opts = ctx.settings.get("search") or {}
-        self.idle_s = float(opts.get("service_idle_s", DEFAULT_IDLE_S) or DEFAULT_IDLE_S)
+        from codesearch.settings import SearchSettings
+
+        # search.service_idle_s (0: its default, as null was before the settings were typed)
+        self.idle_s = SearchSettings.from_settings(ctx.settings).service_idle_s or SearchSettings.defaults().service_idle_s
         self.sock: socket.socket | None = None
         self.inode: tuple[int, int] | None = None
         self.lock_fd: int | None = None

@@ -17,9 +17,9 @@ import numpy as np
 from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
-from codesearch.indexer.quant import DEFAULT_CODEC, DEFAULT_MERGE
 from codesearch.indexer.store import FORMAT, Store, code_words
 from codesearch.indexer.walk import stored_path
+from codesearch.settings import IndexSettings, Settings
 from codesearch.timing import device_kind, rate_for, time_left, timed
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Indexer:
         self,
         store: Store,
         encoder,
-        settings: dict | None = None,
+        settings: dict | Settings | IndexSettings | None = None,
         *,
         exclude: Callable[[walker.SourceFile], bool] | None = None,
     ):
@@ -180,24 +180,21 @@ class Indexer:
         self.store = store
         self.encoder = encoder
         self.exclude = exclude
-        opts = (settings or {}).get("index", {})
-        walked = walker.walk_options(settings)
-        self.max_file_bytes = walked["max_file_bytes"]
-        self.secrets_allow = walked["secrets_allow"]  # files not scanned for secrets by content
-        self.batch_chunks = int(opts.get("batch_chunks", 256))
-        self.encode_batch_size = int(opts.get("encode_batch_size", 32))
-        self.compact_every = int(opts.get("compact_every", 20))
+        opts = IndexSettings.from_settings(settings)  # index.* (defaults: config/default.yaml)
+        self.max_file_bytes = opts.max_file_bytes
+        self.secrets_allow = opts.secrets_allow  # files not scanned for secrets by content
+        self.batch_chunks = opts.batch_chunks
+        self.encode_batch_size = opts.encode_batch_size
+        self.compact_every = opts.compact_every
         # A run holds the chunks of at most this many chunks' files between cutting them and
         # embedding them; later files keep only their keys and are cut again when committed
         # (twice the chunking time, about 0.6% of a big run). Holding every chunk of the Rust
         # library (40k) took 99 MB, and grew with the corpus (docs/speed.md).
         self.hold_chunks = 8192
         self._commits = 0
-        self.token_codec = str(opts.get("token_codec", DEFAULT_CODEC))
-        merge = opts.get("token_merge", DEFAULT_MERGE)
-        self.token_merge = float(merge) if merge else None
-        if "ann_min_rows" in opts:
-            store.ann_min_rows = int(opts["ann_min_rows"])
+        self.token_codec = opts.token_codec
+        self.token_merge = opts.token_merge or None
+        store.ann_min_rows = opts.ann_min_rows
 
     def prepare(self) -> None:
         """Check the index was built with this model and storage format; start afresh when not."""

@@ -89,12 +89,13 @@ def diagnose(
     store: Store,
     roots: Sequence[str | Path] | None = None,
     *,
-    max_file_bytes: int = 2_000_000,
+    max_file_bytes: int | None = None,
     deep: bool = False,
     secrets_allow=None,
 ) -> Diagnosis:
     """Compare the index with the disk under ``roots`` (default: :func:`index_roots`), the files
-    walked as the indexer walks them (``secrets_allow``: the settings' ``index.secrets_allow``)."""
+    walked as the indexer walks them (``max_file_bytes`` and ``secrets_allow``: the settings'
+    ``index.max_file_bytes``, None: its default, and ``index.secrets_allow``)."""
     root_list = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in (roots or index_roots(store))]
     diag = Diagnosis(roots=root_list)
     present = [r for r in root_list if os.path.exists(r)]
@@ -201,7 +202,7 @@ def _deep_stale(store, on_disk, records, ids, paths, already: set[str]) -> list[
     return out
 
 
-def repair(store: Store, encoder, settings: dict | None, diag: Diagnosis, *, progress=None, on_estimate=None):
+def repair(store: Store, encoder, settings, diag: Diagnosis, *, progress=None, on_estimate=None):
     """Re-index exactly the paths ``diag`` found wrong. Returns the indexer's summary.
     ``progress``, ``on_estimate``: the indexer's callbacks (see ``Indexer.run``)."""
     from codesearch.indexer.pipeline import Indexer

@@ -419,12 +419,13 @@ def _load_layer(path: str, cut: int) -> _Layer | None:
 
 # ---------------------------------------------------------------- index.secrets_allow
 
-def walk_options(settings: dict | None) -> dict:
+def walk_options(settings) -> dict:
     """The settings a walk follows, as keyword arguments of :func:`walk`: ``index.max_file_bytes``
     and ``index.secrets_allow``. Everything that compares the index with the disk (the indexer,
     ``doctor``) walks with them, so they agree on what belongs in the index."""
-    opts = (settings or {}).get("index") or {}
-    return {"max_file_bytes": int(opts.get("max_file_bytes", 2_000_000)), "secrets_allow": opts.get("secrets_allow")}
+    from codesearch.settings import IndexSettings
+
+    return IndexSettings.from_settings(settings).walk_options()
 
 
 def compile_secrets_allow(patterns) -> "Callable[[str], bool] | None":
@@ -843,15 +844,20 @@ def _prepare_roots(roots: Iterable[Path | str] | Path | str) -> list[str]:
 # --------------------------------------------------------------------------- public API
 
 
-def walk(roots: Iterable[Path | str], *, max_file_bytes: int = 2_000_000, secrets_allow=None
+def walk(roots: Iterable[Path | str], *, max_file_bytes: int | None = None, secrets_allow=None
          ) -> Iterator[SourceFile | Skipped]:
     """Yield the files under ``roots`` worth indexing, and the notable ones skipped.
 
     Raises :class:`FileNotFoundError` at once (not on first iteration) if a root does not
     exist. See the module docstring for the rules. ``secrets_allow``: patterns of files not
     to scan for secrets by content (see :func:`compile_secrets_allow`; the caller passes its
-    settings' ``index.secrets_allow``), None: every file is scanned.
+    settings' ``index.secrets_allow``), None: every file is scanned. ``max_file_bytes`` None:
+    the default ``index.max_file_bytes`` (config/default.yaml).
     """
+    if max_file_bytes is None:
+        from codesearch.settings import IndexSettings
+
+        max_file_bytes = IndexSettings.defaults().max_file_bytes
     walker = _Walker(_prepare_roots(roots), max_file_bytes, secrets_allow=secrets_allow)
     return walker.run()
 

@@ -41,6 +41,7 @@ from codesearch.indexer import walk as walker
 from codesearch.indexer.pipeline import IndexSummary, Indexer
 from codesearch.indexer.scope import owning_root, under
 from codesearch.indexer.store import IndexLocked, Store, damage_message
+from codesearch.settings import Settings, WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,14 @@ class Watcher:
         self,
         store: Store,
         encoder,
-        settings: dict | None = None,
+        settings: dict | Settings | None = None,
         roots: Sequence[str | Path] = (),
         *,
         on_update: Callable[[WatchUpdate], None] | None = None,
         initial_sync: bool = True,
         exclude: Callable | None = None,
     ):
-        opts = (settings or {}).get("watch", {}) or {}
+        opts = WatchSettings.from_settings(settings)  # watch.* (defaults: config/default.yaml)
         self.store = store
         self.indexer = Indexer(store, encoder, settings, exclude=exclude)
         self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
@@ -113,11 +114,11 @@ class Watcher:
                 raise FileNotFoundError(f"{r} is not a folder")
         self.on_update = on_update
         self.initial_sync = initial_sync
-        self.debounce = float(opts.get("debounce_ms", 300)) / 1000
-        self.max_delay = float(opts.get("max_delay_ms", 2000)) / 1000
-        self.mass_change = int(opts.get("mass_change_files", 1000))
-        self.optimize_idle = float(opts.get("optimize_idle_s", 10))
-        self.retry_s = float(opts.get("retry_s", 1.0))
+        self.debounce = opts.debounce_ms / 1000
+        self.max_delay = opts.max_delay_ms / 1000
+        self.mass_change = opts.mass_change_files
+        self.optimize_idle = opts.optimize_idle_s
+        self.retry_s = opts.retry_s
         self._home = str(Path(store.home).absolute())
         self._cond = threading.Condition()
         self._pending = _Pending()

@@ -6,15 +6,15 @@ snake_case is accepted too)::
     {"home": "~/.local/share/codesearch",   # index folder (default: as the CLI)
      "model": "default",                     # encoder: default | base | a model folder
      "configFile": null,                     # a codesearch YAML settings file
-     "limit": 10,                            # results of codesearch/search when no limit is given
+     "limit": null,                          # results of codesearch/search when no limit is given (null: search.limit)
      "symbolLimit": 30,                      # results of workspace/symbol
      "ignore": ["tests/fixtures/", "*.min.js"],   # gitignore-style patterns, see below
-     "method": "hybrid",                     # hybrid | multivector | dense | bm25
+     "method": null,                         # hybrid | multivector | dense | bm25 (null: search.method)
      "scope": "workspace",                   # workspace: only the workspace folders; index: the whole index
      "indexOnStartup": true,                 # index the workspace folders after initialize
      "reindexOnSave": true,                  # update the index when files are saved or change on disk
      "watch": true,                          # watch the folders for changes (when the watcher is available)
-     "maxFileBytes": 2000000}                # larger files are not indexed
+     "maxFileBytes": null}                   # larger files are not indexed (null: index.max_file_bytes)
 
 ``ignore`` patterns use .gitignore syntax and are matched against paths relative to the
 workspace folder (and to the repository). Files they match are kept out of the index by the
@@ -24,6 +24,10 @@ know the editor's settings: for those, a ``.codesearchignore`` file works everyw
 
 Bad values never stop the server: each is reported (see ``LspConfig.parse``) and its default
 kept.
+
+A layer over the codesearch settings (codesearch/settings.py, defaults in config/default.yaml):
+``settings()`` is those settings with the editor's ``limit``, ``method`` and ``maxFileBytes``
+in place of ``search.limit``, ``search.method`` and ``index.max_file_bytes``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from typing import Any
 
 import pathspec
 
-METHODS = ("hybrid", "multivector", "dense", "bm25")
+from codesearch.settings import METHODS  # (also imported from here)
+
 SCOPES = ("workspace", "index")
 MAX_LIMIT = 200
 

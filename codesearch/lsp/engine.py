@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from codesearch.lsp.config import LspConfig
 from codesearch.search import Filters, SearchResult
+from codesearch.settings import LspSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 # lsp.model_idle_s null), so that a change of index home keeps the loaded model.
 _ENCODERS: dict[str, object] = {}
 _ENCODERS_LOCK = threading.Lock()
-
-DEFAULT_MODEL_IDLE_S = 120.0  # lsp.model_idle_s: the torch encoder is dropped after this long unused
 
 
 def load_encoder_once(spec: str, fresh: bool = False):
@@ -72,17 +71,15 @@ def start_embedder(spec: str):
     return EmbedderProcess(spec)
 
 
-def model_idle_s(settings: dict) -> float | None:
-    """``lsp.model_idle_s``: seconds; None (null or negative): never drop the model."""
-    raw = ((settings or {}).get("lsp") or {}).get("model_idle_s", DEFAULT_MODEL_IDLE_S)
-    if raw is None:
-        return None
+def model_idle_s(settings) -> float | None:
+    """``lsp.model_idle_s``: seconds the torch encoder may stay unused; None (null or
+    negative): never drop the model. A bad value is logged and its default used."""
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        log.warning("lsp.model_idle_s must be a number of seconds, got %r: using %s", raw, DEFAULT_MODEL_IDLE_S)
-        return DEFAULT_MODEL_IDLE_S
-    return None if value < 0 else value
+        value = LspSettings.from_settings(settings).model_idle_s
+    except SettingsError as exc:
+        value = LspSettings.defaults().model_idle_s
+        log.warning("%s: using %s", exc, value)
+    return None if value is None or value < 0 else value
 
 
 class ModelHandle:

@@ -45,9 +45,10 @@ from pygls.protocol.json_rpc import JsonRPCRequestMessage, ResponseError
 from pygls.uris import from_fs_path, to_fs_path
 
 from codesearch import __version__
+from codesearch.indexer.walk import EXCLUDED_DIRS
 from codesearch.lsp.config import LspConfig
 from codesearch.lsp.engine import Engine, SearchRequest, containing_folder
-from codesearch.lsp.feedback import VERDICTS, FeedbackStore, run_personal_eval, summary_line
+from codesearch.eval.feedback import VERDICTS, FeedbackStore, run_personal_eval, summary_line
 from codesearch.lsp.progress import IndexService
 from codesearch.lsp.search import (
     RequestError,
@@ -59,15 +60,15 @@ from codesearch.lsp.search import (
     single_thread_torch,
     to_path,
 )
+from codesearch.settings import SearchSettings
 
 log = logging.getLogger("codesearch.lsp")
 
 SEARCH = "codesearch/search"
 STATUS = "codesearch/status"
 COMMANDS = ("codesearch.search", "codesearch.reindex", "codesearch.feedback", "codesearch.personalEval")
-# Folders whose changes never concern the index (see codesearch.indexer.walk.EXCLUDED_DIRS).
-_NOISE_DIRS = {".git", ".hg", ".svn", "node_modules", "target", "__pycache__", ".venv", "venv", ".mypy_cache",
-               ".pytest_cache", ".tox", "build", "dist"}
+# Folders whose changes never concern the index: those the walker never descends into.
+_NOISE_DIRS = EXCLUDED_DIRS
 
 
 class _BadMessage:
@@ -343,7 +344,7 @@ class CodesearchServer(LanguageServer):
     async def search(self, params: Any, *, lane: str | None = None) -> list:
         engine = await self.engine_ready()
         engine = await self.check_model(engine)
-        limit = engine.config.limit or int(engine.settings.get("search", {}).get("limit", 10))
+        limit = engine.config.limit or SearchSettings.from_settings(engine.settings).limit
         try:
             req = parse_search_params(params, self.folders, limit, scope=self.config.scope)
         except RequestError as exc:

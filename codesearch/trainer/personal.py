@@ -50,7 +50,7 @@ MIN_STEPS_FOR_RATE = 20
 
 
 def personal_model_dir(home: Path) -> Path:
-    from codesearch.lsp.feedback import personal_dir
+    from codesearch.eval.feedback import personal_dir
 
     return personal_dir(Path(home)) / MODEL_DIR
 
@@ -123,7 +123,7 @@ def gate_decision(before: dict, after: dict, max_general_drop: float = 0.03) -> 
 
 def _feedback_pairs(home: Path) -> tuple[list[dict], list[dict]]:
     """(train, heldout) pairs from the editor's judgements: every other query is held out."""
-    from codesearch.lsp.feedback import FeedbackStore
+    from codesearch.eval.feedback import FeedbackStore
 
     train, held = [], []
     queries, extra = FeedbackStore(home).load()

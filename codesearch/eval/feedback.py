@@ -1,4 +1,5 @@
-"""The personal eval set: what the user told the editor about results.
+"""The personal eval set: what the user told the editor about results (the language server
+records it, `finetune --personal` trains on it: neither layer owns it).
 
 ``codesearch.feedback`` appends one event per judgement to ``HOME/personal/feedback.jsonl``
 (the log, never rewritten) and regenerates ``HOME/personal/eval.jsonl`` from it, in the
