@@ -145,7 +145,8 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
     """
     from collections import Counter
 
-    from codesearch.search import Filters, PackedDocs, maxsim_many
+    from codesearch.scoring import PackedDocs, maxsim_many
+    from codesearch.search import Filters
 
     chunks = store.table("chunks").search().select(["key", "space"]).limit(None).to_arrow()
     keys_column = chunks.column("key").to_pylist()

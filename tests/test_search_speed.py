@@ -11,7 +11,8 @@ from codesearch.indexer.quant import CODECS, TokenCodec
 from codesearch.model import DEFAULT_MODEL_DIR
 from codesearch.model.query import QueryEncoder
 from codesearch.roles import _COMPILED, LIB, role_of
-from codesearch.search import PackedDocs, maxsim_many, one_blas_thread
+from codesearch.scoring import PackedDocs, maxsim_many
+from codesearch.search import one_blas_thread
 
 
 def test_maxsim_many_equals_the_plain_product_bit_for_bit():

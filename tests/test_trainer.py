@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from codesearch.trainer.loss import contrastive_loss, maxsim_scores, xtr_scores
+from codesearch.scoring import maxsim_scores, xtr_scores
+from codesearch.trainer.loss import contrastive_loss
 from codesearch.trainer.train import DomainSampler
 
 FIXTURES = Path(__file__).parent / "fixtures" / "trainer"

@@ -12,7 +12,8 @@ for _module in (r"transformers(\..*)?", r"peft(\..*)?", r"torch(\..*)?"):
     warnings.filterwarnings("ignore", category=FutureWarning, module=_module)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=_module)
 
-from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder, maxsim  # noqa: E402
+from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder  # noqa: E402
+from codesearch.scoring import maxsim  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 

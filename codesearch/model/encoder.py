@@ -726,6 +726,3 @@ def is_lora_param(param_name: str, adapter: str) -> bool:
     return f".{adapter}." in param_name and "lora_" in param_name
 
 
-def maxsim(query: np.ndarray, doc: np.ndarray) -> float:
-    """Late-interaction score: for every query token its best document token, summed."""
-    return float((query @ doc.T).max(axis=1).sum())

@@ -17,7 +17,7 @@ import numpy as np
 
 from codesearch.eval.metrics import METRICS
 from codesearch.model.routing import DOMAINS, domain_adapter, domain_of_language
-from codesearch.search import PackedDocs, maxsim_many
+from codesearch.scoring import PackedDocs, maxsim_many
 
 
 def heldout_by_domain(pairs: Sequence[dict], max_queries: int = 300, seed: int = 0) -> dict[str, list[dict]]:

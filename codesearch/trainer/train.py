@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from codesearch.model.encoder import is_lora_param
-from codesearch.trainer.loss import contrastive_loss, maxsim_scores, xtr_scores
+from codesearch.scoring import maxsim_scores, xtr_scores
+from codesearch.trainer.loss import contrastive_loss
 from codesearch.trainer.phase import PhaseConfig
 
 log = logging.getLogger(__name__)
