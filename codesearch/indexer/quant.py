@@ -38,8 +38,6 @@ from pathlib import Path
 import numpy as np
 
 CODECS = ("float32", "float16", "int8", "q2", "q2q1", "q1")
-DEFAULT_CODEC = "q2"
-DEFAULT_MERGE = 0.9  # merge a chunk's tokens whose vectors have cosine > 0.9 (None/0: keep all)
 CODEC_FILE = "token_codec.npz"
 
 # Lloyd-Max quantiser of a unit Gaussian with 4 levels: thresholds 0 and +-T2, levels +-L2a, +-L2b.

@@ -135,14 +135,19 @@ def walk_paths(
     roots: Sequence[str | Path],
     paths: Iterable[str | Path],
     *,
-    max_file_bytes: int = 2_000_000,
+    max_file_bytes: int | None = None,
     secrets_allow=None,
 ) -> Scope:
     """Sources and skips at and below ``paths`` (absolute), as ``walk(roots)`` would give them.
 
     Paths outside every root are ignored. A path that no longer exists is covered and yields
-    nothing, so whatever was recorded there is to be removed.
+    nothing, so whatever was recorded there is to be removed. ``max_file_bytes`` None: the
+    default ``index.max_file_bytes`` (config/default.yaml).
     """
+    if max_file_bytes is None:
+        from codesearch.settings import IndexSettings
+
+        max_file_bytes = IndexSettings.defaults().max_file_bytes
     root_list = [os.path.abspath(os.fspath(r)) for r in roots]
     scope = Scope()
     targets = sorted({os.path.abspath(os.fspath(p)) for p in paths})

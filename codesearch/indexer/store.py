@@ -41,7 +41,6 @@ _BATCH_IN = 500  # keys per `IN (...)` filter
 KEEP_VERSIONS_SECONDS = 60
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
-ANN_MIN_ROWS = 50_000  # build an IVF index on chunks.pooled from this many chunks on
 ANN_ROWS_PER_PARTITION = 1_000
 
 
@@ -188,7 +187,11 @@ class Store:
         meta = self.meta()
         self.dim = dim or meta.get("dim")
         self._tables: dict = {}
-        self.ann_min_rows = ANN_MIN_ROWS  # the indexer sets it from the settings
+        # IVF index on chunks.pooled from this many chunks on: index.ann_min_rows, which the
+        # indexer and bench set; a store opened only to read never builds one
+        from codesearch.settings import IndexSettings
+
+        self.ann_min_rows = IndexSettings.defaults().ann_min_rows
 
     # ------------------------------------------------------------------ metadata
     def meta(self) -> dict:

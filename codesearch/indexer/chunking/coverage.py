@@ -156,7 +156,7 @@ def _structured() -> frozenset[str]:
 
 
 def iter_texts(root: str | Path, skipped: dict[str, int] | None = None,
-               max_file_bytes: int = 2_000_000) -> Iterator[tuple[str, str]]:
+               max_file_bytes: int | None = None) -> Iterator[tuple[str, str]]:
     """(path relative to ``root``, text) of every file ``codesearch index root`` would index,
     in walk order. Files the walker or the reader skips are counted by reason in ``skipped``."""
     from codesearch.indexer import walk as walker
