@@ -39,9 +39,9 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
     figures: dict = {}
     encoder = ctx.encoder()
     if index_paths:
-        from codesearch.cli import _run_index
+        from codesearch.indexer.pipeline import Indexer
 
-        summary = _run_index(ctx, list(index_paths), quiet=True)
+        summary = Indexer(ctx.store(create=True), encoder, ctx.settings).run(list(index_paths))
         figures["indexed_chunks"] = summary.chunks
         figures["embedded_chunks"] = summary.embedded
         figures["index_seconds"] = round(summary.seconds, 2)
@@ -72,7 +72,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
 
 
 def _queries(store, n_queries: int) -> list[str]:
-    names = store.table("chunks").search().select(["name"]).limit(5000).to_arrow().column("name").to_pylist()
+    names = store.values("chunks", "name", limit=5000)
     rng = random.Random(0)
     pool = [n.replace("_", " ") for n in names if n and len(n) > 3]
     return [SAMPLE_QUERIES[i % len(SAMPLE_QUERIES)] if i % 2 == 0 or not pool else rng.choice(pool) for i in range(n_queries)]
@@ -148,7 +148,7 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10) -> list[set
     from codesearch.scoring import PackedDocs, maxsim_many
     from codesearch.search import Filters
 
-    chunks = store.table("chunks").search().select(["key", "space"]).limit(None).to_arrow()
+    chunks = store.read("chunks", ["key", "space"])
     keys_column = chunks.column("key").to_pylist()
     space_of = dict(zip(keys_column, chunks.column("space").to_pylist()))
     copies = Counter(keys_column)
@@ -340,7 +340,7 @@ def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) ->
     """Real chunks with their token and pooled vectors: from ``source``, else embedded here."""
     columns = ["key", "space", "language", "kind", "name", "context", "text", "search_text"]
     if source is not None:
-        rows = source.table("chunks").search().select(columns).limit(None).to_arrow().to_pylist()
+        rows = source.read("chunks", columns).to_pylist()
         rows = [rows[i] for i in rng.permutation(len(rows))[:limit]]
         tokens = source.get_vectors([r["key"] for r in rows])
         pooled = source.get_pooled([r["key"] for r in rows])
@@ -349,7 +349,7 @@ def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) ->
         return [r for r in rows if len(r["tokens"])]
     # No index to sample: cut and embed some Python stdlib code (about a minute on 2 cores).
     from codesearch.indexer.chunking import chunk_text
-    from codesearch.indexer.store import code_words
+    from codesearch.indexer.store import search_text_of
 
     stdlib = Path(os.__file__).parent
     chunks = []
@@ -364,7 +364,7 @@ def _prototypes(source, encoder, rng: np.random.Generator, limit: int = 5000) ->
     return [
         {
             "space": space or "", "language": c.language, "kind": c.kind, "name": c.name, "context": c.context, "text": c.text[:8000],
-            "search_text": " ".join(code_words(f"{c.path} {c.name} {c.context} {c.text}")),
+            "search_text": search_text_of(c.path, c.name, c.context, c.text),
             "tokens": t, "pooled": p,
         }
         for c, t, p in zip(chunks, tokens, pooled)

@@ -751,7 +751,7 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
     differences remain, 2 on errors and when a table is damaged (cannot be read in full).
     """
     from codesearch.indexer.store import DiskFull, IndexDamaged, IndexLocked
-    from codesearch.indexer.verify import diagnose, index_roots, repair
+    from codesearch.indexer.doctor import diagnose, index_roots, repair
 
     try:
         store = ctx.store(create=False)

@@ -46,14 +46,12 @@ def check_languages(values: Iterable[str]) -> tuple[str, ...]:
 
 def present_kinds(store) -> list[str]:
     """The distinct chunk kinds in the index."""
-    data = store.table("chunks").search().select(["kind"]).limit(None).to_arrow()
-    return sorted({k for k in data.column("kind").to_pylist() if k})
+    return sorted({k for k in store.values("chunks", "kind") if k})
 
 
 def present_repos(store) -> list[str]:
     """The distinct repositories of the indexed files."""
-    data = store.table("files").search().select(["repo"]).limit(None).to_arrow()
-    return sorted({r for r in data.column("repo").to_pylist() if r})
+    return sorted({r for r in store.values("files", "repo") if r})
 
 
 def check_filters(filters, store) -> None:

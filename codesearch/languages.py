@@ -3,7 +3,7 @@
 Chunking (which chunker cuts a file), routing (which adapter's space a language's code lives
 in), pair mining, doc-comment reading, query augmentation and the eval-set builder all look
 languages up here, so adding a language is one :func:`register` call (plus its chunker, and
-a doc style in :mod:`codesearch.trainer.docs` when its comment syntax is new)::
+a doc style in :mod:`codesearch.trainer.doc_queries` when its comment syntax is new)::
 
     register(Language("ocaml", "OCaml", extensions=(".ml", ".mli"),
                       chunker=scanner("codesearch.indexer.chunking.ocaml", "ocaml_spans"),
@@ -37,7 +37,7 @@ class Chunker:
     ``takes`` says what the object at ``module:attr`` is: ``"grammar"``, a tree-sitter
     :class:`~codesearch.indexer.chunking.treesitter.Grammar` class; ``"lines"``, a scanner
     ``f(lines) -> spans``; ``"text"``, a scanner ``f(text) -> spans``. Spans are
-    :class:`~codesearch.indexer.chunking.windows.Span` lists (None: window the file).
+    :class:`~codesearch.indexer.chunking.spans.Span` lists (None: window the file).
     """
 
     module: str
@@ -83,11 +83,11 @@ class Language:
     filenames: tuple[str, ...] = ()  # exact file names (``Makefile``), for files without one
     chunker: Chunker | None = None  # None: cut into line windows like plain text
     domain: str = "general"  # "general" | "rust" | "formal": the adapter that encodes it
-    # How its comments are written: a style name in codesearch.trainer.docs.STYLE_DEFS
+    # How its comments are written: a style name in codesearch.trainer.doc_queries.STYLE_DEFS
     # (None: no doc comments are read, so no doc pairs are mined).
     doc_style: str | None = None
     # How a doc's text is marked up: "markdown", "coqdoc", "javadoc", "rest", "isabelle",
-    # or "plain" (see codesearch.trainer.docs.doc_query).
+    # or "plain" (see codesearch.trainer.doc_queries.doc_query).
     doc_format: str = "plain"
     aliases: tuple[str, ...] = ()  # other names a user may filter by (``--lang tla+``), lower-case
 

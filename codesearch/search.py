@@ -28,9 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
-from codesearch.indexer.store import FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
+from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
 from codesearch.roles import LIB, role_of, role_sql
-from codesearch.scoring import PackedDocs, maxsim_many
+from codesearch.scoring import maxsim_many
 from codesearch.settings import METHODS, SearchSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _THREADS_LOCK = threading.Lock()  # searches in several threads set and restore 
 # nearest pooled vectors in each space and the full-text match (LanceDB and torch release the
 # GIL). Tasks never wait on other tasks, so a small shared pool cannot deadlock.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="codesearch-search")
-_META_COLUMNS = ["id", "key", "repo", "path", "rel_path", "start_line", "end_line", "language", "kind", "name", "context", "space"]
+_META_COLUMNS = CHUNK_META_COLUMNS
 # Candidates come without their text (reading it for ~200 candidates, of which ~10 are shown,
 # cost about as much as the searches: measured at 40k chunks on a busy machine, the 150 nearest
 # pooled vectors in 39 against 23 ms, min of 15), and with their row id: the snippets of the
@@ -256,7 +256,7 @@ class Searcher:
         filters = filters or Filters()
         where = filters.sql()
         try:
-            tbl = self.store.table("chunks", create=False)  # a search never writes
+            self.store.table("chunks", create=False)  # (opened, not created: a search never writes)
         except FileNotFoundError:
             return []  # a first index run stopped before storing a chunk
         glob = filters.path if filters.path and "[" in filters.path else None
@@ -271,7 +271,7 @@ class Searcher:
             rows, scores = self._dense_spaces(encoded, where, max(limit * 3, 50))
             return self._finish(rows, scores, limit, glob)
 
-        total = tbl.count_rows(where) if where else tbl.count_rows()
+        total = self.store.count_chunks(where)
         # (the full-text candidates need no encoding: they are read while the query is encoded)
         lexical = _POOL.submit(self._lexical_with_vectors, query, where, self.n_lexical) if total > self.exact_below else None
         encoded = self._encode_query_spaces(query, spaces)
@@ -333,7 +333,7 @@ class Searcher:
         tbl = self.store.table("chunks")
         version = tbl.version
         if version != self._present_version:
-            column = tbl.search().select(["space"]).limit(None).to_arrow().column("space")
+            column = self.store.read("chunks", ["space"]).column("space")
             self._present = set(pc.unique(column).to_pylist())
             self._present_version = version
         return self._present
@@ -414,27 +414,20 @@ class Searcher:
         if tbl.count_rows() > self.in_memory_max:
             self._too_big = version
             return None
-        self._resident = ResidentPooled(tbl, version)
+        self._resident = ResidentPooled(self.store, version)
         return self._resident
 
     def _row_ids(self, where: str) -> np.ndarray:
         """Row ids of the chunks that pass a filter."""
-        data = self.store.table("chunks").search().where(where).with_row_id(True).select(["_rowid"]).limit(None).to_arrow()
-        return data.column("_rowid").to_numpy()
+        return self.store.read("chunks", ["_rowid"], where=where, row_ids=True).column("_rowid").to_numpy()
 
     def _dense(self, q_pooled: np.ndarray, where: str | None, n: int) -> tuple[list[dict], list[float]]:
         if n <= 0:
             return [], []
-        query = self.store.table("chunks").search(q_pooled.tolist(), vector_column_name="pooled").distance_type("cosine")
-        if not self.use_ann:
-            query = query.bypass_vector_index()
-        else:
-            query = query.nprobes(max(self.ann_nprobes, int(self.ann_nprobes_share * int(self.store.meta().get("ann_partitions") or 0))))
-            if self.ann_refine > 1:
-                query = query.refine_factor(self.ann_refine)
-        if where:
-            query = query.where(where, prefilter=True)
-        data = query.with_row_id(True).select(_META_COLUMNS + ["_distance"]).limit(n).to_arrow()
+        nprobes = None if not self.use_ann else max(
+            self.ann_nprobes, int(self.ann_nprobes_share * int(self.store.meta().get("ann_partitions") or 0)))
+        data = self.store.nearest_chunks(q_pooled, n, _META_COLUMNS, where=where, exact=not self.use_ann,
+                                         nprobes=nprobes, refine=self.ann_refine)
         rows = data.select(_CANDIDATE_COLUMNS).to_pylist()
         return rows, [1.0 - d for d in data.column("_distance").to_pylist()]
 
@@ -453,10 +446,7 @@ class Searcher:
             log.warning("no full-text index yet, and it cannot be built now (%s): words are matched again "
                         "once `codesearch index` runs with space", str(exc).splitlines()[0][:120])
             return [], []
-        q = self.store.table("chunks").search(" ".join(words), query_type="fts", fts_columns="search_text")
-        if where:
-            q = q.where(where, prefilter=True)
-        data = q.with_row_id(True).select(_META_COLUMNS + ["_score"]).limit(n).to_arrow()
+        data = self.store.full_text(words, n, _META_COLUMNS, where=where)
         return data.select(_CANDIDATE_COLUMNS).to_pylist(), data.column("_score").to_pylist()
 
     def _lexical_with_vectors(self, query: str, where: str | None, n: int) -> tuple[list[dict], list[float], dict[str, np.ndarray]]:
@@ -468,10 +458,7 @@ class Searcher:
         return rows, scores, self.store.get_scoring_vectors(missing, float32=True) if missing else {}
 
     def _all_rows(self, where: str | None) -> list[dict]:
-        q = self.store.table("chunks").search().select(_META_COLUMNS + ["text"])
-        if where:
-            q = q.where(where)
-        return q.limit(None).to_arrow().to_pylist()
+        return self.store.read("chunks", _META_COLUMNS + ["text"], where=where).to_pylist()
 
     def _token_vectors(self, keys: Sequence[str], fetched: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Token vectors of ``keys``: from the cache, from ``fetched`` (read ahead), else the store."""
@@ -548,7 +535,7 @@ class Searcher:
         """id -> text of the rows (row id -> chunk id) that still hold that chunk: a commit since
         the candidates were read may have moved a row (the caller reads those by id)."""
         try:
-            data = self.store.table("chunks").take_row_ids(list(by_row)).select(["_rowid", "id", "text"]).to_arrow()
+            data = self.store.rows_by_id("chunks", list(by_row), ["id", "text"])
         except (RuntimeError, OSError, ValueError) as exc:
             from codesearch.indexer.store import is_read_error
 
@@ -564,7 +551,7 @@ class Searcher:
     def _texts(self, ids: Sequence[str]) -> dict[str, str]:
         if not ids:
             return {}
-        data = self.store.table("chunks").search().where(sql_in("id", ids)).select(["id", "text"]).limit(None).to_arrow()
+        data = self.store.read("chunks", ["id", "text"], where=sql_in("id", ids))
         return dict(zip(data.column("id").to_pylist(), data.column("text").to_pylist()))
 
 
@@ -651,11 +638,11 @@ class ResidentPooled:
     Scores are cosines with the query in float16, as LanceDB's flat search computes them: the
     same candidates and scores to float32 rounding."""
 
-    def __init__(self, tbl, version: int):
+    def __init__(self, store: Store, version: int):
         import pyarrow.compute as pc
 
         self.version = version
-        data = tbl.search().select(_META_COLUMNS + ["pooled"]).with_row_id(True).limit(None).to_arrow()
+        data = store.read("chunks", _META_COLUMNS + ["pooled"], row_ids=True)
         # (in table order: only the vectors are regrouped; one chunk per column: a take from the
         # ~100 batches a scan returns cost 2.7 ms for 150 rows at 100k chunks, from one 0.05 ms)
         self.rows = data.select(_CANDIDATE_COLUMNS).combine_chunks()

@@ -134,7 +134,7 @@ LEAN_FOLDERS = ("cedar-lean/Cedar", "cedar-lean/CedarProto", "cedar-lean/Protobu
 TLAPLUS_REPO = ("tlaplus/CommunityModules", "a8068a4c21ed76b339b9a2aa6de69d78f64f6422")
 TLAPLUS_FOLDERS = ("modules",)
 # Validation sets: for choosing things the held-out pairs cannot judge (an adapter's
-# interpolation factor, see README "The shipped model") without looking at the eval sets.
+# interpolation factor, see docs/training.md) without looking at the eval sets.
 # Built only on request (`--sets lean-validation,coq-validation`); never trained on either.
 LEAN_VALIDATION_REPO = ("lecopivo/SciLean", "95f8119a2884e9c41f82136523bd5568ea7075c5")
 LEAN_VALIDATION_FOLDERS = ("SciLean",)
@@ -151,7 +151,7 @@ VERUS_LICENSE = "LICENSE-MPL"  # copied into the corpus as is
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
 SAMPLE_LINES = 20
-from codesearch.trainer.docs import MAX_QUERY_WORDS, MIN_QUERY_WORDS  # noqa: E402,F401  (4 and 60)
+from codesearch.trainer.doc_queries import MAX_QUERY_WORDS, MIN_QUERY_WORDS  # noqa: E402,F401  (4 and 60)
 # Targets longer than this are not used as queries: under the hit rule any small chunk
 # inside a huge target (a 1,000-line class or trait) would count as a hit.
 MAX_TARGET_LINES = 200
@@ -228,10 +228,10 @@ def blank_ranges(lines: list, ranges: Sequence[tuple[int, int, int, int]]) -> No
 
 # ---------------------------------------------------------------------------------------
 # Queries: the first sentence of a doc, with markup simplified. The text rules live in
-# codesearch.trainer.docs, shared with the trainer's pair miner.
+# codesearch.trainer.doc_queries, shared with the trainer's pair miner.
 # ---------------------------------------------------------------------------------------
 
-from codesearch.trainer.docs import (  # noqa: E402  (re-exported: tests and callers use them from here)
+from codesearch.trainer.doc_queries import (  # noqa: E402  (re-exported: tests and callers use them from here)
     _STOP,
     _words,
     first_paragraph,
@@ -803,7 +803,7 @@ def process_lean(text: str, relpath: str) -> FileResult:
     doc through the declaration's last line (the next command's start, less trailing blank
     and comment lines), as the indexer's Lean chunker delimits it.
     """
-    from codesearch.trainer.docs import leading_doc
+    from codesearch.trainer.doc_queries import leading_doc
 
     lines = split_lines(text)
     pos = _offset_to_pos(lines)
@@ -854,7 +854,7 @@ def process_tlaplus(text: str, relpath: str) -> FileResult:
     (line by line); other comments stay. The span runs from the declaration's first line
     through its last.
     """
-    from codesearch.trainer.docs import leading_doc
+    from codesearch.trainer.doc_queries import leading_doc
 
     lines = split_lines(text)
     chunk_lines = [line[:-1] if line.endswith("\r") else line for line in lines]

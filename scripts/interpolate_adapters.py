@@ -7,7 +7,7 @@ An adapter adds B·A·scaling to a weight of the base model; multiplying every B
 that change by FACTOR (1: as trained, 0.5: halfway back to the base model) and nothing else.
 This is what a phase config's `interpolate:` does once training ends (trainer/train.py,
 interpolate_adapter), applied to adapters that were trained already: the shipped adapters got
-FACTOR 0.5 this way (see README, "The shipped model"). Multiplying by 0.5 is exact in bf16.
+FACTOR 0.5 this way (see docs/training.md and the model card). Multiplying by 0.5 is exact in bf16.
 """
 
 from __future__ import annotations

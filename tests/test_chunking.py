@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from codesearch.indexer.chunking import Chunk, chunk_text, language_for_path
-from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS
+from codesearch.indexer.chunking.spans import MAX_CHUNK_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chunking"
 

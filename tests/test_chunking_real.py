@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codesearch.indexer.chunking import chunk_text, language_for_path
-from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS
+from codesearch.indexer.chunking.spans import MAX_CHUNK_CHARS
 
 RUST_STD = Path("/usr/lib/rustlib/src/rust/library")
 COQ_STDLIB = Path("/usr/lib/ocaml/coq/theories")

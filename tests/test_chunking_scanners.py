@@ -8,7 +8,7 @@ import time
 import pytest
 
 from codesearch.indexer.chunking import chunk_text
-from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS
+from codesearch.indexer.chunking.spans import MAX_CHUNK_CHARS
 from test_chunking import assert_well_formed, chunks_of, find, summary
 
 # ----------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Fault injection: a failure at every write point of the store, in turn, then a clean rerun.
 
 Everything the indexer writes goes through one of LanceDB's table writes (create, add,
-merge_insert, delete, optimize: compaction and cleanup, create_index / create_fts_index /
-create_scalar_index: index builds, drop) or the home's own files (``index.json``, the token
+merge_insert, delete, optimize: compaction and cleanup, create_index: scalar, full-text and
+ANN index builds, drop) or the home's own files (``index.json``, the token
 codec). A run without faults is recorded first, listing its writes in order: those are the
 injection points. Then, for each point in turn, a run fails at exactly that write, raising
 what LanceDB or the OS raises (an exception, ``ENOSPC`` or ``EIO``); a second run without
@@ -51,12 +51,15 @@ WRITES = [
     (lancedb.merge.LanceMergeInsertBuilder, "execute", "merge rows"),
     (lancedb.table.LanceTable, "delete", "delete rows"),
     (lancedb.table.LanceTable, "optimize", "compact"),
-    (lancedb.table.LanceTable, "create_index", "build ANN index"),
-    (lancedb.table.LanceTable, "create_fts_index", "build full-text index"),
-    (lancedb.table.LanceTable, "create_scalar_index", "build scalar index"),
+    (lancedb.table.LanceTable, "create_index", lambda args, kwargs: _INDEX_LABELS.get(
+        type(kwargs.get("config")).__name__, "build ANN index")),
     (Store, "write_meta", "write metadata"),
     (TokenCodec, "save", "write token codec"),
 ]
+
+
+# create_index builds every kind of index; its config says which
+_INDEX_LABELS = {"BTree": "build scalar index", "FTS": "build full-text index"}
 
 
 class Injected(Exception):
@@ -95,9 +98,10 @@ class Faults:
 
         def write(*args, **kwargs):
             n = len(faults.calls)
-            faults.calls.append(label)
+            named = label(args, kwargs) if callable(label) else label
+            faults.calls.append(named)
             if n == faults.at:
-                raise _fault(faults.kind, label, python_io)
+                raise _fault(faults.kind, named, python_io)
             return original(*args, **kwargs)
 
         return write

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from codesearch.indexer.scope import walk_paths
-from codesearch.indexer.verify import diagnose
+from codesearch.indexer.doctor import diagnose
 from codesearch.indexer.walk import SourceFile, Skipped, walk
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")

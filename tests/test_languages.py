@@ -11,7 +11,7 @@ import pytest
 
 from codesearch import languages
 from codesearch.indexer.chunking import chunk_text, language_for_path
-from codesearch.indexer.chunking.windows import Span
+from codesearch.indexer.chunking.spans import Span
 from codesearch.languages import Language, scanner
 
 # ---------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def test_routing_and_mining_domains_come_from_the_registry():
 
 
 def test_every_chunker_and_doc_style_resolves():
-    from codesearch.trainer.docs import STYLE_DEFS, style_for
+    from codesearch.trainer.doc_queries import STYLE_DEFS, style_for
 
     for lang in languages.all_languages():
         assert lang.chunker is not None, lang.name  # every registered language is cut at declarations
@@ -106,7 +106,7 @@ def toy():
 def test_one_registration_is_enough_for_a_new_language(toy):
     from codesearch.model.routing import adapter_for
     from codesearch.trainer.augment import augment_queries
-    from codesearch.trainer.docs import doc_query, leading_doc
+    from codesearch.trainer.doc_queries import doc_query, leading_doc
     from codesearch.trainer.mine import mine_text, mining_language
 
     src = (

@@ -189,7 +189,7 @@ def test_non_string_method_is_an_invalid_request_without_a_traceback(tmp_path):
 # CODESEARCH_TEST_GATE exists, and with CODESEARCH_TEST_HOLD_UPDATES set, every update the
 # watcher applies creates ``<gate>.update`` and then never finishes (a very long embed).
 GATED = (
-    "import os, time, codesearch.lsp.progress as p, codesearch.indexer.pipeline as pl, codesearch.lsp.server as s\n"
+    "import os, time, codesearch.lsp.scheduler as p, codesearch.indexer.pipeline as pl, codesearch.lsp.server as s\n"
     "gate = os.environ['CODESEARCH_TEST_GATE']\n"
     "stage_ = p.ProgressReporter.stage\n"
     "def stage(self, name, done, total):\n"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from codesearch.cli import main
 from codesearch.indexer import pipeline
-from codesearch.indexer.verify import diagnose
+from codesearch.indexer.doctor import diagnose
 from codesearch.indexer.walk import real_path, stored_path
 
 BAD_NAME = b"bad\xffname.rs"  # 0xff never occurs in UTF-8

@@ -23,7 +23,7 @@ import pytest
 from codesearch.config import load_settings
 from codesearch.indexer.pipeline import Indexer
 from codesearch.indexer.store import Store
-from codesearch.indexer.verify import diagnose
+from codesearch.indexer.doctor import diagnose
 from codesearch.indexer.watch import Watcher
 from codesearch.search import Filters, Searcher
 

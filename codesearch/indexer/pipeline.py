@@ -17,7 +17,7 @@ import numpy as np
 from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
-from codesearch.indexer.store import FORMAT, Store, code_words
+from codesearch.indexer.store import FORMAT, Store, chunk_row, search_text_of
 from codesearch.indexer.walk import stored_path
 from codesearch.settings import IndexSettings, Settings
 from codesearch.timing import device_kind, rate_for, time_left, timed
@@ -37,7 +37,7 @@ STAGES = ("walk", "chunk", "embed", "write")
 BYTES_PER_CHUNK = 350
 # Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
 # the 70 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine
-# (README, "codesearch bench"). No default for a GPU: its estimate names no time until a run
+# (docs/speed.md). No default for a GPU: its estimate names no time until a run
 # there has measured one.
 DEFAULT_RATE = {"cpu": 70.0}
 # A run that embeds fewer chunks is mostly fixed costs (setup, compaction): its rate is not kept.
@@ -601,23 +601,23 @@ class Indexer:
             path, rel_path = stored_path(w.source.path), stored_path(w.source.rel_path)
             for c, k in pairs:
                 rows.append(
-                    {
-                        "id": chunk_id(path, c, k),
-                        "key": k,
-                        "repo": stored_path(w.source.repo),
-                        "path": path,
-                        "rel_path": rel_path,
-                        "start_line": c.start_line,
-                        "end_line": c.end_line,
-                        "language": c.language,
-                        "kind": c.kind,
-                        "name": c.name,
-                        "context": c.context,
-                        "text": c.text[:MAX_STORED_TEXT],
-                        "search_text": " ".join(code_words(f"{rel_path} {c.name} {c.context} {c.text}")),
-                        "pooled": pooled_by_key[k].astype(np.float16),
-                        "space": self.keys.space(c),
-                    }
+                    chunk_row(
+                        id=chunk_id(path, c, k),
+                        key=k,
+                        repo=stored_path(w.source.repo),
+                        path=path,
+                        rel_path=rel_path,
+                        start_line=c.start_line,
+                        end_line=c.end_line,
+                        language=c.language,
+                        kind=c.kind,
+                        name=c.name,
+                        context=c.context,
+                        text=c.text[:MAX_STORED_TEXT],
+                        search_text=search_text_of(rel_path, c.name, c.context, c.text),  # (all the text, as stored before)
+                        pooled=pooled_by_key[k].astype(np.float16),
+                        space=self.keys.space(c),
+                    )
                 )
         self._pending_chunks = max(0, self._pending_chunks - len(rows))
         summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)

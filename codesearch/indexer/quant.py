@@ -23,7 +23,7 @@ Before coding, :func:`merge_tokens` folds together a chunk's tokens whose vector
 the same (repeated identifiers and keywords: cosine above ``index.token_merge``, 0.9 by
 default), keeping about 60% of them: a MaxSim maximum over near-copies barely changes.
 
-Measured on the held-out Rust and Python eval sets (README, "Index size"): ``q2`` with merging
+Measured on the held-out Rust and Python eval sets (docs/experiments.md; README "Index size and scale"): ``q2`` with merging
 at 0.9 scores within noise of the float16 vectors (MRR -0.008 and -0.002, paired bootstrap
 95% intervals containing 0) at 1/12 of the bytes per chunk; ``q1`` loses about 0.01-0.02 MRR.
 

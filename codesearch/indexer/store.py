@@ -26,7 +26,6 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -78,22 +77,43 @@ def code_words(text: str) -> list[str]:
     return words
 
 
-@dataclass(frozen=True)
-class ChunkRow:
-    """A chunk as stored and returned by search."""
+# The chunks table's row, defined once: the table's schema, the indexer's rows (chunk_row) and
+# the searcher's candidate columns (CHUNK_META_COLUMNS) are all read from it. None: the pooled
+# vector, a fixed-size list of float16 as long as the model's dimension.
+CHUNK_FIELDS: tuple[tuple[str, pa.DataType | None], ...] = (
+    ("id", pa.string()),
+    ("key", pa.string()),  # the content key of the chunk's vectors (table "vectors")
+    ("repo", pa.string()),
+    ("path", pa.string()),  # absolute
+    ("rel_path", pa.string()),
+    ("start_line", pa.int32()),
+    ("end_line", pa.int32()),
+    ("language", pa.string()),
+    ("kind", pa.string()),
+    ("name", pa.string()),
+    ("context", pa.string()),
+    ("text", pa.string()),
+    ("search_text", pa.string()),  # code_words of path, name, context and text: the full-text column
+    ("pooled", None),
+    ("space", pa.string()),  # adapter whose space holds the vectors ("" = base)
+)
+# What a search reads of each candidate (not the text, the full-text words or the vector).
+CHUNK_META_COLUMNS = [name for name, _ in CHUNK_FIELDS if name not in ("text", "search_text", "pooled")]
 
-    id: str
-    key: str
-    repo: str
-    path: str  # absolute
-    rel_path: str
-    start_line: int
-    end_line: int
-    language: str
-    kind: str
-    name: str
-    context: str
-    text: str
+
+def search_text_of(rel_path: str, name: str, context: str, text: str) -> str:
+    """The full-text column of a chunk: its path, name, context and text as code words."""
+    return " ".join(code_words(f"{rel_path} {name} {context} {text}"))
+
+
+def chunk_row(**fields) -> dict:
+    """A row of the chunks table: exactly the fields of CHUNK_FIELDS (a TypeError names any
+    missing or unknown one)."""
+    names = [name for name, _ in CHUNK_FIELDS]
+    missing, unknown = [n for n in names if n not in fields], [n for n in fields if n not in names]
+    if missing or unknown:
+        raise TypeError(f"a chunk row has exactly the fields {names}: missing {missing}, unknown {unknown}")
+    return {name: fields[name] for name in names}
 
 
 class IndexLocked(RuntimeError):
@@ -222,25 +242,7 @@ class Store:
                 ]
             )
         if name == "chunks":
-            return pa.schema(
-                [
-                    pa.field("id", pa.string()),
-                    pa.field("key", pa.string()),
-                    pa.field("repo", pa.string()),
-                    pa.field("path", pa.string()),
-                    pa.field("rel_path", pa.string()),
-                    pa.field("start_line", pa.int32()),
-                    pa.field("end_line", pa.int32()),
-                    pa.field("language", pa.string()),
-                    pa.field("kind", pa.string()),
-                    pa.field("name", pa.string()),
-                    pa.field("context", pa.string()),
-                    pa.field("text", pa.string()),
-                    pa.field("search_text", pa.string()),
-                    pa.field("pooled", pa.list_(pa.float16(), dim)),
-                    pa.field("space", pa.string()),  # adapter whose space holds the vectors ("" = base)
-                ]
-            )
+            return pa.schema([pa.field(n, t if t is not None else pa.list_(pa.float16(), dim)) for n, t in CHUNK_FIELDS])
         if name == "files":
             return pa.schema(
                 [
@@ -545,6 +547,54 @@ class Store:
             .when_not_matched_by_source_delete(sql_in("path", paths))
             .execute(data)
         )
+
+    # ------------------------------------------------------------------ reads
+    # The way in for every reader (search, doctor, bench, the trainer, the filter checks):
+    # callers name tables, columns and SQL filters, never LanceDB's query builder.
+    def read(self, table: str, columns: Sequence[str], *, where: str | None = None, limit: int | None = None,
+             row_ids: bool = False) -> pa.Table:
+        """``columns`` of the rows of ``table`` passing ``where`` (all: None), at most ``limit``
+        of them; with ``row_ids`` also each row's ``_rowid``."""
+        q = self.table(table).search()
+        if where:
+            q = q.where(where)
+        if row_ids:
+            q = q.with_row_id(True)
+        return q.select(list(columns)).limit(limit).to_arrow()
+
+    def values(self, table: str, column: str, *, where: str | None = None, limit: int | None = None) -> list:
+        """Every value of one column (of the rows passing ``where``)."""
+        return self.read(table, [column], where=where, limit=limit).column(column).to_pylist()
+
+    def rows_by_id(self, table: str, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
+        """``columns`` (and ``_rowid``) of the rows with these LanceDB row ids: rows of another
+        table version may hold other chunks by now (callers check the ids they get back)."""
+        return self.table(table).take_row_ids(list(row_ids)).select(["_rowid", *columns]).to_arrow()
+
+    def nearest_chunks(self, vector, n: int, columns: Sequence[str], *, where: str | None = None, exact: bool = False,
+                       nprobes: int | None = None, refine: int = 1) -> pa.Table:
+        """The ``n`` chunks whose pooled vector is nearest ``vector`` (cosine; ``_distance`` and
+        ``_rowid`` with ``columns``): exactly, or through the IVF index where there is one
+        (``nprobes`` partitions, re-ranked over ``refine`` times as many rows)."""
+        q = self.table("chunks").search(list(map(float, vector)), vector_column_name="pooled").distance_type("cosine")
+        if exact:
+            q = q.bypass_vector_index()
+        else:
+            if nprobes:
+                q = q.nprobes(nprobes)
+            if refine > 1:
+                q = q.refine_factor(refine)
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.with_row_id(True).select([*columns, "_distance"]).limit(n).to_arrow()
+
+    def full_text(self, words: Sequence[str], n: int, columns: Sequence[str], *, where: str | None = None) -> pa.Table:
+        """The ``n`` chunks best matching ``words`` in the full-text column (BM25; ``_score`` and
+        ``_rowid`` with ``columns``)."""
+        q = self.table("chunks").search(" ".join(words), query_type="fts", fts_columns="search_text")
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.with_row_id(True).select([*columns, "_score"]).limit(n).to_arrow()
 
     def count_chunks(self, where: str | None = None) -> int:
         return self.table("chunks").count_rows(where) if where else self.table("chunks").count_rows()

@@ -480,8 +480,7 @@ class Engine:
         if not self.has_chunks():
             return []
         cols = ["path", "repo", "rel_path", "start_line", "end_line", "name", "kind", "language"]
-        tbl = self.store.table("chunks")
-        return tbl.search().where(f"path = {sql_str(path)}").select(cols).limit(None).to_arrow().to_pylist()
+        return self.store.read("chunks", cols, where=f"path = {sql_str(path)}").to_pylist()
 
     def chunk_at(self, path: str, start_line: int, end_line: int) -> dict | None:
         """The indexed chunk with exactly these lines, else the one overlapping them most."""

@@ -49,7 +49,7 @@ from codesearch.indexer.walk import EXCLUDED_DIRS
 from codesearch.lsp.config import LspConfig
 from codesearch.lsp.engine import Engine, SearchRequest, containing_folder
 from codesearch.eval.feedback import VERDICTS, FeedbackStore, run_personal_eval, summary_line
-from codesearch.lsp.progress import IndexService
+from codesearch.lsp.scheduler import IndexService
 from codesearch.lsp.search import (
     RequestError,
     SearchRunner,

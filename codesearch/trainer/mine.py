@@ -6,7 +6,7 @@ each with :func:`codesearch.indexer.chunking.chunk_text` (the chunks the index h
 the chunks into declarations and mines:
 
 * **doc** pairs: the first sentence of a declaration's doc comment (see
-  :mod:`codesearch.trainer.docs`) -> the declaration without its doc;
+  :mod:`codesearch.trainer.doc_queries`) -> the declaration without its doc;
 * **name** pairs, for declarations without a usable doc: ``parse_interval`` ->
   "parse interval" (with the owner for members: "ring buffer push");
 * **test** pairs: a test ``test_parses_ranges`` -> "parses ranges", paired with the
@@ -40,9 +40,9 @@ from typing import Any, Callable, Iterable
 
 from codesearch import languages as _languages
 from codesearch.indexer.chunking import Chunk, chunk_text
-from codesearch.indexer.chunking.windows import MAX_CHUNK_CHARS, split_lines
+from codesearch.indexer.chunking.spans import MAX_CHUNK_CHARS, split_lines
 from codesearch.trainer import augment as aug
-from codesearch.trainer.docs import (
+from codesearch.trainer.doc_queries import (
     Doc,
     doc_query,
     identifier_words,

@@ -42,7 +42,7 @@ RUNS_DIR = "runs"
 # model, index = bringing the index up to date with a kept adapter. The rest is loading models.
 STAGES = ("mine", "train", "gate", "export", "index")
 # Training pairs per second when this home has not measured its own yet: on CPU, the 5.0 and 4.7
-# pairs/s of the two runs in README ("Your own code") on this project's 2-core machine. No
+# pairs/s of the two runs in docs/experiments.md on this project's 2-core machine. No
 # default for a GPU: its estimate names no time until a run there has measured one.
 DEFAULT_TRAIN_RATE = {"cpu": 4.8}
 # A run of fewer steps is mostly fixed costs (the eval curve's points): its rate is not reused.
@@ -144,7 +144,7 @@ def _feedback_pairs(home: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _dominant_domain(store) -> str:
-    langs = store.table("chunks").search().select(["language"]).limit(None).to_arrow().column("language").to_pylist()
+    langs = store.values("chunks", "language")
     counts = Counter(domain_of_language(l) for l in langs)
     return counts.most_common(1)[0][0] if counts else "general"
 

@@ -51,7 +51,7 @@ class PhaseConfig:
     # Weight-space interpolation toward the base model once training ends (WiSE-FT, Wortsman et
     # al. 2022): the adapter's change to the base model is scaled by this factor (1: as trained,
     # 0.5: halfway back). Held-out pairs come from the training repositories and favour 1; code
-    # of other repositories (the eval sets) favoured 0.5 for the formal adapter: see README.
+    # of other repositories (the eval sets) favoured 0.5 for the formal adapter: see docs/training.md.
     interpolate: float = 1.0
     # How this phase's adapter reads code: true = camelCase identifiers as words
     # ("checkNeverMatches" -> "check Never Matches"), queries and documents alike; false = as

@@ -18,7 +18,7 @@ import logging
 from codesearch import languages as _registry
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.chunking.languages import is_markdown, language_for_path
-from codesearch.indexer.chunking.windows import Span, finish, is_blank, markdown_chunks, split_lines, window_chunks
+from codesearch.indexer.chunking.spans import Span, finish, is_blank, markdown_chunks, split_lines, window_chunks
 
 __all__ = ["CHUNKER_VERSION", "Chunk", "chunk_text", "language_for_path"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from codesearch.indexer.chunking.why3 import attach_comments, comment_starts
-from codesearch.indexer.chunking.windows import Span
+from codesearch.indexer.chunking.spans import Span
 
 KEYWORDS = frozenset(
     """open import module data record field constructor infix infixl infixr variable private where

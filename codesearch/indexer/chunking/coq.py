@@ -14,7 +14,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from codesearch.indexer.chunking.windows import CODE, Span
+from codesearch.indexer.chunking.spans import CODE, Span
 
 THEOREM_LIKE = {
     "Theorem": "theorem", "Lemma": "lemma", "Fact": "fact", "Remark": "remark", "Corollary": "corollary",

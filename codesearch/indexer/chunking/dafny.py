@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from codesearch.indexer.chunking.windows import Span
+from codesearch.indexer.chunking.spans import Span
 
 KINDS = {
     "method": "method", "function": "function", "predicate": "predicate", "lemma": "lemma",

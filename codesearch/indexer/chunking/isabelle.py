@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from codesearch.indexer.chunking.windows import CODE, Span
+from codesearch.indexer.chunking.spans import CODE, Span
 
 DECLS = frozenset(
     """lemma theorem corollary proposition schematic_goal definition fun function primrec primcorec

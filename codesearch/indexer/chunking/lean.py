@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from codesearch.indexer.chunking.windows import CODE, Span, is_blank
+from codesearch.indexer.chunking.spans import CODE, Span, is_blank
 
 DECL_KEYWORDS = frozenset(
     """def theorem lemma instance structure class inductive abbrev axiom axioms example opaque

@@ -13,7 +13,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from codesearch.indexer.chunking.windows import Span
+from codesearch.indexer.chunking.spans import Span
 
 HOUSEKEEPING = frozenset(
     """set-logic set-option set-info check-sat check-sat-assuming get-model get-value get-info

@@ -28,7 +28,7 @@ from typing import Iterable
 
 import tree_sitter
 
-from codesearch.indexer.chunking.windows import CODE, Span, is_blank
+from codesearch.indexer.chunking.spans import CODE, Span, is_blank
 
 PREFIX = "prefix"
 DOC = "doc"

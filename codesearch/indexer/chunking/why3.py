@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from codesearch.indexer.chunking.windows import Span
+from codesearch.indexer.chunking.spans import Span
 
 KEYWORDS = "let val function predicate lemma goal axiom type inductive coinductive constant exception".split()
 MERGEABLE = frozenset({"val", "constant", "exception", "axiom", "type"})

@@ -114,18 +114,14 @@ def diagnose(
         return diag
 
     where = _under_sql(root_list)
-    q = store.table("files").search().select(["path", "size", "mtime_ns", "repo", "n_chunks"])
-    data = (q.where(where) if where else q).limit(None).to_arrow()
+    data = store.read("files", ["path", "size", "mtime_ns", "repo", "n_chunks"], where=where or None)
     records = {
         p: (s, m, r, n)
         for p, s, m, r, n in zip(*(data.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "repo", "n_chunks")))
     }
     diag.files_indexed = len(records)
 
-    cq = store.table("chunks").search().select(["id", "path", "key"])
-    if where:
-        cq = cq.where(where)
-    chunks = cq.limit(None).to_arrow()
+    chunks = store.read("chunks", ["id", "path", "key"], where=where or None)
     ids = chunks.column("id").to_pylist()
     paths = chunks.column("path").to_pylist()
     keys = chunks.column("key").to_pylist()
