@@ -416,10 +416,11 @@ def chunks(ctx: Context, paths, lang, as_json):
     """
     from codesearch.indexer import walk as walker
     from codesearch.indexer.chunking import chunk_text, language_for_path
-    from codesearch.indexer.chunking.languages import STRUCTURED_LANGUAGES
+    from codesearch import languages as registry
 
-    if lang is not None and lang not in STRUCTURED_LANGUAGES | {"text"}:
-        _fail(f"unknown language {lang!r}: one of {', '.join(sorted(STRUCTURED_LANGUAGES | {'text'}))}")
+    chunked = registry.structured_names() | {registry.TEXT}
+    if lang is not None and lang not in chunked:
+        _fail(f"unknown language {lang!r}: one of {', '.join(sorted(chunked))}")
     files: list[tuple[str, str, str]] = []  # (shown path, path relative to its repository, text)
     allow = walker.walk_options(ctx.settings)["secrets_allow"]  # (as `index` walks)
     for p in paths:

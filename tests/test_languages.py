@@ -124,8 +124,11 @@ def test_one_registration_is_enough_for_a_new_language(toy):
         ("toy", "lemma", "add_comm"),
         ("toy", "lemma", "mul_comm"),
     ]
-    # routing: its domain's adapter
+    # routing: its domain's adapter; a language phase and `codesearch chunks --lang` accept it
     assert adapter_for({"general": "g", "rust": "r", "formal": "f"}, "toy") == "f"
+    from codesearch.model.routing import known_languages
+
+    assert "toy" in known_languages() and "toy" in languages.structured_names()
     # doc comments: its doc style and markup
     lines = src.splitlines()
     doc = leading_doc("toy", lines, 1, 3)

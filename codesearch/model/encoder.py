@@ -168,16 +168,16 @@ class RoutedSpaces:
     @property
     def spaces(self) -> list[str | None]:
         """Every space this model's index can hold (sorted, None first)."""
-        from codesearch.model.routing import KNOWN_LANGUAGES
+        from codesearch.model.routing import known_languages
 
-        found = {self.space_for(lang) for lang in KNOWN_LANGUAGES}
+        found = {self.space_for(lang) for lang in known_languages()}
         return sorted(found, key=lambda s: (s is not None, s or ""))
 
     def routes(self) -> dict[str, str | None]:
         """language -> space, for every language a chunk can carry."""
-        from codesearch.model.routing import KNOWN_LANGUAGES
+        from codesearch.model.routing import known_languages
 
-        return {lang: self.space_for(lang) for lang in sorted(KNOWN_LANGUAGES)}
+        return {lang: self.space_for(lang) for lang in sorted(known_languages())}
 
 
 def space_fingerprint_of(config: EncoderConfig, base_name: str, space: str | None,

@@ -12,11 +12,12 @@ FORMAL_LANGUAGES = _languages.in_domain("formal")  # as registered at import (co
 DOMAINS = ("general", "rust", "formal", "personal")
 
 
-def _known_languages() -> frozenset[str]:
+def known_languages() -> frozenset[str]:
+    """Every language name a chunk can carry, as the registry stands now."""
     return _languages.names() | {"text", "markdown"}
 
 
-KNOWN_LANGUAGES = _known_languages()  # every language name a chunk can carry
+KNOWN_LANGUAGES = known_languages()  # (as registered at import; known_languages() sees later ones)
 
 
 def domain_of_language(language: str) -> str:

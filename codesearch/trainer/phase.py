@@ -83,12 +83,12 @@ class PhaseConfig:
         if not cfg.domains:
             cfg.domains = [cfg.target_domain]
         if cfg.language:
-            from codesearch.model.routing import DOMAINS, KNOWN_LANGUAGES, domain_of_language
+            from codesearch.model.routing import DOMAINS, domain_of_language, known_languages
 
             if cfg.language in DOMAINS:  # routing's key for rust is the domain's
                 raise ValueError(f"{path}: {cfg.language} is a domain: train its adapter with target_domain, not language")
-            if cfg.language not in KNOWN_LANGUAGES:
-                raise ValueError(f"{path}: unknown language {cfg.language!r}")
+            if cfg.language not in known_languages():
+                raise ValueError(f"{path}: unknown language {cfg.language!r}: one of {', '.join(sorted(known_languages()))}")
             if domain_of_language(cfg.language) != cfg.target_domain:
                 raise ValueError(f"{path}: language {cfg.language} belongs to domain {domain_of_language(cfg.language)}, not {cfg.target_domain}")
         if cfg.objective not in ("xtr", "maxsim"):
