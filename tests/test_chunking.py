@@ -487,12 +487,12 @@ def test_cutting_files_again_and_again_keeps_no_memory():
 
 
 def test_a_chunker_bug_falls_back_to_windows(monkeypatch):
-    from codesearch.indexer import chunking
+    from codesearch.indexer.chunking import lean  # (the module the registry names for Lean)
 
     def broken(lines):
         raise IndexError("boom")
 
-    monkeypatch.setattr(chunking, "lean_spans", broken)
+    monkeypatch.setattr(lean, "lean_spans", broken)
     src = "theorem t : True := trivial\n"
     assert summary(chunk_text("T.lean", src)) == [("window", "", 1, 1, "")]
 

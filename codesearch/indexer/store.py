@@ -97,6 +97,7 @@ CHUNK_FIELDS: tuple[tuple[str, pa.DataType | None], ...] = (
     ("pooled", None),
     ("space", pa.string()),  # adapter whose space holds the vectors ("" = base)
 )
+_CHUNK_NAMES = dict.fromkeys(name for name, _ in CHUNK_FIELDS)  # (in schema order)
 # What a search reads of each candidate (not the text, the full-text words or the vector).
 CHUNK_META_COLUMNS = [name for name, _ in CHUNK_FIELDS if name not in ("text", "search_text", "pooled")]
 
@@ -109,11 +110,10 @@ def search_text_of(rel_path: str, name: str, context: str, text: str) -> str:
 def chunk_row(**fields) -> dict:
     """A row of the chunks table: exactly the fields of CHUNK_FIELDS (a TypeError names any
     missing or unknown one)."""
-    names = [name for name, _ in CHUNK_FIELDS]
-    missing, unknown = [n for n in names if n not in fields], [n for n in fields if n not in names]
-    if missing or unknown:
-        raise TypeError(f"a chunk row has exactly the fields {names}: missing {missing}, unknown {unknown}")
-    return {name: fields[name] for name in names}
+    if fields.keys() != _CHUNK_NAMES.keys():
+        missing, unknown = [n for n in _CHUNK_NAMES if n not in fields], [n for n in fields if n not in _CHUNK_NAMES]
+        raise TypeError(f"a chunk row has exactly the fields {list(_CHUNK_NAMES)}: missing {missing}, unknown {unknown}")
+    return {name: fields[name] for name in _CHUNK_NAMES}
 
 
 class IndexLocked(RuntimeError):

@@ -30,7 +30,6 @@ from codesearch import languages as _languages
 
 DOMAINS = ("rust", "formal", "general", "personal")
 SOURCES = ("doc", "name", "signature", "test", "commit", "augmented")
-FORMAL_LANGUAGES = _languages.in_domain("formal")  # as registered at import (codesearch.languages)
 
 
 def domain_for(language: str, personal: bool = False, override: str | None = None) -> str:

@@ -65,16 +65,4 @@ def _structured_spans(lang: str, text: str, lines: list[str]) -> list[Span] | No
         return None
     if len(text) > MAX_STRUCTURED_CHARS or len(text) > MAX_AVG_LINE_CHARS * max(len(lines), 10):
         return None
-    chunker = language.chunker
-    # A scanner set on this package (``chunking.lean_spans = ...``, as tests patch one) wins
-    # over the registry's module; otherwise the registry names it, imported on first use.
-    target = globals().get(chunker.attr) or chunker.resolve()
-    return chunker.run(target, text, lines)
-
-
-def __getattr__(name: str) -> object:
-    """The registered chunkers by their names (``chunking.lean_spans``), imported on use."""
-    for language in _registry.all_languages():
-        if language.chunker is not None and language.chunker.attr == name:
-            return language.chunker.resolve()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return language.chunker.run(language.chunker.resolve(), text, lines)

@@ -7,12 +7,7 @@ keeps the names the indexer has always imported from here.
 from __future__ import annotations
 
 from codesearch import languages as _registry
-from codesearch.languages import MARKDOWN_EXTENSIONS, is_markdown  # noqa: F401  (re-exported)
-
-# Snapshots of the registry as it stands at import (a language registered later is seen by
-# language_for_path and chunk_text, not by these two names).
-STRUCTURED_LANGUAGES = _registry.structured_names()  # languages with a structural chunker
-EXTENSIONS: dict[str, str] = _registry.extensions()
+from codesearch.languages import is_markdown  # noqa: F401  (re-exported)
 
 
 def language_for_path(path: str) -> str | None:
