@@ -543,3 +543,69 @@ def test_git_ls_files_runs_again_only_when_the_git_index_changes(tmp_path, monke
     subprocess.run(["git", "-C", str(repo), "rm", "-q", "--cached", "keep.log"], check=True)
     assert batch() == {"main.py"} and len(runs) == 3
     assert walker.tracked_changes(str(repo)) == [] and len(runs) == 3
+
+
+# ----------------------------------------------------------------- walking only some paths
+
+
+def test_path_walker_yields_what_the_full_walk_yields_at_each_path(tmp_path):
+    """PathWalker.walk_path(p) lists only the folders down to p, yet gives exactly the
+    records and skips of walk(root) at and below p: layered ignore files, a nested
+    repository, excluded folders, secrets, sizes, binaries."""
+    from codesearch.indexer.walk import PathWalker
+
+    root = make(tmp_path / "root", {
+        ".git/": "", ".gitignore": "*.log\ngen/\n", ".ignore": "!keep.log\n",
+        "main.py": "x", "a.log": "", "keep.log": "", "gen/g.py": "", "big.py": "x" * 64,
+        "src/.gitignore": "*.tmp\n!*.py\n", "src/m.py": "", "src/t.tmp": "", "src/pic.png": b"\x89",
+        "src/.env": "SECRET=1", "src/deep/.codesearchignore": "*.rs\n", "src/deep/d.rs": "",
+        "src/deep/d.py": "", "vendor/.git/": "", "vendor/v.tmp": "", "vendor/v.log": "",
+        "vendor/inner/w.py": "", "node_modules/n.js": "", ".ssh/id": "", "missing_parent/": "",
+    })
+    full = list(walk(root, max_file_bytes=32))
+    paths = ["", "main.py", "a.log", "keep.log", "gen", "gen/g.py", "big.py", "src", "src/m.py",
+             "src/t.tmp", "src/pic.png", "src/.env", "src/deep", "src/deep/d.rs", "src/deep/d.py",
+             "vendor", "vendor/v.tmp", "vendor/v.log", "vendor/inner", "node_modules",
+             "node_modules/n.js", ".ssh", ".ssh/id", ".gitignore", "gone.py", "missing_parent/x/y"]
+    for rel in paths:
+        p = os.path.join(root, rel) if rel else str(root)
+        expected = [i for i in full if str(i.path) == p or str(i.path).startswith(p + "/")]
+        got = list(PathWalker([root], max_file_bytes=32).walk_path(p, root))
+        assert got == expected, rel
+    # One PathWalker for several paths (folders above them listed once): the same answers.
+    pw = PathWalker([str(root)], max_file_bytes=32)
+    for rel in ("src/m.py", "src/deep", "vendor/v.log", "vendor/inner/w.py"):
+        p = os.path.join(root, rel)
+        expected = [i for i in full if str(i.path) == p or str(i.path).startswith(p + "/")]
+        assert list(pw.walk_path(p, root)) == expected, rel
+
+
+def test_path_walker_on_a_file_root_and_a_vanished_root(tmp_path):
+    from codesearch.indexer.walk import PathWalker
+
+    f = make(tmp_path, {"one.py": "x", "key.pem": "k"}) / "one.py"
+    assert list(PathWalker([f]).walk_path(f, f)) == list(walk(f))
+    pem = tmp_path / "key.pem"
+    assert list(PathWalker([pem]).walk_path(pem, pem)) == [Skipped(pem, "secret")]
+    gone = tmp_path / "gone"
+    assert list(PathWalker([gone]).walk_path(gone / "a.py", gone)) == []  # no error either
+
+
+def test_recheck_path_maps_a_change_to_what_it_can_alter(tmp_path):
+    from codesearch.indexer.walk import recheck_path
+
+    r = str(tmp_path)
+    j = lambda *p: os.path.join(r, *p)  # noqa: E731
+    assert recheck_path(j("src", "a.py"), r) == j("src", "a.py")
+    assert recheck_path(r, r) == r
+    assert recheck_path(j("src", ".gitignore"), r) == j("src")  # rules of the whole folder
+    assert recheck_path(j(".codesearchignore"), r) == r
+    assert recheck_path(j("sub", ".ignore"), r) == j("sub")
+    assert recheck_path(j("vendor", ".git"), r) == j("vendor")  # a repository boundary
+    assert recheck_path(j(".git", "info", "exclude"), r) == r
+    assert recheck_path(j("v", ".git", "info"), r) == j("v")
+    assert recheck_path(j("v", ".git", "index"), r) == j("v", ".git", "index")  # tracked files
+    assert recheck_path(j(".git", "objects", "ab"), r) is None
+    assert recheck_path(j("node_modules", "p", "i.js"), r) is None  # never entered
+    assert recheck_path(j("src", "build", "out.rs"), r) is None
+    assert recheck_path(j("src", "build"), r) == j("src", "build")  # what was recorded there

@@ -81,6 +81,13 @@ callers turn these into ``Skipped(file.path, err.reason)`` themselves.
 Order is deterministic: depth first, entries sorted by name within each folder, roots
 outermost first (a root inside another root is walked after it, and anything already
 walked is not walked twice).
+
+Walking only what changed
+    :class:`PathWalker` applies the same rules at and below chosen paths without listing
+    the rest of the roots (the watcher and ``doctor --fix``, through
+    :func:`codesearch.indexer.scope.walk_paths`); :func:`recheck_path` says which path a
+    change on disk can alter the walk of (an ignore file: its folder; a ``.git`` entry or
+    ``info/exclude``: the repository; inside an excluded folder: none).
 """
 
 from __future__ import annotations
@@ -107,6 +114,8 @@ __all__ = [
     "IGNORE_FILES",
     "SECRET_PATTERNS",
     "SKIP_REASONS",
+    "PathWalker",
+    "recheck_path",
     "real_path",
     "stored_path",
     "SkipFile",
@@ -855,11 +864,164 @@ def walk(roots: Iterable[Path | str], *, max_file_bytes: int | None = None, secr
     the default ``index.max_file_bytes`` (config/default.yaml).
     """
     if max_file_bytes is None:
-        from codesearch.settings import IndexSettings
-
-        max_file_bytes = IndexSettings.defaults().max_file_bytes
+        max_file_bytes = _default_max_file_bytes()
     walker = _Walker(_prepare_roots(roots), max_file_bytes, secrets_allow=secrets_allow)
     return walker.run()
+
+
+def _default_max_file_bytes() -> int:
+    """``index.max_file_bytes`` of the default settings (config/default.yaml)."""
+    from codesearch.settings import IndexSettings
+
+    return IndexSettings.defaults().max_file_bytes
+
+
+class PathWalker:
+    """The rules of :func:`walk` over ``roots``, applied at and below chosen paths only.
+
+    For callers that know which paths changed (the watcher, ``doctor --fix``; see
+    :func:`codesearch.indexer.scope.walk_paths`): re-walking every root for each saved file
+    would cost a full directory scan. :meth:`walk_path` lists only the folders on the way
+    from the root down to the path (reading the ignore files of each, finding nested
+    repositories) and the whole subtree below a path that is a folder, and yields what
+    ``walk(roots)`` yields at and below that path (same records, same skip reasons, same
+    order).
+
+    ``roots``: the folders (or files) being indexed, as absolute paths or relative to the
+    current folder; unlike :func:`walk`, a root need not exist (nothing is found below it).
+    ``max_file_bytes`` None: the default ``index.max_file_bytes``; ``secrets_allow``: as for
+    :func:`walk` (a bad pattern raises ValueError here).
+
+    Folders entered on the way are kept for the next :meth:`walk_path` call of this object,
+    so the paths of one batch list each folder once. Give each path once, and none below a
+    path already given (``walk_paths`` sees to both): a file or folder already walked is
+    not walked again, but a skipped one would be reported again.
+
+    Differences with a full walk: a file reachable through two paths (hard link, symlink
+    inside the roots) is reported once per ``PathWalker``, not once per walk of every root;
+    a folder symlink is followed even when its target is also walked elsewhere
+    (``codesearch doctor`` finds and fixes the rare duplicates).
+    """
+
+    def __init__(self, roots: Iterable[Path | str], *, max_file_bytes: int | None = None,
+                 secrets_allow=None):
+        if max_file_bytes is None:
+            max_file_bytes = _default_max_file_bytes()
+        self._core = _Walker([os.path.abspath(os.fspath(r)) for r in roots], max_file_bytes,
+                             secrets_allow=secrets_allow)
+        self._frames: dict[str, _Frame | None] = {}  # folder -> its frame; None: not walked into
+
+    def walk_path(self, path: Path | str, root: Path | str) -> Iterator[SourceFile | Skipped]:
+        """What ``walk(roots)`` yields at and below ``path``: the file itself (or why it is
+        skipped), or everything below a folder (or why the folder is skipped); nothing when
+        ``path`` does not exist or lies in a folder the walk never enters (excluded, ignored,
+        secret, unreadable). ``root``: the root whose walk reaches ``path`` (the outermost root
+        at or above it, see :func:`codesearch.indexer.scope.owning_root`)."""
+        path = os.path.abspath(os.fspath(path))
+        root = os.path.abspath(os.fspath(root))
+        core = self._core
+        if path == root:
+            if os.path.isdir(root):
+                frame = self._frame(root, root)
+                if frame is not None:
+                    yield from core.descend(frame)
+            elif os.path.lexists(root):
+                out = core._file_root(root)
+                if out is not None:
+                    yield out
+            return
+        parent = self._frame(os.path.dirname(path), root)
+        if parent is None or not os.path.lexists(path):
+            return
+        entry = _NamedEntry(path)
+        if entry.is_dir():
+            out = core._subdir(entry, parent)
+            if isinstance(out, _Frame):
+                self._frames[path] = out
+                yield from core.descend(out)
+            elif out is not None:
+                yield out
+        else:
+            out = core._file(entry, parent)
+            if out is not None:
+                yield out
+
+    def _frame(self, folder: str, root: str) -> _Frame | None:
+        """The entered folder ``folder`` (at or below ``root``), entering the folders above it
+        first; None when the walk does not enter it."""
+        if folder in self._frames:
+            return self._frames[folder]
+        out = None
+        if folder == root:
+            try:
+                st = os.stat(root)
+            except OSError:
+                st = None
+            if st is not None and os.path.isdir(root):
+                out = self._core._enter(root, "", "", Path(root), 0, _NO_LAYERS, (),
+                                        (st.st_dev, st.st_ino), True)
+        else:
+            parent = self._frame(os.path.dirname(folder), root)
+            if isinstance(parent, _Frame):
+                entry = _NamedEntry(folder)
+                if entry.is_dir():
+                    out = self._core._subdir(entry, parent)
+        if not isinstance(out, _Frame):
+            out = None
+        self._frames[folder] = out
+        return out
+
+
+class _NamedEntry:
+    """The parts of ``os.DirEntry`` the walker uses, for a path named directly."""
+
+    __slots__ = ("path", "name")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = os.path.basename(path)
+
+    def is_dir(self) -> bool:
+        try:
+            return os.path.isdir(self.path)
+        except OSError:
+            return False
+
+    def is_symlink(self) -> bool:
+        return os.path.islink(self.path)
+
+    def stat(self) -> os.stat_result:
+        return os.stat(self.path)
+
+
+def recheck_path(path: str, root: str) -> str | None:
+    """The path to walk again (with :class:`PathWalker`) after a change on disk at ``path``
+    (absolute, at or below the folder ``root``, no trailing '/'), or None when the change
+    cannot alter what the walk yields:
+
+    - a file or folder: ``path`` itself;
+    - an ignore file (:data:`IGNORE_FILES`): the folder whose rules it sets;
+    - a ``.git`` entry (a repository boundary appearing or going), its ``info`` folder or
+      ``info/exclude``: the repository's folder;
+    - a repository's git index (``<repo>/.git/index``): that path itself, meaning the files
+      whose tracked state changed (see :func:`tracked_changes`), not the index;
+    - None: anything else under ``.git``, anything inside a folder of :data:`EXCLUDED_DIRS`
+      (never entered; a path *named* like one is still returned, for what was recorded there).
+    """
+    rel = path[len(root):].strip("/")
+    parts = rel.split("/") if rel else []
+    if ".git" in parts:
+        i = parts.index(".git")
+        repo = os.path.join(root, *parts[:i])
+        tail = parts[i + 1 :]
+        if tail == ["index"]:
+            return os.path.join(repo, ".git", "index")
+        return repo if tail in ([], ["info"], ["info", "exclude"]) else None
+    if any(p in EXCLUDED_DIRS for p in parts[:-1]):
+        return None  # the walker never enters these folders (build output, dependencies)
+    if parts and parts[-1] in IGNORE_FILES:
+        return os.path.dirname(path)  # rules changed for everything in that folder
+    return path
 
 
 def find_repositories(root: Path | str) -> list[Path]:

@@ -256,23 +256,11 @@ class Watcher:
         root = owning_root(path, self.roots)
         if root is None or under(path, [self._home]):
             return None
-        rel = path[len(root):].strip("/")
-        parts = rel.split("/") if rel else []
-        if ".git" in parts:
-            i = parts.index(".git")
-            repo = os.path.join(root, *parts[:i])
-            tail = parts[i + 1 :]
-            # A new or removed repository boundary, or its exclude file: re-check the repository.
-            # Its index (git add, rm --cached, checkout): the files whose tracked state
-            # changed, worked out when the batch is applied (see _expand_git_index).
-            if tail == ["index"]:
-                return os.path.join(repo, ".git", "index")
-            return repo if tail in ([], ["info"], ["info", "exclude"]) else None
-        if any(p in walker.EXCLUDED_DIRS for p in parts[:-1]):
-            return None  # the walker never enters these folders (build output, dependencies)
-        if parts and parts[-1] in walker.IGNORE_FILES:
-            return os.path.dirname(path)  # rules changed for everything in that folder
-        return path
+        # The walker's rules say what a change can alter: an ignore file its folder, a .git
+        # entry or info/exclude the repository, nothing inside excluded folders. A git index
+        # (git add, rm --cached, checkout) stands for the files whose tracked state changed,
+        # worked out when the batch is applied (see _expand_git_index).
+        return walker.recheck_path(path, root)
 
     # ------------------------------------------------------------------ the worker
     def _loop(self) -> None:
