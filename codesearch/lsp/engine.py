@@ -389,6 +389,10 @@ class Engine:
             self._has_chunks = self.count_chunks() > 0
         return self._has_chunks
 
+    def note_total_chunks(self, total: int) -> None:
+        """The index now holds ``total`` chunks (told by whoever changed it, e.g. the watcher)."""
+        self._has_chunks = total > 0
+
     def count_chunks(self) -> int:
         try:
             return self.store.count_chunks() if self.store.has_index() else 0

@@ -6,6 +6,11 @@ are coalesced: while a run is going, further requests are merged into the next r
 is incremental (the Indexer only re-reads changed files and only embeds changed chunks) and
 reports percentages through a server-created progress token when the client supports it,
 plus a ``codesearch/status`` notification that any client can show.
+
+The scheduler knows nothing of the server object: what it needs from it (the event loop, the
+engine, the settings it reads, status and progress messages to the client) comes as
+``SchedulerHooks`` at construction, and the server uses only ``IndexService``'s public methods
+and attributes.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from lsprotocol import types
 
 from codesearch.lsp.worker import Worker
 
 if TYPE_CHECKING:  # pragma: no cover
-    from codesearch.lsp.server import CodesearchServer
+    from pygls.progress import Progress
+
+    from codesearch.lsp.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +40,50 @@ log = logging.getLogger(__name__)
 _STAGES = {"chunking": (5, 25), "embedding": (25, 99)}
 
 
+@dataclass(frozen=True)
+class SchedulerHooks:
+    """What the scheduler needs from the server. Each is called when needed, so it sees the
+    server's state at that moment (the loop exists from ``initialize`` on, settings change)."""
+
+    loop: Callable[[], asyncio.AbstractEventLoop]  # the server's event loop
+    engine_ready: Callable[[], Awaitable["Engine"]]  # the loaded engine (loading it on first use)
+    current_engine: Callable[[], "Engine | None"]  # the loaded engine, None while there is none
+    watch_enabled: Callable[[], bool]  # the ``watch`` setting now
+    send_status: Callable[..., None]  # a codesearch/status notification: (state, message="", percentage=None)
+    notify: Callable[[str, Any], None]  # a notification to the client (codesearch/indexed)
+    show: Callable[[str, types.MessageType], None]  # window/showMessage
+    supports_progress: Callable[[], bool]  # does the client take work-done progress?
+    progress: Callable[[], "Progress"]  # pygls' work-done progress (create_async, begin, report, end)
+
+
 class ProgressReporter:
     """Work-done progress for one run, safe to call from any thread (sends on the event loop)."""
 
-    def __init__(self, server: "CodesearchServer", title: str):
-        self.server = server
-        self.loop = server.loop
+    def __init__(self, hooks: SchedulerHooks, title: str, on_progress: Callable[[dict], None]):
+        self.hooks = hooks
+        self.loop = hooks.loop()
         self.title = title
+        self.on_progress = on_progress  # the run's {"percentage", "message"}, on the event loop
         self.token: str | None = None
         self.percentage = 0
         self._last_sent = 0.0
         self._last_message = ""
 
     async def begin(self, message: str) -> None:
-        if self.server.client_supports_progress():
+        if self.hooks.supports_progress():
             token = f"codesearch-index-{uuid.uuid4().hex[:8]}"
             try:
-                await asyncio.wait_for(self.server.work_done_progress.create_async(token), timeout=10)
+                await asyncio.wait_for(self.hooks.progress().create_async(token), timeout=10)
                 self.token = token
             except Exception as exc:  # a client that refuses: status notifications still go out
                 log.info("no work-done progress: %s", exc)
         if self.token:
-            self.server.work_done_progress.begin(
+            self.hooks.progress().begin(
                 self.token,
                 types.WorkDoneProgressBegin(title=self.title, message=message, percentage=0, cancellable=False),
             )
-        self.server.index.progress = {"percentage": 0, "message": message}
-        self.server.send_status("indexing", message=message, percentage=0)
+        self.on_progress({"percentage": 0, "message": message})
+        self.hooks.send_status("indexing", message=message, percentage=0)
 
     def stage(self, stage: str, done: int, total: int) -> None:
         """The Indexer's progress callback (called on the index thread)."""
@@ -77,15 +103,15 @@ class ProgressReporter:
 
     def _report(self, message: str, pct: int) -> None:
         if self.token:
-            self.server.work_done_progress.report(
+            self.hooks.progress().report(
                 self.token, types.WorkDoneProgressReport(message=message, percentage=pct)
             )
-        self.server.index.progress = {"percentage": pct, "message": message}
-        self.server.send_status("indexing", message=message, percentage=pct)
+        self.on_progress({"percentage": pct, "message": message})
+        self.hooks.send_status("indexing", message=message, percentage=pct)
 
     def end(self, message: str) -> None:
         if self.token:
-            self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self.hooks.progress().end(self.token, types.WorkDoneProgressEnd(message=message))
 
 
 class IndexService:
@@ -95,10 +121,15 @@ class IndexService:
     current between runs: it listens to the file system, and saved or watched files are
     handed to it (``changed``). Without it, a change re-runs the (incremental) index of the
     folder that holds the file.
+
+    For the server: ``request``/``schedule`` (index folders soon), ``changed`` (files changed
+    on disk), ``watch``/``unwatch``/``stop_watching``, ``submit`` (a job on the index thread),
+    ``close``; and, read-only, ``indexing``, ``progress``, ``runs``, ``last_summary``,
+    ``watching`` and ``watch_error``.
     """
 
-    def __init__(self, server: "CodesearchServer", debounce: float = 0.3):
-        self.server = server
+    def __init__(self, hooks: SchedulerHooks, debounce: float = 0.3):
+        self.hooks = hooks
         self.debounce = debounce
         self.worker = Worker("codesearch-index")
         self._pending: set[Path] = set()
@@ -116,10 +147,23 @@ class IndexService:
         """An index run is under way or queued (waiting for the model or the debounce)."""
         return self.running or bool(self._pending) or (self._driver is not None and not self._driver.done())
 
+    @property
+    def watching(self) -> bool:
+        """The watcher is running (files are kept current between index runs)."""
+        return bool(self.watcher and self.watcher.running)
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the index thread, after the index work queued before it."""
+        return self.worker.submit(fn)
+
+    def schedule(self, folders: Iterable[Path], *, delay: float | None = None) -> None:
+        """``request`` without waiting: a failed run is reported by the service (status, log)."""
+        self.request(folders, delay=delay).add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def request(self, folders: Iterable[Path], *, delay: float | None = None) -> asyncio.Future:
         """Index ``folders`` soon; the returned future resolves with the summary of the run
         that covered them (or raises its error)."""
-        loop = self.server.loop
+        loop = self.hooks.loop()
         self._pending.update(folders)
         waiter = loop.create_future()
         self._waiters.append(waiter)
@@ -148,13 +192,13 @@ class IndexService:
     async def _run(self, folders: list[Path]) -> dict:
         from codesearch.indexer.store import IndexLocked
 
-        server = self.server
-        engine = await server.engine_ready()
+        hooks = self.hooks
+        engine = await hooks.engine_ready()
         folders = [f for f in folders if f.exists()]
         if not folders:
             return {}
         names = ", ".join(f.name for f in folders)
-        reporter = ProgressReporter(server, "codesearch: indexing")
+        reporter = ProgressReporter(hooks, "codesearch: indexing", self._set_progress)
         await reporter.begin(f"scanning {names}")
         self.running = True
         started = time.monotonic()
@@ -171,7 +215,7 @@ class IndexService:
                     await asyncio.sleep(2.0)
         except Exception as exc:
             reporter.end(f"failed: {exc}")
-            server.send_status("error", message=f"indexing failed: {exc}")
+            hooks.send_status("error", message=f"indexing failed: {exc}")
             log.warning("indexing %s failed: %s", names, exc)
             raise
         finally:
@@ -186,22 +230,25 @@ class IndexService:
             f"{summary.embedded} chunks embedded in {time.monotonic() - started:.1f}s"
         )
         reporter.end(text)
-        server.send_status("ready", message=text, percentage=100)
-        server.protocol.notify("codesearch/indexed", result)
+        hooks.send_status("ready", message=text, percentage=100)
+        hooks.notify("codesearch/indexed", result)
         return result
+
+    def _set_progress(self, progress: dict) -> None:
+        self.progress = progress
 
     # ------------------------------------------------------------------ keeping current
     def changed(self, paths: list[str], folders: Iterable[Path]) -> None:
         """Files changed on disk (saved, created, deleted): update them in the index."""
-        if self.watcher is not None and self.watcher.running:
+        if self.watching:
             self.watcher.notify(paths)
         else:
-            self.request(folders).add_done_callback(lambda f: f.cancelled() or f.exception())
+            self.schedule(folders)
 
     def watch(self, engine, folders: list[Path]) -> bool:
         """(Re)start the watcher on ``folders``; False when it is not available here."""
         self.unwatch()
-        if not folders or not self.server.config.watch:
+        if not folders or not self.hooks.watch_enabled():
             return False
         try:
             from codesearch.indexer.watch import Watcher
@@ -238,26 +285,27 @@ class IndexService:
         """Called on the watcher's thread after each applied batch."""
         info = update.as_dict()
         summary = update.summary.as_dict() if update.summary is not None else None
-        self.server.loop.call_soon_threadsafe(self._watch_done, info, summary)
+        self.hooks.loop().call_soon_threadsafe(self._watch_done, info, summary)
 
     def _watch_done(self, info: dict, summary: dict | None) -> None:
-        engine = self.server._engine
+        hooks = self.hooks
+        engine = hooks.current_engine()
         if info.get("damaged"):  # the watcher stopped: retrying cannot repair a table it cannot read
             self.watch_error = info["error"]
-            self.server.send_status("error", message=info["error"])
-            self.server.show(f"{info['error']}; file changes are not indexed until then", types.MessageType.Error)
+            hooks.send_status("error", message=info["error"])
+            hooks.show(f"{info['error']}; file changes are not indexed until then", types.MessageType.Error)
             return
         if info.get("error"):
-            self.server.send_status("error", message=f"updating the index failed: {info['error']}")
+            hooks.send_status("error", message=f"updating the index failed: {info['error']}")
             return
         if summary is None or not (summary.get("files_indexed") or summary.get("files_removed")):
             return
         if engine is not None:
-            engine._has_chunks = summary.get("total_chunks", 1) > 0
+            engine.note_total_chunks(summary.get("total_chunks", 1))
         result = dict(summary, source="watch", latency_s=info.get("latency_s"))
         self.last_summary = result
-        self.server.send_status("ready", message=f"{summary.get('total_chunks')} chunks; updated {summary.get('files_indexed')} files")
-        self.server.protocol.notify("codesearch/indexed", result)
+        hooks.send_status("ready", message=f"{summary.get('total_chunks')} chunks; updated {summary.get('files_indexed')} files")
+        hooks.notify("codesearch/indexed", result)
 
     def close(self) -> None:
         self.stop_watching()

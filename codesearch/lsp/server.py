@@ -17,16 +17,18 @@ to date: only changed files are re-read and only changed chunks embedded).
 Nothing but LSP messages is ever written to stdout: ``main`` moves the real stdout aside for
 the protocol and points file descriptor 1 at stderr, so a stray print (ours, a library's, or C
 code's) lands in the log instead of corrupting the stream.
+
+This module holds the protocol (``CodesearchProtocol``), the server's state and the operations
+its handlers share (``CodesearchServer``), and ``create_server``, which registers the handlers
+of ``codesearch.lsp.features``; index runs are ``codesearch.lsp.scheduler``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,24 +44,15 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCRequestMessage, ResponseError
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import to_fs_path
 
 from codesearch import __version__
-from codesearch.indexer.walk import EXCLUDED_DIRS
 from codesearch.lsp.config import LspConfig
-from codesearch.lsp.engine import Engine, SearchRequest, containing_folder
-from codesearch.eval.feedback import VERDICTS, FeedbackStore, run_personal_eval, summary_line
-from codesearch.lsp.scheduler import IndexService
-from codesearch.lsp.search import (
-    RequestError,
-    SearchRunner,
-    Superseded,
-    parse_search_params,
-    result_json,
-    result_symbol,
-    single_thread_torch,
-    to_path,
-)
+from codesearch.lsp.engine import Engine, containing_folder
+from codesearch.lsp.features import feedback, lifecycle, workspace
+from codesearch.lsp.features import search as searching
+from codesearch.lsp.scheduler import IndexService, SchedulerHooks
+from codesearch.lsp.search import RequestError, SearchRunner, parse_search_params, result_json, single_thread_torch
 from codesearch.settings import SearchSettings
 
 log = logging.getLogger("codesearch.lsp")
@@ -67,8 +60,6 @@ log = logging.getLogger("codesearch.lsp")
 SEARCH = "codesearch/search"
 STATUS = "codesearch/status"
 COMMANDS = ("codesearch.search", "codesearch.reindex", "codesearch.feedback", "codesearch.personalEval")
-# Folders whose changes never concern the index: those the walker never descends into.
-_NOISE_DIRS = EXCLUDED_DIRS
 
 
 class _BadMessage:
@@ -191,7 +182,19 @@ class CodesearchServer(LanguageServer):
         self.folders: list[Path] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.searches = SearchRunner(initializer=single_thread_torch)
-        self.index = IndexService(self)
+        self.index = IndexService(
+            SchedulerHooks(
+                loop=lambda: self.loop,
+                engine_ready=self.engine_ready,
+                current_engine=lambda: self._engine,
+                watch_enabled=lambda: self.config.watch,
+                send_status=self.send_status,
+                notify=lambda method, params: self.protocol.notify(method, params),
+                show=self.show,
+                supports_progress=self.client_supports_progress,
+                progress=lambda: self.work_done_progress,
+            )
+        )
         self._engine: Engine | None = None
         self._engine_task: asyncio.Task | None = None
         self._engine_error: str | None = None
@@ -234,6 +237,16 @@ class CodesearchServer(LanguageServer):
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
     # ------------------------------------------------------------------ the engine
+    @property
+    def engine(self) -> Engine | None:
+        """The loaded engine; None before it is loaded (or while a new one loads)."""
+        return self._engine
+
+    @property
+    def engine_error(self) -> str | None:
+        """Why the engine could not be loaded (the last attempt), or None."""
+        return self._engine_error
+
     async def engine_ready(self) -> Engine:
         """The loaded engine (loading it on the index thread on first use)."""
         if self._engine is not None:
@@ -245,7 +258,7 @@ class CodesearchServer(LanguageServer):
     async def _load_engine(self, config: LspConfig, fresh_model: bool = False) -> Engine:
         self.send_status("loading", message="loading the model")
         try:
-            engine = await asyncio.wrap_future(self.index.worker.submit(lambda: Engine(config, fresh_model=fresh_model)))
+            engine = await asyncio.wrap_future(self.index.submit(lambda: Engine(config, fresh_model=fresh_model)))
         except Exception as exc:
             self._engine_error = str(exc)
             self.send_status("error", message=f"could not load: {exc}")
@@ -277,7 +290,7 @@ class CodesearchServer(LanguageServer):
             self._engine = None
             self._engine_task = asyncio.ensure_future(self._load_engine(config))
             if config.index_on_startup and self.folders:
-                self.index.request(self.folders, delay=0).add_done_callback(lambda f: f.cancelled() or f.exception())
+                self.index.schedule(self.folders, delay=0)
         elif self._engine is not None:
             self._engine.config = config  # limits, ignore patterns, scope: read at each search
             if (config.watch, config.reindex_on_save) != (old.watch, old.reindex_on_save):
@@ -287,7 +300,7 @@ class CodesearchServer(LanguageServer):
                     self.index.unwatch()
             if config.ignore != old.ignore and self.folders and config.reindex_on_save:
                 # Newly ignored files leave the index, files no longer ignored come back.
-                self.index.request(self.folders, delay=0).add_done_callback(lambda f: f.cancelled() or f.exception())
+                self.index.schedule(self.folders, delay=0)
 
     async def pull_config(self) -> None:
         if not self.client_supports_configuration():
@@ -326,19 +339,8 @@ class CodesearchServer(LanguageServer):
                 types.MessageType.Warning,
             )
             return fresh
-        asyncio.ensure_future(self._summarise_personal_eval(fresh))
+        asyncio.ensure_future(feedback.summarise_personal_eval(self, fresh))
         return fresh
-
-    async def _summarise_personal_eval(self, engine: Engine) -> None:
-        store = FeedbackStore(engine.home)
-        previous = _read_json(store.last_eval_path)
-        try:
-            result = await self.run_personal_eval(engine)
-        except Exception as exc:
-            log.warning("personal eval failed: %s", exc)
-            return
-        if result.get("n"):
-            self.show("model updated; " + summary_line(result, previous))
 
     # ------------------------------------------------------------------ searching
     async def search(self, params: Any, *, lane: str | None = None) -> list:
@@ -362,25 +364,6 @@ class CodesearchServer(LanguageServer):
                 reply["progress"] = dict(self.index.progress)
         return reply
 
-    async def run_personal_eval(self, engine: Engine | None = None) -> dict:
-        engine = engine or await self.engine_ready()
-        store = FeedbackStore(engine.home)
-        limit = 10
-
-        def search(text: str, root: Path):
-            req = SearchRequest(query=text, limit=limit)
-            # One search at a time: each query waits its turn on the search thread.
-            return self.searches.submit(lambda: engine.search(req, [root])).result()
-
-        result = await asyncio.to_thread(run_personal_eval, store, search, engine.chunks_of)
-        for miss in result["misses"]:
-            for s in miss["expected"]:
-                s["uri"] = from_fs_path(s["path"])
-        if result.get("n"):
-            store.dir.mkdir(parents=True, exist_ok=True)
-            _write_json(store.last_eval_path, {k: v for k, v in result.items() if k != "queries"})
-        return result
-
     # ------------------------------------------------------------------ folders
     def folder_of(self, path: str) -> Path | None:
         return containing_folder(Path(path), self.folders)
@@ -394,341 +377,28 @@ class CodesearchServer(LanguageServer):
         self.folders = sorted(set(folders))
 
 
-def _read_json(path: Path) -> dict | None:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    import json
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _to_params(arg: Any, name: str) -> dict:
-    if not isinstance(arg, dict):
-        raise JsonRpcInvalidParams(f"{name} takes one object argument, got {type(arg).__name__}")
-    return arg
-
-
-# ---------------------------------------------------------------------------- features
+# ---------------------------------------------------------------------------- handlers
 def create_server(config: LspConfig | None = None) -> CodesearchServer:
     """The server; ``config``: defaults that the client's settings override (command-line flags)."""
     server = CodesearchServer(config)
-
-    @server.feature(types.INITIALIZE)
-    def initialize(ls: CodesearchServer, params: types.InitializeParams) -> None:
-        ls.loop = asyncio.get_running_loop()
-        uris = [f.uri for f in params.workspace_folders or []]
-        if not uris and (params.root_uri or params.root_path):
-            uris = [params.root_uri or params.root_path]
-        ls.set_folders(uris)
-        ls.apply_config(params.initialization_options, layer="init")
-        if params.process_id:
-            _watch_parent(params.process_id)
-
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: CodesearchServer, params: types.InitializedParams) -> None:
-        await ls.pull_config()
-        await _register_file_watching(ls)
-        if ls.config.index_on_startup and ls.folders:
-            waiter = ls.index.request(ls.folders, delay=0)
-            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are shown by the service
-        else:
-            task = asyncio.ensure_future(ls.engine_ready())
-            task.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-    @server.feature(types.SHUTDOWN)
-    def shutdown(ls: CodesearchServer, params: None) -> None:
-        ls.exit_code = 0
-        ls.index.stop_watching()  # within 0.5 s, as `codesearch watch` stops: a longer update is redone next run
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: CodesearchServer, params: types.DidChangeConfigurationParams) -> None:
-        if ls.client_supports_configuration():
-            await ls.pull_config()
-        else:
-            ls.apply_config(params.settings, layer="workspace")
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    def did_change_folders(ls: CodesearchServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
-        before = set(ls.folders)
-        ls.set_folders([f.uri for f in ls.workspace.folders.values()])
-        added = [f for f in ls.folders if f not in before]
-        if ls._engine is not None and set(ls.folders) != before and ls.config.reindex_on_save:
-            asyncio.ensure_future(asyncio.to_thread(ls.index.watch, ls._engine, list(ls.folders)))
-        if added and ls.config.index_on_startup:
-            ls.index.request(added).add_done_callback(lambda f: f.cancelled() or f.exception())
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
-    def did_save(ls: CodesearchServer, params: types.DidSaveTextDocumentParams) -> None:
-        _changed(ls, [params.text_document.uri])
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def did_change_watched(ls: CodesearchServer, params: types.DidChangeWatchedFilesParams) -> None:
-        _changed(ls, [c.uri for c in params.changes])
-
-    @server.feature(SEARCH)
-    async def search(ls: CodesearchServer, params: Any) -> dict:
-        results = await ls.search(params)
-        return ls.search_reply(results)
-
-    @server.feature(types.WORKSPACE_SYMBOL)
-    async def workspace_symbol(ls: CodesearchServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
-        query = (params.query or "").strip()
-        if not query:
-            return []  # editors ask with "" to fill a picker before anything is typed
-        try:
-            results = await ls.search({"query": query, "limit": ls.config.symbol_limit}, lane="workspace/symbol")
-        except Superseded:
-            return []  # a newer keystroke's request is already queued
-        return [result_symbol(r) for r in results]
-
-    @server.feature(STATUS)
-    async def status(ls: CodesearchServer, params: Any) -> dict:
-        engine = ls._engine
-        return {
-            "state": ls.state,
-            "message": ls.state_message,
-            "version": __version__,
-            "folders": [str(f) for f in ls.folders],
-            "home": str(engine.home) if engine else None,
-            "model": engine.model_spec if engine else None,
-            "chunks": engine.count_chunks() if engine else None,
-            "indexing": ls.index.indexing,
-            "progress": ls.index.progress,
-            "indexRuns": ls.index.runs,
-            "watching": bool(ls.index.watcher and ls.index.watcher.running),
-            "watchError": ls.index.watch_error,
-            "lastIndex": ls.index.last_summary,
-            "searches": dict(ls.searches.stats),
-            "config": ls.config.as_json(),
-            "rssMB": _rss_mb(),
-            "modelLoaded": engine.model_loaded() if engine else False,  # the torch encoder (see lsp.model_idle_s)
-            "torchImported": "torch" in sys.modules,  # in this process (documents are embedded in a child)
-            "error": ls._engine_error,
-        }
-
-    # -------------------------------------------------------------- commands
-    @server.command("codesearch.search")
-    async def cmd_search(ls: CodesearchServer, *args: Any) -> dict:
-        if len(args) != 1:
-            raise JsonRpcInvalidParams("codesearch.search takes one argument: a query string or {query, limit?, lang?, path?, kind?}")
-        params = {"query": args[0]} if isinstance(args[0], str) else _to_params(args[0], "codesearch.search")
-        results = await ls.search(params)
-        return ls.search_reply(results)
-
-    @server.command("codesearch.reindex")
-    async def cmd_reindex(ls: CodesearchServer, *args: Any) -> dict:
-        if len(args) > 1:
-            raise JsonRpcInvalidParams("codesearch.reindex takes at most one argument: {paths?: [folder URI or path]}")
-        opts = _to_params(args[0], "codesearch.reindex") if args else {}
-        unknown = sorted(set(opts) - {"paths"})
-        if unknown:
-            raise JsonRpcInvalidParams(f"unknown parameter(s) {', '.join(map(repr, unknown))}: expected 'paths'")
-        folders = list(ls.folders)
-        if "paths" in opts:
-            paths = opts["paths"]
-            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-                raise JsonRpcInvalidParams("'paths' must be a list of folder URIs or paths")
-            try:
-                wanted = [Path(os.path.abspath(to_path(p))) for p in paths]
-            except RequestError as exc:
-                raise JsonRpcInvalidParams(str(exc)) from None
-            for p in wanted:
-                if ls.folder_of(str(p)) is None:
-                    raise JsonRpcInvalidParams(f"{p} is outside the workspace folders")
-            folders = wanted
-        if not folders:
-            raise JsonRpcInvalidParams("there is no workspace folder to index: open a folder first")
-        try:
-            return await ls.index.request(folders, delay=0)
-        except JsonRpcException:
-            raise
-        except Exception as exc:
-            raise JsonRpcInternalError(f"indexing failed: {exc}") from None
-
-    @server.command("codesearch.feedback")
-    async def cmd_feedback(ls: CodesearchServer, *args: Any) -> dict:
-        if len(args) != 1:
-            raise JsonRpcInvalidParams("codesearch.feedback takes one argument: {query, result, verdict}")
-        params = _to_params(args[0], "codesearch.feedback")
-        unknown = sorted(set(params) - {"query", "result", "verdict"})
-        if unknown:
-            raise JsonRpcInvalidParams(f"unknown parameter(s) {', '.join(map(repr, unknown))}: expected query, result, verdict")
-        query, verdict, result = params.get("query"), params.get("verdict"), params.get("result")
-        if not isinstance(query, str) or not query.strip():
-            raise JsonRpcInvalidParams("missing 'query': the query the result was found for")
-        if verdict not in VERDICTS:
-            raise JsonRpcInvalidParams(f"'verdict' must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-        engine = await ls.engine_ready()
-        record = await asyncio.to_thread(_feedback_result, ls, engine, result)  # reads the index: off the event loop
-        return await asyncio.to_thread(FeedbackStore(engine.home).record, query, verdict, record)
-
-    @server.command("codesearch.personalEval")
-    async def cmd_personal_eval(ls: CodesearchServer, *args: Any) -> dict:
-        if args and not (len(args) == 1 and isinstance(args[0], dict) and not args[0]):
-            raise JsonRpcInvalidParams("codesearch.personalEval takes no arguments")
-        return await ls.run_personal_eval()
-
-    @server.feature(types.EXIT)
-    def exit_(ls: CodesearchServer, params: None) -> None:
-        ls.searches.close()
-        ls.index.close()
-
+    feature, command = server.feature, server.command
+    feature(types.INITIALIZE)(lifecycle.initialize)
+    feature(types.INITIALIZED)(lifecycle.initialized)
+    feature(types.SHUTDOWN)(lifecycle.shutdown)
+    feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(workspace.did_change_configuration)
+    feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(workspace.did_change_folders)
+    feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))(workspace.did_save)
+    feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(workspace.did_change_watched)
+    feature(SEARCH)(searching.search)
+    feature(types.WORKSPACE_SYMBOL)(searching.workspace_symbol)
+    feature(STATUS)(lifecycle.status)
+    # (in the order of COMMANDS: the initialize reply lists them so)
+    command("codesearch.search")(searching.cmd_search)
+    command("codesearch.reindex")(workspace.cmd_reindex)
+    command("codesearch.feedback")(feedback.cmd_feedback)
+    command("codesearch.personalEval")(feedback.cmd_personal_eval)
+    feature(types.EXIT)(lifecycle.exit_)
     return server
-
-
-def _feedback_result(ls: CodesearchServer, engine: Engine, result: Any) -> dict:
-    """The judged result as the feedback log stores it (path, lines, repo, name, ...)."""
-    if not isinstance(result, dict):
-        raise JsonRpcInvalidParams("'result' must be a result object of codesearch/search ({uri, range, ...})")
-    where = result.get("uri") or result.get("path")
-    if not isinstance(where, str) or not where:
-        raise JsonRpcInvalidParams("'result' needs 'uri' (or 'path')")
-    try:
-        path = os.path.abspath(to_path(where))
-    except RequestError as exc:
-        raise JsonRpcInvalidParams(f"'result': {exc}") from None
-    if isinstance(result.get("startLine"), int) and isinstance(result.get("endLine"), int):
-        start, end = result["startLine"], result["endLine"]
-    elif isinstance(result.get("start_line"), int) and isinstance(result.get("end_line"), int):
-        start, end = result["start_line"], result["end_line"]
-    else:
-        rng = result.get("range")
-        try:
-            start = int(rng["start"]["line"]) + 1
-            end_pos = rng["end"]
-            end = int(end_pos["line"]) + (0 if end_pos.get("character", 0) == 0 and end_pos["line"] >= start else 1)
-        except (TypeError, KeyError, ValueError):
-            raise JsonRpcInvalidParams("'result' needs 'range' (an LSP range) or startLine/endLine") from None
-    if start < 1 or end < start:
-        raise JsonRpcInvalidParams(f"'result' has a bad line range {start}-{end}: lines are 1-based, start <= end")
-    indexed = engine.chunks_of(path)
-    if ls.folder_of(path) is None:
-        if ls.folders and ls.config.scope == "workspace":
-            raise JsonRpcInvalidParams(f"'result' {path} is outside the workspace folders")
-        if not indexed:
-            raise JsonRpcInvalidParams(f"'result' {path} is outside the workspace folders and not in the index")
-    if not os.path.isfile(path):
-        raise JsonRpcInvalidParams(f"'result' {path} does not exist (or is not a file)")
-    lines = _count_lines(path)
-    if end > lines:
-        raise JsonRpcInvalidParams(
-            f"'result' lines {start}-{end} are past the end of {path}, which has {lines} line{'s' * (lines != 1)}"
-        )
-    row = engine.chunk_at(path, start, end)
-    record: dict[str, Any] = {"path": path, "start_line": start, "end_line": end}
-    if row is not None:
-        record.update(repo=row["repo"], rel_path=row["rel_path"], name=row["name"], kind=row["kind"], language=row["language"])
-    else:
-        folder = ls.folder_of(path)
-        record["repo"] = str(folder) if folder else os.path.dirname(path)
-        for key in ("name", "kind", "language"):
-            if isinstance(result.get(key), str):
-                record[key] = result[key]
-    return record
-
-
-def _count_lines(path: str) -> int:
-    """Lines of a file as editors number them (a last line without a newline counts)."""
-    n, last = 0, b"\n"
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                n += block.count(b"\n")
-                last = block[-1:]
-    except OSError as exc:
-        raise JsonRpcInvalidParams(f"'result' {path} cannot be read: {exc.strerror or exc}") from None
-    return n + (last != b"\n")
-
-
-def _changed(ls: CodesearchServer, uris: list[str]) -> None:
-    """Files changed on disk: bring their folders up to date (coalesced, incremental)."""
-    if not ls.config.reindex_on_save:
-        return
-    folders, paths = set(), []
-    for uri in uris:
-        path = to_fs_path(uri) if uri.startswith("file:") else None
-        if not path or _NOISE_DIRS.intersection(Path(path).parts):
-            continue
-        folder = ls.folder_of(path)
-        if folder is not None:
-            folders.add(folder)
-            paths.append(path)
-    if folders:
-        ls.index.changed(paths, folders)
-
-
-async def _register_file_watching(ls: CodesearchServer) -> None:
-    caps = ls.client_capabilities
-    watched = caps and caps.workspace and caps.workspace.did_change_watched_files
-    if not (watched and watched.dynamic_registration):
-        return
-    options = types.DidChangeWatchedFilesRegistrationOptions(
-        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
-    )
-    try:
-        await asyncio.wait_for(
-            ls.client_register_capability_async(
-                types.RegistrationParams(
-                    registrations=[
-                        types.Registration(
-                            id="codesearch-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options
-                        )
-                    ]
-                )
-            ),
-            timeout=10,
-        )
-    except Exception as exc:
-        log.info("could not register file watching: %s", exc)
-
-
-def _rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _watch_parent(pid: int) -> None:
-    """Exit when the editor that started us is gone (LSP's processId).
-
-    Only if that process is visible from here: an editor outside our PID namespace (a
-    container) has an id that means nothing to us."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        log.info("client process %s is not visible from here: not watching it", pid)
-        return
-    except PermissionError:
-        pass
-
-    def loop():
-        while True:
-            time.sleep(5)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                log.warning("the client process %s is gone: exiting", pid)
-                os._exit(1)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=loop, name="codesearch-parent-watch", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------- entry point
