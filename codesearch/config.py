@@ -100,9 +100,11 @@ def resolve_model(settings: dict) -> str:
     """The model spec to load. "default" means the user's personal model when
     `codesearch finetune --personal` made one in this home (HOME/personal/model), else the
     shipped model; "shipped" always means the shipped model."""
+    from codesearch.home import IndexHome
+
     model = str(settings.get("model") or "default")
     if model == "default":
-        personal = Path(settings["home"]) / "personal" / "model"
-        if (personal / "codesearch-model.json").exists():
-            return str(personal)
+        personal = IndexHome.of(settings).personal_model
+        if personal.exists():
+            return str(personal.path)
     return model

@@ -30,9 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-SOCKET_NAME = "search.sock"
-LOCK_NAME = "search.lock"
-LOG_NAME = "search-service.log"
+from codesearch.home import IndexHome
+
 PROTOCOL = 1
 MAX_MESSAGE = 64 << 20  # replies carry whole result lists (--json, -n 1000)
 CONNECT_TIMEOUT_S = 2.0
@@ -53,7 +52,7 @@ def enabled(settings: dict) -> bool:
 
 
 def socket_path(home: str | Path) -> Path:
-    return Path(home) / SOCKET_NAME
+    return IndexHome(home).service_socket
 
 
 def _address(path: Path) -> tuple[str, int | None]:
@@ -146,8 +145,8 @@ def start(settings: dict, model: str | None = None, config_file: str | None = No
     Never raises: the search it follows has done its job either way."""
     import subprocess
 
-    home = Path(settings["home"])
-    if not (home / "index.json").exists():
+    home = IndexHome.of(settings)
+    if not home.has_index():
         return False
     # This very codesearch package first on the path (a checkout may shadow an installed copy),
     # run in the caller's folder: relative --home, --model and --config mean what they meant here.
@@ -160,7 +159,7 @@ def start(settings: dict, model: str | None = None, config_file: str | None = No
     cmd.append("serve")
     log = None
     try:
-        log = os.open(home / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.open(home.service_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          start_new_session=True, close_fds=True)
         return True
@@ -184,8 +183,9 @@ class Server:
 
     def __init__(self, ctx, config_file: str | None = None):
         self.ctx = _service_context(ctx)
-        self.home = Path(ctx.settings["home"]).absolute()
-        self.path = socket_path(self.home)
+        self.index_home = IndexHome(Path(ctx.settings["home"]).absolute())
+        self.home = self.index_home.path
+        self.path = self.index_home.service_socket
         self.settings_key = _settings_key(ctx.settings)
         # A relative model or config path means this folder's: only callers here match.
         self.cwd = os.getcwd()
@@ -205,7 +205,7 @@ class Server:
         from codesearch.config import defaults_file, user_config_file
 
         watched = [Path(config_file).absolute() if config_file else user_config_file().absolute(),
-                   self.home / "personal" / "model" / "codesearch-model.json"]
+                   self.index_home.personal_model.config_file]
         try:
             watched.append(Path(str(defaults_file())))
         except (TypeError, ValueError):
@@ -216,7 +216,7 @@ class Server:
     # -------------------------------------------------------------- state checks
     def _meta(self) -> tuple | None:
         try:
-            meta = json.loads((self.home / "index.json").read_text())
+            meta = json.loads(self.index_home.index_meta.read_text())
         except (OSError, ValueError):
             return None
         return (meta.get("model_fingerprint"), meta.get("dim"), meta.get("format"))
@@ -253,7 +253,7 @@ class Server:
         """The home's service lock (waiting a little for a service that is just stopping)."""
         import fcntl
 
-        fd = os.open(self.home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.index_home.service_lock, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -448,16 +448,16 @@ def serve(ctx, config_file: str | None = None) -> int:
     from codesearch.heap import limit_arenas
 
     limit_arenas()  # (before the service's threads: about 200 MB less after searching, docs/speed.md)
-    home = Path(ctx.settings["home"])
-    if not (home / "index.json").exists():
-        _log(f"no index at {home}")
+    home = IndexHome.of(ctx.settings)
+    if not home.has_index():
+        _log(f"no index at {home.path}")
         return 1
     try:
         server = Server(ctx, config_file)
         if not server.acquire():
             return 0  # another service has this home
         try:
-            log = home / LOG_NAME
+            log = home.service_log
             if log.exists() and log.stat().st_size > (1 << 20):
                 os.truncate(log, 0)
         except OSError:

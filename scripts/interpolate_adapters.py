@@ -13,23 +13,24 @@ FACTOR 0.5 this way (see docs/training.md and the model card). Multiplying by 0.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from codesearch.model.folder import CONFIG_NAME, ModelFolder
 
 
 def interpolate_folder(model_dir: Path, factor: float, adapters: list[str] | None = None) -> list[str]:
     """Scale the named adapters (default: all) of the model folder; returns their names."""
     from safetensors.torch import load_file, save_file
 
-    meta_file = model_dir / "codesearch-model.json"
-    meta = json.loads(meta_file.read_text())
-    known = meta.get("adapters", {})
+    folder = ModelFolder(model_dir)
+    meta = folder.read_manifest()
+    known = folder.adapter_dirs(meta)
     names = adapters or sorted(known)
     missing = [n for n in names if n not in known]
     if missing:
         raise SystemExit(f"{model_dir}: no adapter {', '.join(missing)}; it has {', '.join(sorted(known)) or 'none'}")
-    paths = {name: model_dir / known[name] / "adapter_model.safetensors" for name in names}
+    paths = {name: known[name] / "adapter_model.safetensors" for name in names}
     loaded = {name: load_file(str(path)) for name, path in paths.items()}
     for name, weights in loaded.items():  # every check before the first write: all or nothing
         if not any(".lora_B." in k for k in weights):
@@ -40,20 +41,20 @@ def interpolate_folder(model_dir: Path, factor: float, adapters: list[str] | Non
     # Each application is noted: two of 0.5 leave a quarter of the change, and the description says both.
     note = f"Interpolated toward the base model: {', '.join(names)} by {factor:g} (scripts/interpolate_adapters.py)."
     meta["description"] = f"{meta.get('description', '').rstrip()} {note}".strip()
-    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    folder.write_manifest(meta)
     return names
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", type=Path, help="a codesearch model folder (holds codesearch-model.json)")
+    ap.add_argument("model", type=Path, help=f"a codesearch model folder (holds {CONFIG_NAME})")
     ap.add_argument("factor", type=float, help="the share of each adapter's change to keep, in (0, 1]")
     ap.add_argument("--adapter", action="append", default=None, help="an adapter to scale (repeatable; default: every adapter)")
     args = ap.parse_args()
     if not 0.0 < args.factor <= 1.0:
         sys.exit("factor must be in (0, 1]")
-    if not (args.model / "codesearch-model.json").exists():
-        sys.exit(f"{args.model}: not a codesearch model folder (no codesearch-model.json)")
+    if not ModelFolder(args.model).exists():
+        sys.exit(f"{args.model}: not a codesearch model folder (no {CONFIG_NAME})")
     names = interpolate_folder(args.model, args.factor, args.adapter)
     print(f"scaled {', '.join(names)} by {args.factor:g} in {args.model}")
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from codesearch.indexer.chunking import chunk_text  # noqa: E402
 from codesearch.model import MultiVectorEncoder  # noqa: E402
 from codesearch.model.encoder import EncoderConfig  # noqa: E402
+from codesearch.model.folder import ModelFolder  # noqa: E402
 from codesearch.model.head import fit_pca_head  # noqa: E402
 
 PY = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -88,8 +89,8 @@ def main() -> None:
         f"{len(texts)} chunks of Rust std, Python stdlib and Coq stdlib code outside the eval sets "
         f"(scripts/make_default_model.py, seed {args.seed}). Untrained: no LoRA adapters yet."
     )
-    out = encoder.save(args.out)
-    print(f"wrote {out}")
+    out = ModelFolder(args.out).save(encoder)
+    print(f"wrote {out.path}")
 
 
 if __name__ == "__main__":

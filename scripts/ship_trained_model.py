@@ -14,9 +14,11 @@ re-trained one on top of an older shipped model (config/retrain-rust.yaml), ship
 their way of reading identifiers, stay as they are (a run's copies of them may be stale).
 
 Copies RUN/model (head, LoRA adapters, routing) into codesearch/model/assets/default and writes
-MODEL_CARD.md there: data (from the pairs' summary.json), the phase configs, the curriculum's
-gate table (RUN/report.md) and, with --evals, the held-out eval table. Refuses adapters that
-would make the package heavy (over 20 MB in all).
+there the phase configs behind its adapters (phases/, see codesearch/model/folder.py: the run's
+own, and for each adapter kept from the shipped model the one stored with it) and MODEL_CARD.md:
+data (from the pairs' summary.json), those phase configs, the curriculum's gate table
+(RUN/report.md) and, with --evals, the held-out eval table. Refuses adapters that would make the
+package heavy (over 20 MB in all).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from codesearch.model.folder import ModelFolder, PhaseSource
 
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "codesearch" / "model" / "assets" / "default"
@@ -50,37 +54,25 @@ def _trained_adapters(run_config: dict, report: dict) -> set[str]:
     return {d["adapter"] for d in decisions if d.get("kept")} & set(run_config.get("adapters", {}))
 
 
-def _shipped_adapters_to_keep(dest: Path, trained: set[str]) -> tuple[dict, dict[str, Path]]:
+def _shipped_adapters_to_keep(dest: ModelFolder, trained: set[str]) -> tuple[dict, dict[str, Path]]:
     """The shipped model's config, and its adapter folders whose names the run did not train."""
-    meta = dest / "codesearch-model.json"
-    if not meta.exists():
-        sys.exit(f"--keep-shipped-adapters: no shipped model at {dest}")
-    shipped = json.loads(meta.read_text())
-    return shipped, {name: dest / sub for name, sub in shipped.get("adapters", {}).items() if name not in trained}
+    if not dest.exists():
+        sys.exit(f"--keep-shipped-adapters: no shipped model at {dest.path}")
+    shipped = dest.read_manifest()
+    return shipped, {name: folder for name, folder in dest.adapter_dirs(shipped).items() if name not in trained}
 
 
-def _card_phase_sections(card: str) -> dict[str, tuple[str, str]]:
-    """A model card's phase configs by the adapter each trains: adapter -> (title, YAML text)."""
-    part = card.split("\n## Phase configs\n", 1)
-    found = {}
-    for title, text in re.findall(r"^### (\S+)\n\n```yaml\n(.*?)\n```", part[1] if len(part) > 1 else "", re.S | re.M):
-        adapter = (yaml.safe_load(text) or {}).get("adapter")
-        if adapter:
-            found.setdefault(adapter, (title, text))
-    return found
-
-
-def _phase_sections(config_path: str, trained: set[str], model_config: dict, kept: set[str], old_card: str) -> list[tuple[str, str]]:
-    """The phase configs behind the shipped adapters, as (title, YAML text): the run's own (from
-    its curriculum config), then, for each adapter the run did not train, the section the previous
-    card gave it when that adapter is kept from the shipped model, else config/phases/<adapter>.yaml."""
+def _phase_sections(config_path: str, trained: set[str], model_config: dict, kept: set[str],
+                    earlier: dict[str, PhaseSource]) -> list[PhaseSource]:
+    """The phase configs behind the shipped adapters: the run's own (from its curriculum config),
+    then, for each adapter the run did not train, the one stored with the shipped model (``earlier``:
+    adapter -> phase config) when that adapter is kept from it, else config/phases/<adapter>.yaml."""
     path = ROOT / config_path
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
     files = [p if p.is_absolute() or p.exists() else path.parent / p for p in map(Path, (data or {}).get("phases", []))]
     if data and "phases" not in data:  # a single phase file
         files = [path]
-    sections = [(f.stem, f.read_text().strip()) for f in files]
-    earlier = _card_phase_sections(old_card)
+    sections = [PhaseSource(f.stem, f.read_text().strip()) for f in files]
     for adapter in sorted(model_config.get("adapters", {})):
         own = ROOT / "config" / "phases" / f"{adapter}.yaml"
         if adapter in trained or own in files:
@@ -88,7 +80,7 @@ def _phase_sections(config_path: str, trained: set[str], model_config: dict, kep
         if adapter in kept and adapter in earlier:
             sections.append(earlier[adapter])
         elif own.exists():
-            sections.append((own.stem, own.read_text().strip()))
+            sections.append(PhaseSource(own.stem, own.read_text().strip()))
     return sections
 
 
@@ -141,23 +133,25 @@ def main() -> None:
     args = ap.parse_args()
 
     model = args.run / "model"
-    config = json.loads((model / "codesearch-model.json").read_text())
+    config = ModelFolder(model).read_manifest()
     report = json.loads((args.run / "report.json").read_text())
     trained = _trained_adapters(config, report)
     if args.keep_shipped_adapters and not trained:
         sys.exit(f"{args.run}: the run kept no adapter of its own (its gate refused every phase): nothing to ship")
-    shipped, kept = _shipped_adapters_to_keep(args.dest, trained) if args.keep_shipped_adapters else ({}, {})
-    old_card = (args.dest / "MODEL_CARD.md").read_text() if (args.dest / "MODEL_CARD.md").exists() else ""
+    dest = ModelFolder(args.dest)
+    shipped, kept = _shipped_adapters_to_keep(dest, trained) if args.keep_shipped_adapters else ({}, {})
+    earlier_phases = dest.phases_by_adapter()  # (read before the destination is replaced)
     # Staged copies of the run's model and of the kept shipped adapters (the destination's are
     # replaced), with adapter weights stored in bf16: a GPU run writes them in float32, search
     # merges them into the bf16 base model anyway, and the package stays half the size.
     staging = Path(tempfile.mkdtemp())
     model = Path(shutil.copytree(model, staging / "run-model"))
+    run_adapters_dir = ModelFolder(model).adapters_dir
     kept = {name: Path(shutil.copytree(folder, staging / "kept" / name)) for name, folder in kept.items()}
-    for folder in (model / "adapters", staging / "kept"):
+    for folder in (run_adapters_dir, staging / "kept"):
         for weights in folder.rglob("*.safetensors") if folder.exists() else []:
             _store_bf16(weights)
-    run_adapters = [d for d in (model / "adapters").iterdir() if d.name not in kept] if (model / "adapters").exists() else []
+    run_adapters = [d for d in run_adapters_dir.iterdir() if d.name not in kept] if run_adapters_dir.exists() else []
     adapter_files = [f for d in run_adapters for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file()]
     adapter_files += [f for folder in kept.values() for f in folder.rglob("*") if f.is_file()]
     size = sum(f.stat().st_size for f in adapter_files)
@@ -165,7 +159,7 @@ def main() -> None:
         sys.exit(f"adapters take {size / 1e6:.1f} MB, over the 20 MB budget: use a smaller LoRA rank")
     if kept:  # the run's model gains the shipped adapters it did not train, and their routes
         for name in kept:
-            config.setdefault("adapters", {})[name] = f"adapters/{name}"
+            config.setdefault("adapters", {})[name] = ModelFolder.adapter_subfolder(name)
         for domain, adapter in shipped.get("routing", {}).items():
             if adapter in kept or domain not in config.setdefault("routing", {}):
                 config["routing"][domain] = adapter
@@ -180,23 +174,23 @@ def main() -> None:
         config["description"] = (f"{head} Adapters {', '.join(sorted(set(config['adapters']) - set(kept)))} from "
                                  f"{args.config}; {', '.join(sorted(kept))} as in the previous release.")
     if args.dest.exists():
-        shutil.rmtree(args.dest / "adapters", ignore_errors=True)
+        shutil.rmtree(dest.adapters_dir, ignore_errors=True)
     args.dest.mkdir(parents=True, exist_ok=True)
     for item in model.iterdir():
         target = args.dest / item.name
         if item.is_dir():
             # the run's copies of the adapters kept from the shipped model stay behind
             def skip(folder: str, names: list[str], top=item) -> list[str]:
-                return [n for n in names if n in kept] if top.name == "adapters" and Path(folder) == top else []
+                return [n for n in names if n in kept] if top == run_adapters_dir and Path(folder) == top else []
             shutil.copytree(item, target, dirs_exist_ok=True, ignore=skip)
         else:
             shutil.copy2(item, target)
     for name, folder in kept.items():
-        shutil.copytree(folder, args.dest / "adapters" / name)
+        shutil.copytree(folder, dest.path / ModelFolder.adapter_subfolder(name))
     shutil.rmtree(staging)
     for f in args.dest.rglob("README.md"):  # peft's auto-generated cards say nothing useful
         f.unlink()
-    for f in (args.dest / "adapters").glob("*/adapter_config.json"):
+    for f in dest.adapters_dir.glob("*/adapter_config.json"):
         # peft writes the base model's folder on the training machine: name the base instead
         adapter_config = json.loads(f.read_text())
         adapter_config["base_model_name_or_path"] = config.get("base")
@@ -205,7 +199,7 @@ def main() -> None:
     for item in args.route:
         domain, _, adapter = item.partition("=")
         config.setdefault("routing", {})[domain] = None if adapter in ("base", "") else adapter
-    (args.dest / "codesearch-model.json").write_text(json.dumps(config, indent=2) + "\n")
+    dest.write_manifest(config)
 
     folders = args.data or [ROOT / "data" / "pairs", ROOT / "data" / "pairs-formal"]
     summaries = [json.loads((f / "summary.json").read_text()) for f in folders if (f / "summary.json").exists()]
@@ -214,8 +208,9 @@ def main() -> None:
         "train": {"total": sum(part.get("train", {}).get("total", 0) for part in summaries)},
         "heldout": {"total": sum(part.get("heldout", {}).get("total", 0) for part in summaries)},
     }
-    sections = _phase_sections(args.config, trained, config, set(kept), old_card)
-    phases = "\n".join(f"### {title}\n\n```yaml\n{text}\n```\n" for title, text in sections)
+    sections = _phase_sections(args.config, trained, config, set(kept), earlier_phases)
+    dest.write_phases(sections)
+    phases = "\n".join(f"### {p.title}\n\n```yaml\n{p.text}\n```\n" for p in sections)
     sources = "\n".join(
         f"| {s['name']} | {s['path']} | {s['mined']['total']} |" for s in summary.get("sources_used", [])
     )
@@ -263,7 +258,7 @@ were never read.
 
 {phases}
 """
-    (args.dest / "MODEL_CARD.md").write_text(card)
+    dest.write_card(card)
     print(f"shipped {args.run / 'model'} -> {args.dest} ({size / 1e6:.1f} MB of adapters)")
 
 

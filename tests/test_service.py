@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from codesearch import service
+from codesearch.home import IndexHome
 from codesearch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def served(encoder):
     home = base / "home"
     settings = load_settings(config_file=None, home=str(home))
     Indexer(Store(home), encoder, settings).run([repo.parent])
-    stale = _stale_socket(home / service.SOCKET_NAME)
+    stale = _stale_socket(IndexHome(home).service_socket)
     assert service.request(home, {"v": service.PROTOCOL, "op": "ping"}) is None  # stale: no answer, no hang
     proc = subprocess.Popen([sys.executable, "-m", "codesearch.cli", "--home", str(home), "serve"], cwd=ROOT,
                             env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -97,7 +98,7 @@ def _via_service(home: Path, args: list[str]):
 def test_service_prints_what_the_in_process_search_prints(served, monkeypatch, encoder):
     home, _, _, _ = served
     # The stale socket was replaced by a live one (the pings answer), 0600 in a 0700 home.
-    st = (home / service.SOCKET_NAME).stat()
+    st = (IndexHome(home).service_socket).stat()
     assert stat.S_ISSOCK(st.st_mode) and st.st_mode & 0o777 == 0o600 and home.stat().st_mode & 0o077 == 0
     cases = [
         ["check if a value is within bounds", "-n", "3"],
@@ -155,7 +156,7 @@ def _ask_as(uid: int, sock_path: Path, request: bytes) -> str:
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to act as a second uid")
 def test_another_uid_is_refused(served):
     home, _, _, _ = served
-    sock_path = home / service.SOCKET_NAME
+    sock_path = IndexHome(home).service_socket
     request = json.dumps({"v": service.PROTOCOL, "op": "ping"}).encode()
 
     def as_nobody() -> str:
@@ -192,12 +193,12 @@ def test_another_uid_is_refused(served):
 def test_a_stale_socket_is_no_service(tmp_path):
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    _stale_socket(home / service.SOCKET_NAME)
+    _stale_socket(IndexHome(home).service_socket)
     t = time.monotonic()
     assert service.search({"home": str(home), "search": {}}, {"query": "x"}, color=False) is None
     assert time.monotonic() - t < 2
-    (home / service.SOCKET_NAME).unlink()
-    (home / service.SOCKET_NAME).write_text("not a socket")
+    (IndexHome(home).service_socket).unlink()
+    (IndexHome(home).service_socket).write_text("not a socket")
     assert service.search({"home": str(home), "search": {}}, {"query": "x"}, color=False) is None
 
 
@@ -255,4 +256,4 @@ def test_one_service_per_home_and_its_reasons_to_exit(tmp_path, monkeypatch):
         assert server.exit_reason() == "settings or personal model changed"
     finally:
         server.close()
-    assert not (home / service.SOCKET_NAME).exists()  # a stopped service leaves no socket behind
+    assert not (IndexHome(home).service_socket).exists()  # a stopped service leaves no socket behind

@@ -76,6 +76,12 @@ def test_keep_shipped_adapters_adds_the_run_adapter_beside_the_shipped_ones(tmp_
     assert "### formal-gpu" in card and "### general" in card and "### rust" in card
     assert "### formal\n" not in card  # the phase config that did not train the shipped formal adapter
     assert "--keep-shipped-adapters" in card
+    # the phase configs are stored with the model too, as the card shows them
+    from codesearch.model.folder import ModelFolder
+
+    stored = ModelFolder(dest).read_phases()
+    assert sorted(p.title for p in stored) == ["formal-gpu", "general", "rust"]
+    assert all(f"### {p.title}\n\n```yaml\n{p.text}\n```\n" in card for p in stored)
     for name in ("formal", "general", "rust"):  # no path of the machine that trained it
         adapter_config = json.loads((dest / "adapters" / name / "adapter_config.json").read_text())
         assert adapter_config["base_model_name_or_path"] == config["base"]
@@ -178,3 +184,33 @@ def test_interpolating_a_model_folder_halves_each_adapters_change_and_says_so(tm
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "interpolate_adapters.py"), str(model), "0.5", "--adapter", "lean"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "no adapter lean" in bad.stderr
+
+
+def test_the_shipped_model_stores_the_phase_configs_its_card_shows():
+    """codesearch/model/assets/default/phases/: what ship_trained_model.py reads back for the
+    adapters a later run keeps; the card's "Phase configs" section is made from them."""
+    from codesearch.model.folder import ModelFolder
+
+    folder = ModelFolder(SHIPPED)
+    phases = folder.phases_by_adapter()
+    assert set(phases) == set(folder.read_manifest()["adapters"])
+    section = folder.read_card().split("\n## Phase configs\n", 1)[1]
+    shown = re.findall(r"^### (\S+)\n\n```yaml\n(.*?)\n```", section, re.S | re.M)
+    assert sorted(shown) == sorted((p.title, p.text) for p in folder.read_phases())
+
+
+def test_a_model_folder_reads_back_what_it_wrote(tmp_path, encoder):
+    """ModelFolder.save / load: manifest, head, adapters, phase configs and card round-trip, and
+    the loaded model builds the same index (same fingerprints)."""
+    from codesearch.model.folder import ModelFolder, PhaseSource
+
+    shipped = encoder  # the shipped model
+    phases = [PhaseSource("rust", (ROOT / "config" / "phases" / "rust.yaml").read_text().strip())]
+    folder = ModelFolder(tmp_path / "m").save(shipped, phases=phases, card="# card\n")
+    assert folder.read_manifest() == ModelFolder(SHIPPED).read_manifest()
+    assert folder.read_phases() == phases and folder.phases_by_adapter() == {"rust": phases[0]}
+    assert folder.read_card() == "# card\n"
+    again = folder.load()
+    assert again.space_fingerprints() == shipped.space_fingerprints() and again.fingerprint == shipped.fingerprint
+    folder.write_phases([])
+    assert folder.read_phases() == [] and not folder.phases_dir.exists()

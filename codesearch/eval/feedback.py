@@ -32,17 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from codesearch.eval import EvalQuery, Span, evaluate, load_eval_set, score_run
+from codesearch.eval import EvalQuery, LineRange, evaluate, load_eval_set, score_run
+from codesearch.home import IndexHome
 
 VERDICTS = ("good", "bad", "chosen")
-PERSONAL_DIR = "personal"
-LOG_NAME = "feedback.jsonl"
-EVAL_NAME = "eval.jsonl"
-LAST_EVAL_NAME = "last-eval.json"
-
-
-def personal_dir(home: Path) -> Path:
-    return Path(home) / PERSONAL_DIR
 
 
 def query_key(query: str) -> str:
@@ -59,10 +52,11 @@ class FeedbackStore:
     _lock = threading.Lock()  # one writer per process; appends are atomic lines across processes
 
     def __init__(self, home: Path):
-        self.dir = personal_dir(home)
-        self.log_path = self.dir / LOG_NAME
-        self.eval_path = self.dir / EVAL_NAME
-        self.last_eval_path = self.dir / LAST_EVAL_NAME
+        home = IndexHome(home)
+        self.dir = home.personal_dir
+        self.log_path = home.feedback_log
+        self.eval_path = home.personal_eval
+        self.last_eval_path = home.last_eval
 
     def record(self, query: str, verdict: str, result: dict) -> dict:
         """Append one judgement; regenerate the eval set. ``result``: path (absolute),
@@ -189,7 +183,7 @@ def reanchor(query: EvalQuery, extra: dict, chunks_of: Callable[[str], list[dict
             rows = [c for c in chunks_of(full) if c["name"] == name]
             if rows and not any(c["start_line"] == s.start_line and c["end_line"] == s.end_line for c in rows):
                 best = min(rows, key=lambda c: abs(c["start_line"] - s.start_line))
-                s = Span(s.path, int(best["start_line"]), int(best["end_line"]))
+                s = LineRange(s.path, int(best["start_line"]), int(best["end_line"]))
         spans.append(s)
     return EvalQuery(query.id, query.query, query.domain, tuple(spans))
 
@@ -252,7 +246,7 @@ def run_personal_eval(
     return result
 
 
-def _abs_span(s: Span, root: str) -> dict:
+def _abs_span(s: LineRange, root: str) -> dict:
     return {"path": os.path.normpath(os.path.join(root, s.path)), "start_line": s.start_line, "end_line": s.end_line}
 
 

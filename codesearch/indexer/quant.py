@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 CODECS = ("float32", "float16", "int8", "q2", "q2q1", "q1")
-CODEC_FILE = "token_codec.npz"
+from codesearch.home import TOKEN_CODEC as CODEC_FILE  # the home's layout: codesearch/home.py
 
 # Lloyd-Max quantiser of a unit Gaussian with 4 levels: thresholds 0 and +-T2, levels +-L2a, +-L2b.
 _T2 = 0.9816

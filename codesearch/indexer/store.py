@@ -33,7 +33,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-INDEX_META = "index.json"
+from codesearch.home import FTS_STATE, INDEX_META, LANCE_DIR, WRITE_LOCK  # the home's layout: codesearch/home.py
+
 FORMAT = 3  # 1: float16 token lists, float32 pooled; 2: token codec (binary), float16 pooled;
 # 3: chunks carry their vector space (the adapter that encoded them)
 _BATCH_IN = 500  # keys per `IN (...)` filter
@@ -203,7 +204,7 @@ class Store:
             raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
         # Every read sees the latest commit, also one made by another Store (a watcher in this
         # process, an indexer in another): checking costs well under a millisecond.
-        self.db = lancedb.connect(str(self.home / "lance"), read_consistency_interval=timedelta(0))
+        self.db = lancedb.connect(str(self.home / LANCE_DIR), read_consistency_interval=timedelta(0))
         meta = self.meta()
         self.dim = dim or meta.get("dim")
         self._tables: dict = {}
@@ -227,7 +228,7 @@ class Store:
 
     def lock(self) -> "_Lock":
         """Exclusive writer lock (one indexer or watcher per home at a time)."""
-        return _Lock(self.home / "write.lock")
+        return _Lock(self.home / WRITE_LOCK)
 
     # ------------------------------------------------------------------ schemas and tables
     def _schema(self, name: str) -> pa.Schema:
@@ -311,7 +312,7 @@ class Store:
         from codesearch.indexer.quant import CODEC_FILE
 
         (self.home / CODEC_FILE).unlink(missing_ok=True)
-        fts = self.home / "fts.json"
+        fts = self.home / FTS_STATE
         fts.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ damage
@@ -686,7 +687,7 @@ class Store:
         return DiskFull(self.home, free, int(live + pending_chunks * per_chunk) + (1 << 20))
 
     def disk_bytes(self) -> int:
-        return sum(f.stat().st_size for f in (self.home / "lance").rglob("*") if f.is_file())
+        return sum(f.stat().st_size for f in (self.home / LANCE_DIR).rglob("*") if f.is_file())
 
     def drop_superseded_versions(self, *, grace_s: float | None = None,
                                  min_bytes: int | None = None, unverified: bool = False) -> int:

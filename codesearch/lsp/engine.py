@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from codesearch.home import IndexHome
 from codesearch.lsp.config import LspConfig
 from codesearch.search import Filters, SearchResult
 from codesearch.settings import LspSettings, SettingsError
@@ -401,7 +402,7 @@ class Engine:
 
     def _meta_stat(self) -> float | None:
         try:
-            return os.stat(self.home / "index.json").st_mtime_ns
+            return os.stat(IndexHome(self.home).index_meta).st_mtime_ns
         except OSError:
             return None
 

@@ -13,11 +13,12 @@ for _module in (r"transformers(\..*)?", r"peft(\..*)?", r"torch(\..*)?"):
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=_module)
 
 from codesearch.model.encoder import EncoderConfig, MultiVectorEncoder  # noqa: E402
+from codesearch.model.folder import ModelFolder  # noqa: E402
 from codesearch.scoring import maxsim  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 
-__all__ = ["EncoderConfig", "MultiVectorEncoder", "maxsim", "load_encoder", "load_query_encoder", "DEFAULT_MODEL_DIR"]
+__all__ = ["EncoderConfig", "ModelFolder", "MultiVectorEncoder", "maxsim", "load_encoder", "load_query_encoder", "DEFAULT_MODEL_DIR"]
 
 
 def model_folder(spec: str | Path | None = "default") -> Path | None:
@@ -25,7 +26,7 @@ def model_folder(spec: str | Path | None = "default") -> Path | None:
     codesearch; ``"base"`` (or None): the plain base model (None); anything else: a model folder
     on disk (codesearch or Hugging Face format)."""
     if spec in (None, "default", "shipped"):
-        return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "codesearch-model.json").exists() else None
+        return DEFAULT_MODEL_DIR if ModelFolder(DEFAULT_MODEL_DIR).exists() else None
     if spec == "base":
         return None
     path = Path(spec).expanduser()

