@@ -482,7 +482,7 @@ def data_build(data_config, out_dir, max_per_source, seed, as_json):
     negatives, domain, language, source, origin) and OUT/summary.json (counts per domain,
     source and language; sources used and skipped). The eval sets' sources are never read.
     """
-    from codesearch.trainer.mine import build_from_config
+    from codesearch.trainer.mining.dataset import build_from_config
 
     def say(msg: str) -> None:
         if not as_json:

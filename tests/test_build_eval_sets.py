@@ -1,25 +1,21 @@
-"""scripts/build_eval_sets.py on small fixtures: queries, blanking, spans, determinism."""
+"""The eval-set builder (codesearch.eval.sets.builder, run by scripts/build_eval_sets.py) on small
+fixtures: queries, blanking, spans, determinism."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 from codesearch.eval import load_eval_set
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_eval_sets.py"
+from codesearch.eval.sets.verus import verus_lex
+from codesearch.trainer.doc_queries import first_paragraph, first_sentence, simplify_markdown
 
 
 @pytest.fixture(scope="module")
 def b():
-    spec = importlib.util.spec_from_file_location("build_eval_sets", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_eval_sets"] = mod  # dataclasses look the module up
-    spec.loader.exec_module(mod)
+    import codesearch.eval.sets.builder as mod
+
     return mod
 
 
@@ -558,7 +554,7 @@ def test_verus_commented_out_docs_are_blanked(b):
 
 
 def test_verus_lexer_tells_char_literals_from_lifetimes(b):
-    toks = b.verus_lex("fn f<'a>(x: &'a u8) -> char { let s = br##\"x\"# }\"##; '\\'' }")
+    toks = verus_lex("fn f<'a>(x: &'a u8) -> char { let s = br##\"x\"# }\"##; '\\'' }")
     assert [t.text for t in toks if t.kind == "lifetime"] == ["'a", "'a"]
     assert [t.text for t in toks if t.kind == "lit"] == ['br##"x"# }"##', "'\\''"]
 
@@ -600,18 +596,18 @@ def test_build_verus_set(b, tmp_path):
     ],
 )
 def test_first_sentence(b, para, sentence):
-    assert b.first_sentence(para) == sentence
+    assert first_sentence(para) == sentence
 
 
 def test_simplify_markdown(b):
     md = "Returns [`Foo`](crate::Foo) or [`Bar`] via [link text][ref], **bold** and `*const T`."
-    assert b.simplify_markdown(md) == "Returns Foo or Bar via link text, bold and *const T."
+    assert simplify_markdown(md) == "Returns Foo or Bar via link text, bold and *const T."
 
 
 def test_first_paragraph_stops_at_code(b):
-    assert b.first_paragraph("# Examples\n\nFirst line\nsecond line\n\nnext", lambda s: s.startswith("#")) == "First line second line"
-    assert b.first_paragraph("```\ncode\n```\ntext") == ""
-    assert b.first_paragraph("Does a thing, e.g.:\n>>> f(1)\n2") == "Does a thing, e.g.:"
+    assert first_paragraph("# Examples\n\nFirst line\nsecond line\n\nnext", lambda s: s.startswith("#")) == "First line second line"
+    assert first_paragraph("```\ncode\n```\ntext") == ""
+    assert first_paragraph("Does a thing, e.g.:\n>>> f(1)\n2") == "Does a thing, e.g.:"
 
 
 # --- sampling and the whole build -----------------------------------------------------

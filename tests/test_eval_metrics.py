@@ -11,7 +11,6 @@ import pytest
 from codesearch.eval import (
     EvalQuery,
     EvalSetError,
-    Span,
     evaluate,
     first_hit_rank,
     format_report,
@@ -21,12 +20,13 @@ from codesearch.eval import (
     query_record,
     score_run,
 )
+from codesearch.eval.evalset import LineRange
 
 ROOT = Path("/corpus/root")  # lexical checks need no files
 
 
-def S(path: str, a: int, b: int) -> Span:
-    return Span(path, a, b)
+def S(path: str, a: int, b: int) -> LineRange:
+    return LineRange(path, a, b)
 
 
 # --- a hand-checked run ---------------------------------------------------------------
@@ -216,8 +216,8 @@ def test_load_ok_skips_blank_lines_and_ignores_extra_keys(tmp_path):
     )
     qs = load_eval_set(p)
     assert qs == [
-        EvalQuery("q1", "find it", "rust", (Span("a.rs", 3, 5),)),
-        EvalQuery("q2", "find it", "coq", (Span("x.v", 1, 1), Span("y.v", 2, 9))),
+        EvalQuery("q1", "find it", "rust", (LineRange("a.rs", 3, 5),)),
+        EvalQuery("q2", "find it", "coq", (LineRange("x.v", 1, 1), LineRange("y.v", 2, 9))),
     ]
     assert load_eval_set(str(p)) == qs
 
@@ -273,7 +273,7 @@ def test_query_record(tmp_path):
     q = QUERIES[0]
     rec = query_record(
         q,
-        [(Span(str(tmp_path / "src" / "a.rs"), 10, 20), 0.9), (Span("./b.rs", 1, 2), 0.5),
+        [(LineRange(str(tmp_path / "src" / "a.rs"), 10, 20), 0.9), (LineRange("./b.rs", 1, 2), 0.5),
          {"path": "c.rs", "start_line": 3, "end_line": 4, "score": 0.25}],
         tmp_path,
         1,

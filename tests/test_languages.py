@@ -107,7 +107,7 @@ def test_one_registration_is_enough_for_a_new_language(toy):
     from codesearch.model.routing import adapter_for
     from codesearch.trainer.augment import augment_queries
     from codesearch.trainer.doc_queries import doc_query, leading_doc
-    from codesearch.trainer.mine import mine_text, mining_language
+    from codesearch.trainer.mining import mine_text, mining_language
 
     src = (
         "/-- The sum of two natural numbers is commutative in every case. -/\n"

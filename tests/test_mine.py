@@ -14,15 +14,12 @@ import pytest
 
 from codesearch.indexer.chunking import chunk_text
 from codesearch.trainer import augment
-from codesearch.trainer.mine import (
-    FALLBACK_HELDOUT,
-    Exclusions,
-    SourceSpec,
-    build_dataset,
-    commit_query,
-    mine_source,
-    mine_text,
-)
+from codesearch.trainer.mining.commits import commit_query
+from codesearch.trainer.mining.dataset import build_dataset
+from codesearch.trainer.mining.exclusions import FALLBACK_HELDOUT, Exclusions
+from codesearch.trainer.mining.one_file import mine_text
+from codesearch.trainer.mining.one_source import mine_source
+from codesearch.trainer.mining.sources import SourceSpec
 from codesearch.trainer.negatives import mine_bm25_negatives, mine_model_negatives
 from codesearch.trainer.pairs import (
     Origin,

@@ -4,7 +4,7 @@ See docs/eval-format.md for the contract; an independent benchmark uses exactly 
 same format and hit rule.
 """
 
-from .evalset import EvalQuery, EvalSetError, Span, check_root, dump_eval_set, load_eval_set, query_to_json
+from .evalset import EvalQuery, EvalSetError, LineRange, check_root, dump_eval_set, load_eval_set, query_to_json
 from .metrics import (
     METRICS,
     TOP_K,
@@ -19,7 +19,7 @@ from .metrics import (
 )
 
 __all__ = [
-    "Span",
+    "LineRange",
     "EvalQuery",
     "EvalSetError",
     "load_eval_set",

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Span", "EvalQuery", "EvalSetError", "load_eval_set", "dump_eval_set", "query_to_json", "check_root"]
+__all__ = ["LineRange", "EvalQuery", "EvalSetError", "load_eval_set", "dump_eval_set", "query_to_json", "check_root"]
 
 
 @dataclass(frozen=True)
-class Span:
+class LineRange:
     """A line range of one file; lines are 1-based and inclusive."""
 
     path: str
@@ -37,7 +37,7 @@ class EvalQuery:
     id: str
     query: str
     domain: str
-    relevant: tuple[Span, ...]
+    relevant: tuple[LineRange, ...]
 
 
 class EvalSetError(ValueError):
@@ -49,7 +49,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_span(obj: Any, where: str, index: int) -> Span:
+def _parse_span(obj: Any, where: str, index: int) -> LineRange:
     if not isinstance(obj, dict):
         raise EvalSetError(f"{where}: relevant[{index}] must be an object, got {type(obj).__name__}")
     for key in ("path", "start_line", "end_line"):
@@ -65,7 +65,7 @@ def _parse_span(obj: Any, where: str, index: int) -> Span:
             raise EvalSetError(f"{where}: relevant[{index}].{key} must be >= 1 (lines are 1-based), got {value}")
     if start > end:
         raise EvalSetError(f"{where}: relevant[{index}] has start_line {start} > end_line {end}")
-    return Span(path, start, end)
+    return LineRange(path, start, end)
 
 
 def _parse_query(obj: Any, where: str) -> EvalQuery:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .evalset import EvalQuery, Span
+from .evalset import EvalQuery, LineRange
 
 __all__ = [
     "TOP_K",
@@ -61,7 +61,7 @@ def _same_file(a: str, b: str, root: str) -> bool:
     return _real_key(root, a) == _real_key(root, b)
 
 
-def is_hit(result: Span, target: Span, root: Path | str) -> bool:
+def is_hit(result: LineRange, target: LineRange, root: Path | str) -> bool:
     """Does ``result`` hit ``target`` under the three rules of the eval format?
 
     ``result.path`` may be absolute or relative to ``root``; ``target.path`` is relative
@@ -77,7 +77,7 @@ def is_hit(result: Span, target: Span, root: Path | str) -> bool:
 
 
 def first_hit_rank(
-    results: Sequence[Span], relevant: Sequence[Span], root: Path | str, k: int = TOP_K
+    results: Sequence[LineRange], relevant: Sequence[LineRange], root: Path | str, k: int = TOP_K
 ) -> int | None:
     """1-based rank of the first of the top ``k`` results that hits any relevant span."""
     for rank, result in enumerate(results[:k], start=1):
@@ -143,7 +143,7 @@ def format_report(report: Mapping[str, Any], title: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _unpack_result(item: Any) -> tuple[Span, float | None]:
+def _unpack_result(item: Any) -> tuple[LineRange, float | None]:
     """Accept (span, score) pairs, objects with path/start_line/end_line[/score], or dicts."""
     if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], (str, int)):
         span_like, score = item
@@ -153,7 +153,7 @@ def _unpack_result(item: Any) -> tuple[Span, float | None]:
         get = span_like.get
     else:
         get = lambda key, default=None: getattr(span_like, key, default)  # noqa: E731
-    span = Span(str(get("path")), int(get("start_line")), int(get("end_line")))
+    span = LineRange(str(get("path")), int(get("start_line")), int(get("end_line")))
     if score is None:
         score = get("score")
     return span, (None if score is None else float(score))
@@ -173,7 +173,7 @@ def query_record(
 ) -> dict[str, Any]:
     """One entry of ``codesearch eval --json``'s "queries" list.
 
-    ``results_with_scores``: (Span, score) pairs, or result objects/dicts carrying
+    ``results_with_scores``: (LineRange, score) pairs, or result objects/dicts carrying
     path, start_line, end_line and score. Paths are written relative to ``root``.
     """
     out = []

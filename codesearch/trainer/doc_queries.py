@@ -3,7 +3,7 @@ them into queries.
 
 Two halves:
 
-* **Query text** (shared with ``scripts/build_eval_sets.py``, which imports it from here so
+* **Query text** (shared with the eval-set builder, ``codesearch/eval/sets/``, which imports it from here so
   that training queries and eval queries are made the same way): the first sentence of the
   first paragraph of a doc, with Markdown / reST / coqdoc markup simplified, and the rules
   that reject a sentence as a query (too short, too long, only repeats the name).
@@ -31,7 +31,7 @@ from codesearch import languages as _languages
 
 # ---------------------------------------------------------------------------------------
 # Query text: the first sentence of a doc, with markup simplified.
-# (Moved here from scripts/build_eval_sets.py; the eval builder's output is unchanged.)
+# (Moved here from the eval-set builder; its output is unchanged.)
 # ---------------------------------------------------------------------------------------
 
 MIN_QUERY_WORDS = 4

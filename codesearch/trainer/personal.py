@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from codesearch.home import IndexHome
 from codesearch.model.routing import domain_of_language
 from codesearch.timing import device_kind, rate_for, time_left, time_line, timed
 
 log = logging.getLogger(__name__)
 
 PERSONAL_ADAPTER = "personal"
-MODEL_DIR = "model"  # under HOME/personal
-RUNS_DIR = "runs"
 
 # Where a run's time goes (PersonalReport.stage_seconds): mine = pairs from the indexed code and
 # the stdlib, train = the training steps (with the eval curve's two points), gate = the held-out
@@ -50,9 +49,8 @@ MIN_STEPS_FOR_RATE = 20
 
 
 def personal_model_dir(home: Path) -> Path:
-    from codesearch.eval.feedback import personal_dir
-
-    return personal_dir(Path(home)) / MODEL_DIR
+    """HOME/personal/model (see :class:`codesearch.home.IndexHome`)."""
+    return IndexHome(home).personal_model.path
 
 
 @dataclass
@@ -166,7 +164,8 @@ def finetune_personal(
     from codesearch.model import load_encoder
     from codesearch.model.routing import adapter_for
     from codesearch.trainer.gate import curve_point, evaluate_domain, heldout_by_domain
-    from codesearch.trainer.mine import SourceSpec, build_dataset, personal_sources
+    from codesearch.trainer.mining.dataset import build_dataset
+    from codesearch.trainer.mining.sources import SourceSpec, personal_sources
     from codesearch.trainer.phase import PhaseConfig
     from codesearch.trainer.plot import plot_phase
     from codesearch.trainer.train import train_phase
@@ -178,7 +177,7 @@ def finetune_personal(
     roots = [r for r in store.meta().get("roots", []) if Path(r).exists()] if store.has_index() else []
     if not roots:
         raise RuntimeError(f"nothing is indexed in {home}: run `codesearch index PATH` first")
-    run_dir = home / "personal" / RUNS_DIR / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = IndexHome(home).personal_runs / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. Pairs.
@@ -275,7 +274,7 @@ def finetune_personal(
 def _last_rate(home: Path, device: str, current: Path) -> float | None:
     """Training pairs/s of this home's last finished run on this kind of device (its report.json),
     from runs of at least MIN_STEPS_FOR_RATE steps; None when there is none."""
-    runs = home / "personal" / RUNS_DIR
+    runs = IndexHome(home).personal_runs
     for run in sorted(runs.iterdir(), reverse=True) if runs.is_dir() else ():
         try:
             report = json.loads((run / "report.json").read_text())
@@ -290,7 +289,7 @@ def _last_rate(home: Path, device: str, current: Path) -> float | None:
 def _shipped_spec(settings: dict) -> str:
     """The model the personal adapter builds on: the configured one, or the shipped default."""
     model = str(settings.get("model") or "default")
-    home_model = personal_model_dir(Path(settings["home"]))
+    home_model = IndexHome.of(settings).personal_model.path
     if model in ("default", "shipped") or Path(model).expanduser().resolve() == home_model.resolve():
         return "shipped"
     return model
@@ -298,10 +297,12 @@ def _shipped_spec(settings: dict) -> str:
 
 def install_model(encoder, home: Path) -> Path:
     """Write the personal model folder atomically (a reader sees the old one or the new one)."""
-    dest = personal_model_dir(home)
+    from codesearch.model.folder import ModelFolder
+
+    dest = IndexHome(home).personal_model.path
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save(tmp)
+    ModelFolder(tmp).save(encoder)
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
@@ -313,7 +314,7 @@ def install_model(encoder, home: Path) -> Path:
 
 def remove_personal_model(settings: dict, *, reindex: bool = True, say: Callable[[str], None] = lambda m: None) -> dict:
     """Go back to the shipped model: delete the personal model and re-key the index."""
-    dest = personal_model_dir(Path(settings["home"]))
+    dest = IndexHome.of(settings).personal_model.path
     if not dest.exists():
         return {"removed": False}
     shutil.rmtree(dest)
