@@ -184,6 +184,43 @@ def test_coq_nested_modules_and_unterminated_proofs():
     ]
 
 
+def test_ml_comments_nest_skip_strings_and_report_unterminated():
+    from codesearch.indexer.chunking import mlcomments as mc
+
+    src = '(* a (* b *) c *) x'
+    assert mc.comment_end(src, 0) == src.index(" x")  # nested: the first "*)" does not close it
+    s = '(* "*)" still comment *) y'
+    assert mc.comment_end(s, 0) == s.index(" y")  # Coq: a "*)" in a string does not close it
+    assert mc.comment_end(s, 0, strings=False) == s.index('" still')  # the line scanners: it does
+    q = '(* "a""b*)" *)'  # "" escapes a quote inside a string
+    assert mc.comment_end(q, 0) == len(q)
+    assert mc.string_end('"a""b" c', 0) == 6 and mc.string_end('"never', 0) == 6
+    assert mc.comment_end("(* open (* deeper *)", 0) is None  # unterminated
+    assert mc.comment_end("(**)", 0) == 4
+    # line by line: the depth left over carries to the next line
+    assert mc.skip_comment("a (* b", 0, 1) == (6, 2)
+    assert mc.skip_comment("*) *) rest", 0, 2) == (5, 0)
+    assert mc.skip_comment("x", 0, 0) == (0, 0)
+    assert [mc.depth_after(t) for t in ("(* (*", "*) x *) y", "*) stray", "")] == [2, 0, 0, 0]
+    assert mc.depth_after("val (*) (a: t) : t", operator=True) == 0  # WhyML's operator ( * )
+    assert mc.depth_after("val (*) (a: t) : t") == 1
+    assert mc.depth_after("{- a {- b -}", open_="{-", close="-}") == 1
+    assert mc.strip("a (* b (* c *) d *) e (* f") == "a  e "
+    assert mc.strip("x {- y -} z", "{-", "-}") == "x  z"
+    # the callers agree: the chunker, the eval-set lexer and the line scanners
+    from codesearch.eval.sets.coq import coq_lex
+    from codesearch.indexer.chunking.coq import scan
+    from codesearch.indexer.chunking.why3 import comment_starts
+
+    text = '(** doc "*)" (* in *) *)\nLemma l : True.\n(* never closed\nLemma m : True.\n'
+    sentences, comments = scan(text)
+    assert [(c.start, c.end) for c in comments] == [(0, 23)]
+    assert [s.words[:2] for s in sentences] == [["Lemma", "l"]]
+    lexed, _ = coq_lex(text)
+    assert [(c.start, c.end) for c in lexed] == [(0, 24), (text.index("(* never"), len(text))]
+    assert comment_starts(text.split("\n")) == [False, False, False, True, True]
+
+
 # ----------------------------------------------------------------------------------------
 # Hostile input
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from codesearch import languages as _languages
+from codesearch.indexer.chunking import mlcomments
 
 # ---------------------------------------------------------------------------------------
 # Query text: the first sentence of a doc, with markup simplified.
@@ -338,22 +339,13 @@ def _close_of_block(
     None when it does not close by line ``end``."""
     if open_.startswith("text"):  # an Isabelle cartouche: nested ones inside it are text
         return _close_of_cartouche(lines, i, col + len(open_), end)
-    if nested:
+    if nested:  # lines[i-1][col:] starts with open_, whose first two characters open it
         op, cl = open_[:2], close[-2:]
-        depth, ln, pos = 0, i, col
+        depth, ln, pos = 1, i, col + len(op)
         while ln <= end:
-            line = lines[ln - 1]
-            while pos < len(line):
-                if line.startswith(op, pos):
-                    depth += 1
-                    pos += 2
-                elif line.startswith(cl, pos):
-                    depth -= 1
-                    pos += 2
-                    if depth <= 0:
-                        return ln, pos
-                else:
-                    pos += 1
+            pos, depth = mlcomments.skip_comment(lines[ln - 1], pos, depth, open_=op, close=cl)
+            if not depth:
+                return ln, pos
             ln, pos = ln + 1, 0
         return None
     ln, pos = i, col + 2  # after "/*": "/**/" closes at once
@@ -404,19 +396,7 @@ def _block_text(body_lines: list[str], open_: str, close: str) -> str:
 
 
 def _strip_nested(text: str, op: str, cl: str) -> str:
-    out, depth, i = [], 0, 0
-    while i < len(text):
-        if text.startswith(op, i):
-            depth += 1
-            i += 2
-        elif depth and text.startswith(cl, i):
-            depth -= 1
-            i += 2
-        else:
-            if depth == 0:
-                out.append(text[i])
-            i += 1
-    return re.sub(r"[ \t]+", " ", "".join(out))
+    return re.sub(r"[ \t]+", " ", mlcomments.strip(text, op, cl))
 
 
 def _scan_comments(style: _Style, lines: list[str], start: int, end: int) -> tuple[list[_Comment], int]:

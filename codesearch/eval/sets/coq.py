@@ -13,9 +13,9 @@ from codesearch.eval.sets.extract import (
     finish_items,
     join_lines,
     set_doc_query,
-    skip_nested_comment,
     split_lines,
 )
+from codesearch.indexer.chunking.mlcomments import comment_end, string_end
 
 _COQ_KEYWORDS = (
     "Lemma|Theorem|Corollary|Proposition|Fact|Remark|Example|Definition|Fixpoint|CoFixpoint|"
@@ -50,24 +50,6 @@ class _CoqComment:
         return src[self.start : self.end]
 
 
-def _coq_skip_string(src: str, i: int) -> int:
-    """Index after the string literal that starts at src[i] == '"' ("" escapes a quote)."""
-    i += 1
-    while i < len(src):
-        if src[i] == '"':
-            if src.startswith('""', i):
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return i
-
-
-def _coq_skip_comment(src: str, i: int) -> int:
-    """Index after the (possibly nested) comment starting at src[i:i+2] == '(*'."""
-    return skip_nested_comment(src, i, "(*", "*)", _coq_skip_string)
-
-
 def coq_lex(src: str) -> tuple[list[_CoqComment], list[tuple[int, int]]]:
     """Top-level comments and sentences (start, end-after-the-period) of a .v file."""
     comments: list[_CoqComment] = []
@@ -75,14 +57,16 @@ def coq_lex(src: str) -> tuple[list[_CoqComment], list[tuple[int, int]]]:
     i, n, start = 0, len(src), None
     while i < n:
         if src.startswith("(*", i):
-            j = _coq_skip_comment(src, i)
+            j = comment_end(src, i)
+            if j is None:
+                j = n  # unterminated: it runs to the end
             comments.append(_CoqComment(i, j))
             i = j
             continue
         c = src[i]
         if c == '"':
             start = i if start is None else start
-            i = _coq_skip_string(src, i)
+            i = string_end(src, i)
             continue
         if c.isspace():
             i += 1

@@ -7,7 +7,8 @@ language registry's word (:mod:`codesearch.languages`); chunkers are imported on
 * ``treesitter`` + ``grammars``: Rust, Python, TLA+ (with PlusCal), C, Go, JavaScript,
   TypeScript/TSX and Java, through one tree-sitter walker driven by per-language tables;
 * ``lean``, ``coq``, ``smtlib``, ``why3``, ``agda``, ``dafny``, ``isabelle``: hand-written
-  scanners for languages without a grammar wheel;
+  scanners for languages without a grammar wheel (``mlcomments``: the nested ``(* *)``
+  comments they, the eval sets' Coq lexer and the doc-comment reader share);
 * ``windows``: merging tiny items, windowing large ones, and the line-window fallback.
 """
 

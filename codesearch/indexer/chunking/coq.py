@@ -14,6 +14,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
+from codesearch.indexer.chunking.mlcomments import FLAT_COMMENT, comment_end, string_end
 from codesearch.indexer.chunking.spans import CODE, Span
 
 THEOREM_LIKE = {
@@ -45,10 +46,7 @@ VERNAC = frozenset(THEOREM_LIKE) | frozenset(DEFINITION_LIKE) | frozenset(
     {"Section", "End", "Module", "Require", "From", "Import", "Export", "Next", "Add"}
 )
 
-_TOKENS = {
-    "code": re.compile(r'\(\*|"|\.(?=\s|$)'),
-    "comment": re.compile(r'\(\*|\*\)|"'),
-}
+_TOKENS = re.compile(r'\(\*|"|\.(?=\s|$)')  # outside comments: comment, string, sentence end
 
 
 @dataclass
@@ -66,80 +64,58 @@ class Comment:
 
 
 def scan(text: str) -> tuple[list[Sentence], list[Comment]]:
-    """Sentences and top-level comments of ``text``; an unterminated last sentence runs to EOF."""
+    """Sentences and top-level comments of ``text``; an unterminated last sentence runs to EOF
+    (an unterminated comment ends the scan)."""
     sentences: list[Sentence] = []
     comments: list[Comment] = []
     i, n = 0, len(text)
     sent_start: int | None = None
-    depth = 0
-    comment_start = 0
     while i < n:
-        if depth == 0:
-            m = _TOKENS["code"].search(text, i)
+        m = _TOKENS.search(text, i)
+        if sent_start is None:
+            j = i
+            stop = m.start() if m is not None else n
+            while j < stop and text[j].isspace():
+                j += 1
+            if j < stop:
+                sent_start = j
+        if m is None:
+            break
+        tok = m.group()
+        if tok == "(*":
+            end = comment_end(text, m.start())
+            if end is None:
+                break
             if sent_start is None:
-                j = i
-                stop = m.start() if m is not None else n
-                while j < stop and text[j].isspace():
-                    j += 1
-                if j < stop:
-                    sent_start = j
-            if m is None:
-                break
-            tok = m.group()
-            if tok == "(*":
-                depth, comment_start = 1, m.start()
-            elif tok == '"':
-                if sent_start is None:
-                    sent_start = m.start()
-                close = _string_end(text, m.end())
-                i = close
-                continue
-            else:  # a "." followed by whitespace
-                dot = m.start()
-                if dot > 0 and text[dot - 1] == ".":
-                    i = m.end()
-                    continue
-                if sent_start is None:
-                    sent_start = dot
-                sentences.append(_sentence(text, sent_start, dot))
-                sent_start = None
+                comments.append(Comment(m.start(), end - 1))
+            i = end
+            continue
+        if tok == '"':
+            if sent_start is None:
+                sent_start = m.start()
+            i = string_end(text, m.start())
+            continue
+        # a "." followed by whitespace
+        dot = m.start()
+        if dot > 0 and text[dot - 1] == ".":
             i = m.end()
-        else:
-            m = _TOKENS["comment"].search(text, i)
-            if m is None:
-                break
-            tok = m.group()
-            if tok == '"':
-                i = _string_end(text, m.end())
-                continue
-            depth += 1 if tok == "(*" else -1
-            if depth == 0 and sent_start is None:
-                comments.append(Comment(comment_start, m.end() - 1))
-            i = m.end()
+            continue
+        if sent_start is None:
+            sent_start = dot
+        sentences.append(_sentence(text, sent_start, dot))
+        sent_start = None
+        i = m.end()
     if sent_start is not None and text[sent_start:].strip():
         sentences.append(_sentence(text, sent_start, n - 1))
     return sentences, comments
 
 
-def _string_end(text: str, i: int) -> int:
-    """Offset just after the string whose body starts at ``i`` ("" is an escaped quote)."""
-    while True:
-        j = text.find('"', i)
-        if j < 0:
-            return len(text)
-        if text.startswith('""', j):
-            i = j + 2
-            continue
-        return j + 1
-
-
 _LEADING = re.compile(r"^(?:\s|[-+*{}]|#\[[^\]]*\])+")
-_COMMENT = re.compile(r"\(\*.*?\*\)", re.S)
 
 
 def _sentence(text: str, start: int, end: int) -> Sentence:
     head = text[start : min(end + 1, start + 400)]
-    head = _COMMENT.sub(" ", head)
+    head = FLAT_COMMENT.sub(" ", head)
     head = _LEADING.sub("", head)
     words = head.split(None, 8)[:8]
     return Sentence(start, end, words, head)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from codesearch.indexer.chunking.mlcomments import OPEN, skip_comment
 from codesearch.indexer.chunking.spans import CODE, Span
 
 DECLS = frozenset(
@@ -67,16 +68,9 @@ def scan_lines(lines: list[str]) -> list[_Line]:
         i, n = 0, len(line)
         while i < n:
             if comment:
-                if line.startswith("(*", i):
-                    comment += 1
-                    i += 2
-                elif line.startswith("*)", i):
-                    comment -= 1
-                    i += 2
-                else:
-                    i += 1
+                i, comment = skip_comment(line, i, comment)
                 continue
-            if not in_str and not cartouche and line.startswith("(*", i):
+            if not in_str and not cartouche and line.startswith(OPEN, i):
                 comment = 1
                 i += 2
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from codesearch.indexer.chunking.mlcomments import depth_after
 from codesearch.indexer.chunking.spans import Span
 
 KEYWORDS = "let val function predicate lemma goal axiom type inductive coinductive constant exception".split()
@@ -28,22 +29,12 @@ _WORDS = re.compile(r"\(\s*[^()\s]+\s*\)|[^\s:(]+")
 
 
 def comment_starts(lines: list[str], open_: str = "(*", close: str = "*)") -> list[bool]:
-    """Whether each line starts inside a (nested) block comment."""
+    """Whether each line starts inside a (nested) block comment. With ``(*``, ``(*)`` is the
+    operator ``( * )``, as in ``val (*) (a: t) (b: t) : t``, not an opener."""
     out, depth = [], 0
     for line in lines:
         out.append(depth > 0)
-        i = 0
-        while i < len(line):
-            if open_ == "(*" and line.startswith("(*)", i):
-                i += 3  # the operator `( * )`, as in `val (*) (a: t) (b: t) : t`
-            elif line.startswith(open_, i):
-                depth += 1
-                i += len(open_)
-            elif depth and line.startswith(close, i):
-                depth -= 1
-                i += len(close)
-            else:
-                i += 1
+        depth = depth_after(line, depth, open_=open_, close=close, operator=open_ == "(*")
     return out
 
 
