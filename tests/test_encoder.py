@@ -76,7 +76,7 @@ def test_an_adapter_attached_from_a_folder_can_be_used(tmp_path):
     expected = model.encode_queries(["parse an interval"])[0]
     model.model.save_pretrained(str(tmp_path / "export"), selected_adapters=["extra"])
     fresh = load_encoder("default")
-    fresh._attach_adapter("extra", tmp_path / "export" / "extra")
+    fresh.attach_adapter("extra", tmp_path / "export" / "extra")
     fresh.use_adapter("extra")
     assert np.allclose(fresh.encode_queries(["parse an interval"])[0], expected, atol=1e-2)
 
@@ -106,7 +106,7 @@ def test_queries_and_documents_in_a_space_match_the_adapter_and_follow_weight_ch
     def agree(space) -> float:
         merged_q = model.encode_queries_pooled(query, space=space)[0][0]
         merged_d = model.encode_documents(document, space=space)[0][0]
-        with model._in_space(space):
+        with model.in_space(space):
             direct_q = model.encode_queries_pooled(query)[0][0]
             direct_d = model.encode_documents(document)[0][0]
         assert merged_d.shape == direct_d.shape

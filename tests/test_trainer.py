@@ -197,17 +197,16 @@ def test_retraining_a_phase_of_a_trained_model_keeps_its_adapter_when_the_gate_r
 def test_a_phase_sets_how_its_adapter_reads_identifiers():
     from codesearch.model import MultiVectorEncoder
     from codesearch.model.encoder import EncoderConfig
-    from codesearch.trainer.curriculum import _set_reading
-    from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.phase import PhaseConfig, set_reading
 
     encoder = MultiVectorEncoder(EncoderConfig(split_identifiers=["rust"]))
     text = "checkNeverMatches"
-    _set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal", split_identifiers=True))
-    assert encoder._model_texts([text], is_query=True, space="formal") == ["check Never Matches"]
-    assert encoder._model_texts([text], is_query=True, space="rust") == ["check Never Matches"]
-    _set_reading(encoder, PhaseConfig(name="rust", target_domain="rust", adapter="rust", split_identifiers=False))
-    assert encoder._model_texts([text], is_query=False, space="rust") == [text]
-    _set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal"))  # null: unchanged
+    set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal", split_identifiers=True))
+    assert encoder.model_texts([text], is_query=True, space="formal") == ["check Never Matches"]
+    assert encoder.model_texts([text], is_query=True, space="rust") == ["check Never Matches"]
+    set_reading(encoder, PhaseConfig(name="rust", target_domain="rust", adapter="rust", split_identifiers=False))
+    assert encoder.model_texts([text], is_query=False, space="rust") == [text]
+    set_reading(encoder, PhaseConfig(name="formal", target_domain="formal", adapter="formal"))  # null: unchanged
     assert encoder.config.split_identifiers == ["formal"]
 
 

@@ -257,7 +257,7 @@ class MultiVectorEncoder(RoutedSpaces):
         self._lock = threading.RLock()
         self._merged_models: dict[str | None, tuple[tuple, object]] = {}
         for name, sub in self.config.adapters.items():
-            self._attach_adapter(name, (self.folder / sub) if self.folder else Path(sub))
+            self.attach_adapter(name, (self.folder / sub) if self.folder else Path(sub))
         self._skip_ids = self._punctuation_token_ids() if self.config.skip_punctuation else np.zeros(0, np.int64)
         specials = sorted(set(self.tokenizer.all_special_ids)) if self.config.skip_special else []
         self._special_ids = np.array(specials, dtype=np.int64)
@@ -309,7 +309,10 @@ class MultiVectorEncoder(RoutedSpaces):
         return base
 
     # ----------------------------------------------------------------- LoRA adapters
-    def _attach_adapter(self, name: str, path: Path) -> None:
+    def attach_adapter(self, name: str, path: Path) -> None:
+        """Load the peft adapter saved in ``path`` as adapter ``name`` (safetensors only), in the
+        base model's dtype, and leave the base model active. Loading a model folder attaches its
+        adapters this way; a resumed curriculum re-attaches the adapters of phases it kept."""
         from peft import PeftModel
 
         if not path.exists():
@@ -359,7 +362,7 @@ class MultiVectorEncoder(RoutedSpaces):
         self.active_adapter = name
 
     @contextlib.contextmanager
-    def _in_space(self, space):
+    def in_space(self, space):
         """Hold the model (one batch at a time) with adapter ``space`` active, then restore.
 
         The index and the language server share one encoder between threads (the watcher
@@ -515,7 +518,7 @@ class MultiVectorEncoder(RoutedSpaces):
         """Whether ``space`` (an adapter name, None = base, ACTIVE = the active one) splits identifiers."""
         return self.config.splits_identifiers(self.active_adapter if space is ACTIVE else space)
 
-    def _model_texts(self, texts: Sequence[str], *, is_query: bool, space=ACTIVE) -> list[str]:
+    def model_texts(self, texts: Sequence[str], *, is_query: bool, space=ACTIVE) -> list[str]:
         """What the transformer reads in ``space``: the prefix, then the text (identifiers split
         where that space is configured to)."""
         prefix = self.config.query_prefix if is_query else self.config.document_prefix
@@ -526,14 +529,14 @@ class MultiVectorEncoder(RoutedSpaces):
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         """Token vectors of each query (in ``space``: an adapter name, None = base; default: the active one)."""
-        texts = self._model_texts(queries, is_query=True, space=space)
+        texts = self.model_texts(queries, is_query=True, space=space)
         return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)[0]
 
     def encode_queries_pooled(
         self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Token vectors and one pooled (mean) unit vector per query."""
-        texts = self._model_texts(queries, is_query=True, space=space)
+        texts = self.model_texts(queries, is_query=True, space=space)
         return self._encode(texts, self.config.query_max_tokens, batch_size, is_query=True, space=space)
 
     def encode_documents(
@@ -549,7 +552,7 @@ class MultiVectorEncoder(RoutedSpaces):
         The pooled vector is the sentence-embedding view of the same text (mean of all token
         states, as all-MiniLM was trained for); search uses it to find candidates quickly.
         """
-        texts = self._model_texts(documents, is_query=False, space=space)
+        texts = self.model_texts(documents, is_query=False, space=space)
         return self._encode(
             texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress, space=space
         )
@@ -610,7 +613,7 @@ class MultiVectorEncoder(RoutedSpaces):
                 if merged is not None:
                     hidden = merged(**inputs).last_hidden_state.float().cpu().numpy()
                 else:
-                    with self._in_space(space):
+                    with self.in_space(space):
                         hidden = self._forward(**inputs).last_hidden_state
                         hidden = hidden.float().cpu().numpy()
                 keep = attention.astype(bool) & ~np.isin(input_ids, self._special_ids)
@@ -643,7 +646,7 @@ class MultiVectorEncoder(RoutedSpaces):
 
         max_tokens = self.config.query_max_tokens if is_query else self.config.document_max_tokens
         batch = self.tokenizer(
-            self._model_texts(texts, is_query=is_query), truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
+            self.model_texts(texts, is_query=is_query), truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
         ).to(self.device)
         hidden = self._forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         hidden = hidden.float()

@@ -1,14 +1,16 @@
 """The curriculum: phases run in order, each gated on held-out data, into one model folder.
 
-For every phase: train its domain's adapter (starting from the adapter that served that
-domain so far: "the previous best"), evaluate every domain with the routing the phase would
-produce, keep the adapter only if the phase's target domain improves (MRR@10 on held-out
-pairs), and record a table row. The result is a codesearch model folder (base by reference,
-head, the kept adapters and a routing table domain -> adapter) plus a report.
+For every phase (:func:`codesearch.trainer.phase.run_phase`): train its domain's adapter
+(starting from the adapter that served that domain so far: "the previous best"), evaluate every
+domain with the routing the phase would produce, keep the adapter only if the phase's target
+domain improves (MRR@10 on held-out pairs), and record a table row. The result is a codesearch
+model folder (base by reference, head, the kept adapters and a routing table domain -> adapter)
+plus a report.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -18,13 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from codesearch.model.encoder import is_lora_param
 from codesearch.model.folder import ModelFolder
 from codesearch.model.routing import DOMAINS
 from codesearch.trainer.gate import curve_point, evaluate_routing, heldout_by_domain, heldout_by_language
-from codesearch.trainer.phase import PhaseConfig
-from codesearch.trainer.plot import plot_phase
-from codesearch.trainer.train import read_pairs, train_phase
+from codesearch.trainer.phase import PhaseConfig, PhaseFiles, PhaseGate, restore_kept_phase, run_phase
+from codesearch.trainer.train import read_pairs
 from codesearch.trainer.validation import EvalSetSpec, measure_eval_sets
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             log.info("phase %s already done: %s", phase.name, "kept" if done["kept"] else "rejected")
             if done["kept"]:
                 retrained.add(phase.adapter)
-                _set_reading(encoder, phase)
-                encoder._attach_adapter(phase.adapter, phase_dir / "adapter")
+                restore_kept_phase(encoder, phase, phase_dir / "adapter")
                 routing = done["routing"]
             if remeasure:
                 done["metrics"] = measure(routing) if done["kept"] else current
@@ -175,25 +174,18 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             continue
         previous = (phase.language and routing.get(phase.language)) or routing.get(phase.target_domain) or routing.get("general")
         t0 = time.monotonic()
-        prior = _adapter_weights(encoder, phase.adapter)  # None unless the model has it already (keep_adapters)
-        reading_before = list(encoder.config.split_identifiers)
-        _set_reading(encoder, phase)
-        candidate = dict(routing)
-        candidate[phase.routing_key] = phase.adapter
-        if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
-            for d in DOMAINS:
-                if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
-                    candidate.setdefault(d, phase.adapter)
+        candidate = _candidate_routing(routing, phase)
         curve = _eval_curve(encoder, heldout.get(phase.routing_key, [])[: phase.eval_curve_queries], phase.routing_key, candidate)
-        result = train_phase(encoder, train_pairs, phase, phase_dir, init_from=previous, max_steps=max_steps_per_phase, evaluate=curve)
-        if result.steps < phase.steps:
+        gate = _phase_gate(phase, cfg.gate_metric, current, functools.partial(measure, candidate), curve)
+        outcome = run_phase(encoder, train_pairs, phase, PhaseFiles(train=phase_dir, adapter=phase_dir / "adapter"), gate,
+                            init_from=previous, max_steps=max_steps_per_phase)
+        result = outcome.result
+        if not outcome.finished:
             log.warning("phase %s stopped at step %d of %d: run again to resume", phase.name, result.steps, phase.steps)
             state_file.write_text(json.dumps(state, indent=2))
             return report
-        metrics = measure(candidate)
-        before = current.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
-        after = metrics.get(phase.gate_key, {}).get(cfg.gate_metric, 0.0)
-        kept = after > before
+        metrics, kept = outcome.after, outcome.kept
+        before, after = _gate_value(phase, cfg.gate_metric, current), _gate_value(phase, cfg.gate_metric, metrics)
         decision = {
             "phase": phase.name, "adapter": phase.adapter, "target": phase.gate_key, "metric": cfg.gate_metric,
             "before": before, "after": after, "kept": kept, "train_seconds": round(result.seconds, 1),
@@ -203,27 +195,14 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         if kept:
             retrained.add(phase.adapter)
             routing = candidate
-            encoder.use_adapter(phase.adapter)
-            (phase_dir / "adapter").mkdir(parents=True, exist_ok=True)
-            encoder.export_adapters(phase_dir / "adapter_export", [phase.adapter])
-            _move_adapter(phase_dir / "adapter_export", phase.adapter, phase_dir / "adapter")
             current = metrics
         else:
             metrics = current
-            encoder.config.split_identifiers = reading_before
-            if prior is None:
-                encoder.model.delete_adapter(phase.adapter)
-                encoder.config.adapters.pop(phase.adapter, None)
-            else:
-                _restore_weights(encoder, prior)
-        encoder.use_adapter(None)
         report.columns.append(column)
         report.table[column] = metrics
         report.decisions.append(decision)
         state.setdefault("phases", {})[phase.name] = {"complete": True, "kept": kept, "routing": routing, "metrics": metrics, "decision": decision}
         state_file.write_text(json.dumps(state, indent=2))
-        gated_on = phase.gate_on or f"held-out {phase.gate_key}"  # the row the decision read
-        plot_phase(phase_dir, f"{phase.name}: {gated_on} {decision['metric']} {decision['before']:.3f} -> {decision['after']:.3f} ({'kept' if decision['kept'] else 'rejected'})")
         log.info("phase %s: %s %.4f -> %.4f: %s (%.0fs)", phase.name, cfg.gate_metric, before, after, "kept" if kept else "rejected", time.monotonic() - t0)
 
     encoder.config.routing = routing
@@ -249,6 +228,17 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     return report
 
 
+def _candidate_routing(routing: dict, phase: PhaseConfig) -> dict:
+    """The routing the phase would ship: its adapter takes its routing key."""
+    candidate = dict(routing)
+    candidate[phase.routing_key] = phase.adapter
+    if phase.target_domain == "general":  # the general adapter also serves domains with none of their own
+        for d in DOMAINS:
+            if d != "personal":  # routing "personal" sends all of a user's code to one adapter: finetune only
+                candidate.setdefault(d, phase.adapter)
+    return candidate
+
+
 def _eval_curve(encoder, pairs: list[dict], key: str, routing: dict):
     """The phase's eval curve: its target's held-out metrics with the adapter being trained."""
     if not pairs:
@@ -256,23 +246,24 @@ def _eval_curve(encoder, pairs: list[dict], key: str, routing: dict):
     return lambda: curve_point(key, evaluate_routing(encoder, {key: pairs}, routing)[key])
 
 
-def _set_reading(encoder, phase: PhaseConfig) -> None:
-    """Apply the phase's ``split_identifiers`` setting to its adapter's space."""
-    if phase.split_identifiers is not None:
-        encoder.config.set_split_identifiers(phase.adapter, phase.split_identifiers)
+def _phase_gate(phase: PhaseConfig, metric: str, current: dict, measure, curve) -> PhaseGate:
+    """A curriculum phase's gate: its row (``gate_key``) must improve on the current column."""
+
+    def decide(before: dict, after: dict) -> tuple[bool, str]:
+        b, a = _gate_value(phase, metric, before), _gate_value(phase, metric, after)
+        return a > b, f"{phase.gate_key} {metric} {b:.4f} -> {a:.4f}"
+
+    def title(before: dict, after: dict, kept: bool) -> str:
+        gated_on = phase.gate_on or f"held-out {phase.gate_key}"  # the row the decision read
+        return (f"{phase.name}: {gated_on} {metric} {_gate_value(phase, metric, before):.3f} -> "
+                f"{_gate_value(phase, metric, after):.3f} ({'kept' if kept else 'rejected'})")
+
+    return PhaseGate(before=current, measure=measure, decide=decide, title=title, curve=curve)
 
 
-def _adapter_weights(encoder, name: str) -> dict | None:
-    """A copy of adapter ``name``'s LoRA weights, or None when the encoder has no such adapter."""
-    if name not in encoder.adapter_names:
-        return None
-    return {n: p.detach().clone() for n, p in encoder.model.named_parameters() if is_lora_param(n, name)}
-
-
-def _restore_weights(encoder, saved: dict) -> None:
-    params = dict(encoder.model.named_parameters())
-    for n, tensor in saved.items():
-        params[n].data = tensor  # dtype included: training casts the weights it trains to float32
+def _gate_value(phase: PhaseConfig, metric: str, metrics: dict) -> float:
+    """The figure a phase's gate reads in a column of the report (0 where the row is missing)."""
+    return metrics.get(phase.gate_key, {}).get(metric, 0.0)
 
 
 def _keep_original_adapters(model: ModelFolder, originals: dict[str, Path], retrained: set[str]) -> None:
@@ -292,11 +283,3 @@ def _heldout_fingerprint(heldout: dict) -> str:
 
     text = json.dumps({d: [(p.get("query"), p.get("positive")) for p in pairs] for d, pairs in sorted(heldout.items())})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _move_adapter(export: Path, name: str, dest: Path) -> None:
-    src = export / name if (export / name).exists() else export
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.move(str(src), str(dest))
-    shutil.rmtree(export, ignore_errors=True)

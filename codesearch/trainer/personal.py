@@ -166,9 +166,7 @@ def finetune_personal(
     from codesearch.trainer.gate import curve_point, evaluate_domain, heldout_by_domain
     from codesearch.trainer.mining.dataset import build_dataset
     from codesearch.trainer.mining.sources import SourceSpec, personal_sources
-    from codesearch.trainer.phase import PhaseConfig
-    from codesearch.trainer.plot import plot_phase
-    from codesearch.trainer.train import train_phase
+    from codesearch.trainer.phase import PhaseConfig, PhaseFiles, PhaseGate, run_phase
 
     t0 = time.monotonic()
     stages = dict.fromkeys(STAGES, 0.0)
@@ -229,29 +227,32 @@ def finetune_personal(
 
     say(f"training the personal adapter: {cfg.steps} steps of {cfg.batch_size} pairs, lr {cfg.lr}")
     # The personal adapter starts from init_from's weights, so it reads code the way that one does.
-    encoder.config.set_split_identifiers(PERSONAL_ADAPTER, encoder.config.splits_identifiers(init_from))
+    cfg.split_identifiers = encoder.config.splits_identifiers(init_from)
     curve_pairs = held["personal"][: cfg.eval_curve_queries]
 
     def curve() -> dict:  # the eval curve: the user's held-out pairs with the adapter being trained
         return curve_point("personal", evaluate_domain(encoder, curve_pairs, PERSONAL_ADAPTER))
 
-    with timed(stages, "train"):
-        result = train_phase(encoder, train, cfg, run_dir / "train", init_from=init_from, evaluate=curve)
-    with timed(stages, "gate"):
+    def measure() -> dict:
         after = {"personal": evaluate_domain(encoder, held["personal"], PERSONAL_ADAPTER)}
         if held.get("general"):
             # Once kept, every indexed chunk is encoded with the personal adapter: general code too.
             after["general"] = evaluate_domain(encoder, held["general"], PERSONAL_ADAPTER)
-    kept, reason = gate_decision(before, after, max_general_drop)
+        return after
+
+    gate = PhaseGate(
+        before=before, measure=measure, decide=lambda b, a: gate_decision(b, a, max_general_drop), curve=curve,
+        title=lambda b, a, kept: f"personal: held-out P@1 {b['personal']['p@1']:.3f} -> {a['personal']['p@1']:.3f} ({'kept' if kept else 'not kept'})",
+    )
+    # Kept or not, the candidate adapter is written to the run's folder.
+    phase = run_phase(encoder, train, cfg, PhaseFiles(train=run_dir / "train", candidate=run_dir / "adapter_export"), gate,
+                      init_from=init_from, stages=stages)
+    result, after, kept, reason = phase.result, phase.after, phase.kept, phase.reason
     report = PersonalReport(
         kept, reason, pairs=counts, before=before, after=after, train_seconds=round(result.seconds, 1),
         pairs_per_second=round(result.pairs_per_second, 2), steps=result.steps, init_from=init_from, run_dir=str(run_dir),
         device=device, stage_seconds=stages,
     )
-    with timed(stages, "export"):
-        plot_phase(run_dir / "train", f"personal: held-out P@1 {before['personal']['p@1']:.3f} -> {after['personal']['p@1']:.3f} ({'kept' if kept else 'not kept'})")
-        encoder.use_adapter(None)
-        encoder.export_adapters(run_dir / "adapter_export", [PERSONAL_ADAPTER])
     say(("kept: " if kept else "not kept: ") + reason)
 
     # 3. Install and bring the index up to date.

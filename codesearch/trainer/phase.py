@@ -1,11 +1,22 @@
-"""A training phase's settings, read from config/phases/*.yaml."""
+"""A training phase: its settings (config/phases/*.yaml) and its run, one sequence.
+
+:func:`run_phase` is the whole of a phase, as the curriculum (``codesearch train``) and
+``codesearch finetune --personal`` both run it: prepare -> train -> gate -> export -> keep or
+discard. What differs between them comes in as a :class:`PhaseGate` (what the phase must beat,
+how it is measured, the rule) and :class:`PhaseFiles` (where it writes).
+"""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import yaml
+
+if TYPE_CHECKING:
+    from codesearch.trainer.train import PhaseResult
 
 DEFAULT_DOMAIN_WEIGHTS = {"formal": 5.0, "personal": 3.0, "rust": 1.0, "general": 1.0}
 
@@ -113,3 +124,140 @@ class PhaseConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# ----------------------------------------------------------------- a phase's run
+
+
+@dataclass
+class PhaseGate:
+    """How a trained phase is judged (the caller's rules; :func:`run_phase` applies them)."""
+
+    before: dict  # the metrics to beat: the model as it stands (domain or eval set -> metrics)
+    measure: Callable[[], dict]  # the candidate's metrics, the encoder holding the trained adapter
+    decide: Callable[[dict, dict], tuple[bool, str]]  # (before, after) -> (kept, reason)
+    title: Callable[[dict, dict, bool], str]  # (before, after, kept) -> the title of curves.png
+    curve: Callable[[], dict] | None = None  # a point of the eval curve during training (None: no curve)
+
+
+@dataclass
+class PhaseFiles:
+    """Where a phase writes."""
+
+    train: Path  # checkpoints, metrics.jsonl, eval.jsonl and curves.png (train_phase, plot_phase)
+    adapter: Path | None = None  # the adapter's folder when kept (exported beside it, then moved in)
+    candidate: Path | None = None  # peft's export of the trained adapter, kept or not
+
+
+@dataclass
+class PhaseOutcome:
+    result: "PhaseResult"
+    finished: bool  # False: stopped before its last step (max_steps); run it again to resume
+    after: dict = field(default_factory=dict)  # the candidate's metrics (PhaseGate.measure)
+    kept: bool = False
+    reason: str = ""
+
+
+def run_phase(
+    encoder,
+    pairs,
+    cfg: PhaseConfig,
+    files: PhaseFiles,
+    gate: PhaseGate,
+    *,
+    init_from: str | None = None,
+    max_steps: int | None = None,
+    stages: dict | None = None,
+) -> PhaseOutcome:
+    """One phase, start to finish, on the encoder's public API:
+
+    1. prepare: note what a rejected phase goes back to (the adapter's weights, if the encoder
+       has it already, and how each space reads code), then set how this adapter reads code;
+    2. train adapter ``cfg.adapter`` on ``pairs``, starting from ``init_from`` (train_phase;
+       resumes from its checkpoint); a phase stopped by ``max_steps`` ends here, unfinished;
+    3. gate: measure the candidate and decide (``gate``);
+    4. export: the curves (``files.train/curves.png``), the candidate adapter (``files.candidate``,
+       kept or not) and a kept adapter's folder (``files.adapter``);
+    5. keep or discard: a kept adapter stays in the encoder; a rejected one is put back as it
+       was (its weights, or no such adapter) and so is how it read code. The base model is
+       active afterwards.
+
+    ``stages`` (stage -> seconds) gets the seconds of "train", "gate" and "export". Routing, the
+    model folder and reports are the caller's: it knows what a kept adapter serves.
+    """
+    from codesearch.timing import timed
+    from codesearch.trainer.plot import plot_phase
+    from codesearch.trainer.train import train_phase
+
+    stages = {} if stages is None else stages
+    # 1. Prepare.
+    prior = _adapter_weights(encoder, cfg.adapter)  # None unless the encoder has it already (keep_adapters)
+    reading_before = list(encoder.config.split_identifiers)
+    set_reading(encoder, cfg)
+    # 2. Train.
+    with timed(stages, "train"):
+        result = train_phase(encoder, pairs, cfg, files.train, init_from=init_from, max_steps=max_steps, evaluate=gate.curve)
+    if result.steps < cfg.steps:
+        return PhaseOutcome(result, finished=False)
+    # 3. Gate.
+    with timed(stages, "gate"):
+        after = gate.measure()
+    kept, reason = gate.decide(gate.before, after)
+    # 4. Export.
+    with timed(stages, "export"):
+        plot_phase(files.train, gate.title(gate.before, after, kept))
+        if files.candidate is not None:
+            encoder.use_adapter(None)
+            encoder.export_adapters(files.candidate, [cfg.adapter])
+        if kept and files.adapter is not None:
+            encoder.use_adapter(cfg.adapter)
+            files.adapter.mkdir(parents=True, exist_ok=True)
+            export = files.adapter.parent / "adapter_export"
+            encoder.export_adapters(export, [cfg.adapter])
+            _move_adapter(export, cfg.adapter, files.adapter)
+    # 5. Keep or discard.
+    if not kept:
+        encoder.config.split_identifiers = reading_before
+        if prior is None:
+            encoder.model.delete_adapter(cfg.adapter)
+            encoder.config.adapters.pop(cfg.adapter, None)
+        else:
+            _restore_weights(encoder, prior)
+    encoder.use_adapter(None)
+    return PhaseOutcome(result, finished=True, after=after, kept=kept, reason=reason)
+
+
+def restore_kept_phase(encoder, cfg: PhaseConfig, adapter: Path) -> None:
+    """Put a phase kept by an earlier run back into the encoder: how its adapter reads code, and
+    the adapter from its folder (``files.adapter`` of that run)."""
+    set_reading(encoder, cfg)
+    encoder.attach_adapter(cfg.adapter, adapter)
+
+
+def set_reading(encoder, cfg: PhaseConfig) -> None:
+    """Apply the phase's ``split_identifiers`` setting to its adapter's space."""
+    if cfg.split_identifiers is not None:
+        encoder.config.set_split_identifiers(cfg.adapter, cfg.split_identifiers)
+
+
+def _adapter_weights(encoder, name: str) -> dict | None:
+    """A copy of adapter ``name``'s LoRA weights, or None when the encoder has no such adapter."""
+    from codesearch.model.encoder import is_lora_param
+
+    if name not in encoder.adapter_names:
+        return None
+    return {n: p.detach().clone() for n, p in encoder.model.named_parameters() if is_lora_param(n, name)}
+
+
+def _restore_weights(encoder, saved: dict) -> None:
+    params = dict(encoder.model.named_parameters())
+    for n, tensor in saved.items():
+        params[n].data = tensor  # dtype included: training casts the weights it trains to float32
+
+
+def _move_adapter(export: Path, name: str, dest: Path) -> None:
+    src = export / name if (export / name).exists() else export
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.move(str(src), str(dest))
+    shutil.rmtree(export, ignore_errors=True)

@@ -1,4 +1,6 @@
-"""One training phase: contrastive multi-vector training of a LoRA adapter (or the full model).
+"""A phase's training step: contrastive multi-vector training of a LoRA adapter (or the full model).
+The whole phase (prepare, train, gate, export, keep or discard) is
+:func:`codesearch.trainer.phase.run_phase`.
 
 Runs on CPU (small configs), on CUDA with bf16 autocast when available, and on several GPUs or
 machines through accelerate (`accelerate launch -m codesearch.cli train ...` or torchrun):
