@@ -198,3 +198,16 @@ def mined_declarations(text: str, relpath: str, language: str):
     from codesearch.trainer.mining.decls import declarations, file_chunks
 
     return [d for d in declarations(file_chunks(relpath, text, language)) if ", " not in d.name]
+
+
+def star_block_text(body: str) -> str:
+    """The text of a ``/** ... */`` doc comment's body (markers cut off): each line stripped,
+    and a leading ``*`` (with one space after it) removed."""
+    out = []
+    for line in body.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            line = line[1:]
+            line = line[1:] if line.startswith(" ") else line
+        out.append(line)
+    return "\n".join(out)

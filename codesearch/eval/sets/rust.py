@@ -14,6 +14,7 @@ from codesearch.eval.sets.extract import (
     join_lines,
     set_doc_query,
     split_lines,
+    star_block_text,
     trailing_cr,
 )
 
@@ -78,15 +79,7 @@ def _rust_doc_text(node, src: bytes) -> str:
     if node.type == "line_comment":
         body = text[3:].rstrip("\r\n")
         return body[1:] if body.startswith(" ") else body
-    body = text[3:-2]
-    out = []
-    for line in body.splitlines():
-        line = line.strip()
-        if line.startswith("*"):
-            line = line[1:]
-            line = line[1:] if line.startswith(" ") else line
-        out.append(line)
-    return "\n".join(out)
+    return star_block_text(text[3:-2])
 
 
 def _rust_attrs_text(item, src: bytes) -> list[str]:

@@ -18,6 +18,7 @@ from codesearch.eval.sets.extract import (
     set_doc_query,
     skip_nested_comment,
     split_lines,
+    star_block_text,
 )
 
 @dataclass
@@ -424,11 +425,4 @@ def _verus_doc_text(text: str) -> str:
     if text.startswith("///"):
         body = text[3:]
         return body[1:] if body.startswith(" ") else body
-    out = []
-    for line in text[3:-2].splitlines():
-        line = line.strip()
-        if line.startswith("*"):
-            line = line[1:]
-            line = line[1:] if line.startswith(" ") else line
-        out.append(line)
-    return "\n".join(out)
+    return star_block_text(text[3:-2])
