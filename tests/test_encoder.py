@@ -127,7 +127,7 @@ def test_queries_and_documents_in_a_space_match_the_adapter_and_follow_weight_ch
 
 
 def test_split_identifiers_reads_camel_case_as_words():
-    from codesearch.model.encoder import split_identifiers
+    from codesearch.identifiers import split_identifiers
 
     assert split_identifiers("def checkNeverMatches (p : Policy)") == "def check Never Matches (p : Policy)"
     assert split_identifiers("HTTPServer::new") == "HTTP Server::new"

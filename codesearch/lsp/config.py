@@ -32,25 +32,18 @@ in place of ``search.limit``, ``search.method`` and ``index.max_file_bytes``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pathspec
 
+from codesearch.identifiers import camel_case, snake_case
 from codesearch.settings import METHODS  # (also imported from here)
 
 SCOPES = ("workspace", "index")
 MAX_LIMIT = 200
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,7 @@ class LspConfig:
         defaults = cls()
         changes: dict[str, Any] = {}
         for key, value in raw.items():
-            name = _snake(key)
+            name = snake_case(key)
             if name not in known:
                 problems.append(f"unknown codesearch setting {key!r} (ignored)")
                 continue
@@ -99,7 +92,7 @@ class LspConfig:
             try:
                 changes[name] = _check(name, value)
             except ValueError as exc:
-                problems.append(f"codesearch setting {_camel(name)!r}: {exc} (keeping {getattr(base, name)!r})")
+                problems.append(f"codesearch setting {camel_case(name)!r}: {exc} (keeping {getattr(base, name)!r})")
         config = replace(base, **changes)
         return replace(config, _ignore_spec=None), problems
 
@@ -132,7 +125,7 @@ class LspConfig:
         return any(p and spec.match_file(p) for p in rel_paths)
 
     def as_json(self) -> dict:
-        return {_camel(f.name): (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+        return {camel_case(f.name): (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in fields(self) if not f.name.startswith("_")}
 
 

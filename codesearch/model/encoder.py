@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from codesearch.heap import release_free_heap
+from codesearch.identifiers import split_identifiers
 from codesearch.model.folder import CONFIG_NAME, HEAD_NAME, ModelFolder
 
 log = logging.getLogger(__name__)
@@ -686,21 +687,6 @@ class MultiVectorEncoder(RoutedSpaces):
             vecs = vecs @ self.head_weight.T + self.head_bias
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
-
-
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def split_identifiers(text: str) -> str:
-    """camelCase and PascalCase identifiers as words: ``checkNeverMatches`` -> ``check Never
-    Matches``, ``HTTPServer`` -> ``HTTP Server``. snake_case is left alone (WordPiece already
-    splits at ``_``; turning it into spaces lowered the Rust and Coq eval sets, untrained).
-    Everything else (operators, unicode, layout) is kept. Spelling Lean's symbols out was tried
-    and did not help: the uncased vocabulary has no ``∀ ∃ ℕ ⊢`` ([UNK]) and reads ``≠ ∉`` as
-    ``= ∈`` (accents stripped), yet mapping them (``∀`` -> forall, ``ℕ`` -> Nat, ``≠`` -> !=, NFKC)
-    moved the Lean eval set's multi-vector P@1 0.273 -> 0.270 untrained and 0.380 -> 0.347 with
-    the shipped adapters (0.377 mapping only the quantifiers and negations)."""
-    return _CAMEL_BOUNDARY.sub(" ", text)
 
 
 def is_lora_param(param_name: str, adapter: str) -> bool:

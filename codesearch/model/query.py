@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from codesearch.identifiers import split_identifiers
 from codesearch.model.encoder import (
     ACTIVE,
     CONFIG_NAME,
@@ -41,7 +42,6 @@ from codesearch.model.encoder import (
     packaged_base_path,
     space_fingerprint_of,
     refuse_pickled_weights,
-    split_identifiers,
 )
 
 

@@ -28,7 +28,7 @@ import hashlib
 import re
 
 from codesearch import languages as _languages
-from codesearch.trainer.doc_queries import identifier_words
+from codesearch.identifiers import identifier_words
 
 
 def formal_display_name(language: str) -> str | None:

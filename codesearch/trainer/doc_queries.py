@@ -206,22 +206,6 @@ def query_from_paragraph(para: str, name: str, simplify: Callable[[str], str]) -
 
 
 # ---------------------------------------------------------------------------------------
-# Identifier words
-# ---------------------------------------------------------------------------------------
-
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def identifier_words(name: str) -> list[str]:
-    """``parse_interval`` -> [parse, interval]; ``parseHTTPRequest`` -> [parse, http, request];
-    ``Tree.size`` / ``Foo::bar`` -> [tree, size] / [foo, bar]. Non-ASCII symbols separate words."""
-    out: list[str] = []
-    for piece in re.split(r"[^A-Za-z0-9]+", name):
-        out.extend(p.lower() for p in _CAMEL.findall(piece))
-    return out
-
-
-# ---------------------------------------------------------------------------------------
 # Doc comments above a declaration
 # ---------------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from codesearch import languages as _languages
 from codesearch.indexer.chunking import Chunk, chunk_text
 from codesearch.indexer.chunking.spans import MAX_CHUNK_CHARS
-from codesearch.trainer.doc_queries import Doc, identifier_words
+from codesearch.identifiers import identifier_words
+from codesearch.trainer.doc_queries import Doc
 
 MAX_POSITIVE_LINES = 60  # a declaration's positive: its first lines (as the index's first chunk)
 

@@ -8,12 +8,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from codesearch.identifiers import identifier_words
 from codesearch.indexer.chunking import Chunk
 from codesearch.indexer.chunking.spans import split_lines
 from codesearch.trainer import augment as aug
 from codesearch.trainer.doc_queries import (
     doc_query,
-    identifier_words,
     leading_doc,
     python_doc,
     python_docstrings,

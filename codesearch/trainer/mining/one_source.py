@@ -13,7 +13,8 @@ from typing import Any
 
 from codesearch.indexer.chunking import Chunk
 from codesearch.indexer.chunking.spans import split_lines
-from codesearch.trainer.doc_queries import identifier_words, leading_doc, python_doc, python_docstrings
+from codesearch.identifiers import identifier_words
+from codesearch.trainer.doc_queries import leading_doc, python_doc, python_docstrings
 from codesearch.trainer.mining.commits import MAX_COMMITS, CommitChange, commit_changes, commit_query
 from codesearch.trainer.mining.decls import mining_language, positive_chunk
 from codesearch.trainer.mining.exclusions import Exclusions

@@ -8,7 +8,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from codesearch.trainer.doc_queries import identifier_words
+from codesearch.identifiers import identifier_words
 from codesearch.trainer.mining.decls import NO_NAME_KINDS, TRIVIAL_NAMES, MinedDecl, good_name_words
 
 _RUST_TEST_ATTR = re.compile(r"^\s*#\[\s*(?:[\w:]+::)?(?:test|quickcheck|proptest|rstest)\b")
