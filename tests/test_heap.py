@@ -63,3 +63,14 @@ print(before, rss())
 def test_release_free_heap_gives_freed_memory_back():
     before, after = map(int, subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, check=True).stdout.split())
     assert before > 250 and after < before - 200, (before, after)
+
+
+def test_the_store_caps_lances_read_ahead_unless_the_user_set_it(monkeypatch):
+    """Lance reads ahead up to 2 GiB per scan; an index run's compactions filled that with whole
+    tables (docs/speed.md). The store sets 32 MiB before any table is opened; a value the user
+    set is kept."""
+    code = "import os, codesearch.indexer.store; print(os.environ['LANCE_DEFAULT_IO_BUFFER_SIZE'])"
+    monkeypatch.delenv("LANCE_DEFAULT_IO_BUFFER_SIZE", raising=False)
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == str(32 << 20)
+    monkeypatch.setenv("LANCE_DEFAULT_IO_BUFFER_SIZE", "1234567")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "1234567"

@@ -39,6 +39,11 @@ FORMAT = 3  # 1: float16 token lists, float32 pooled; 2: token codec (binary), f
 # 3: chunks carry their vector space (the adapter that encoded them)
 _BATCH_IN = 500  # keys per `IN (...)` filter
 KEEP_VERSIONS_SECONDS = 60
+# Lance reads ahead up to 2 GiB per scan by default; on a local disk a compaction's read fills
+# that with the whole table while the writer lags (an index run's peak grew with the corpus).
+# 32 MiB keeps a compaction of 92k token-vector rows at about 130 MB transient (docs/speed.md).
+# Read by Lance once, at its first scan: set here, before any table is opened.
+os.environ.setdefault("LANCE_DEFAULT_IO_BUFFER_SIZE", str(32 << 20))
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
 ANN_ROWS_PER_PARTITION = 1_000

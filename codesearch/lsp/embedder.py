@@ -99,6 +99,9 @@ class EmbedderProcess:
 
 
 def main(argv: list[str]) -> int:
+    from codesearch.heap import limit_arenas
+
+    limit_arenas()  # (as `codesearch index` does: docs/speed.md)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, not into the protocol
     sys.stdout = sys.stderr
