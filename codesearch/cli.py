@@ -111,7 +111,7 @@ def main(ctx, home, model, config_file, verbose):
     from codesearch.heap import limit_arenas
 
     # Before any thread allocates: an index run's memory grew with the corpus in LanceDB's and
-    # the encoder's per-thread arenas (40k chunks: 1.65 GB peak, 1.33 GB with two; docs/speed.md).
+    # the encoder's per-thread arenas (40k chunks without the model: 1.65 GB peak, 1.34 GB with two; docs/speed.md).
     limit_arenas()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
