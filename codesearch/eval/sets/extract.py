@@ -159,26 +159,6 @@ def finish_items(items: list[DocItem], corpus_lines: list) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def skip_nested_comment(src: str, i: int, open_: str, close: str, skip_string=None) -> int:
-    """Index after the (possibly nested) comment starting at ``src[i:]`` with ``open_``.
-    ``skip_string``: where strings inside comments are lexed too (Coq), the string skipper."""
-    depth = 0
-    while i < len(src):
-        if src.startswith(open_, i):
-            depth += 1
-            i += len(open_)
-        elif src.startswith(close, i):
-            depth -= 1
-            i += len(close)
-            if depth == 0:
-                return i
-        elif skip_string is not None and src[i] == '"':
-            i = skip_string(src, i)
-        else:
-            i += 1
-    return i
-
-
 def offset_to_pos(lines: list[str]) -> Callable[[int], tuple[int, int]]:
     line_starts = [0]
     for line in lines[:-1]:

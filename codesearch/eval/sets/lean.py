@@ -14,9 +14,9 @@ from codesearch.eval.sets.extract import (
     mined_declarations,
     offset_to_pos,
     set_doc_query,
-    skip_nested_comment,
     split_lines,
 )
+from codesearch.indexer.chunking import mlcomments
 
 _LEAN_CHAR = re.compile(r"'(?:\\.|[^\\'\n])'")
 
@@ -32,7 +32,7 @@ def lean_doc_comments(src: str) -> list[tuple[int, int]]:
             j = src.find("\n", i)
             i = n if j < 0 else j
         elif src.startswith("/-", i):
-            start, i = i, skip_nested_comment(src, i, "/-", "-/")
+            start, i = i, mlcomments.comment_end(src, i, strings=False, open_="/-", close="-/") or len(src)
             if src.startswith(("/--", "/-!"), start) and not src.startswith("/--/", start):
                 out.append((start, i))
         elif src[i] == '"':

@@ -16,10 +16,10 @@ from codesearch.eval.sets.extract import (
     join_lines,
     offset_to_pos,
     set_doc_query,
-    skip_nested_comment,
     split_lines,
     star_block_text,
 )
+from codesearch.indexer.chunking import mlcomments
 
 @dataclass
 class _VTok:
@@ -57,7 +57,7 @@ def verus_lex(src: str) -> list[_VTok]:
             i = j
             continue
         if src.startswith("/*", i):
-            j = skip_nested_comment(src, i, "/*", "*/")
+            j = mlcomments.comment_end(src, i, strings=False, open_="/*", close="*/") or len(src)
             text = src[i:j]
             if text.startswith("/**") and not text.startswith("/***") and not text.startswith("/**/"):
                 kind = "doc"
