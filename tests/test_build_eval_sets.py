@@ -426,6 +426,17 @@ def test_tlaplus_queries_spans_and_blanking(b):
     assert "\\* Helpers" in copy  # a section comment (blank line below) is not a doc and stays
 
 
+
+def test_tlaplus_queries_can_leave_out_apalache_annotations(b):
+    spec = ("---- MODULE A ----\n(* ****** DEFINITIONS ****** *)\n\\* Checks whether the port is open\n"
+            "\\* @type: (Str) => Bool;\nIsOpen(p) == p = \"open\"\n\n\\* @type: Int;\nMax == 3\n====\n")
+    plain = {it.name: it.query for it in b.process_tlaplus(spec, "A.tla").items}
+    assert "DEFINITIONS" in plain["IsOpen"] and "@type" in plain["IsOpen"]
+    res = b.process_tlaplus(spec, "A.tla", drop_annotations=True)
+    assert {it.name: it.query for it in res.items} == {"IsOpen": "Checks whether the port is open", "Max": None}
+    assert res.text == b.process_tlaplus(spec, "A.tla").text  # the same lines are blanked
+
+
 # --- Verus ----------------------------------------------------------------------------
 
 VERUS = """\
@@ -683,6 +694,24 @@ def test_samples_go_to_the_checkout_only_for_a_build_into_the_default_folder(b, 
     # the release build (default --out) refreshes them
     assert b.main(common) == 0
     assert (default_samples / "rust.jsonl").read_text() == (default_out / "rust.jsonl").read_text()
+
+
+def test_validation_sets_are_built_like_the_eval_sets_but_write_no_samples(b, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    (registry / "demo-0.1.0" / "src").mkdir(parents=True)
+    (registry / "demo-0.1.0" / "src" / "lib.rs").write_text(RUST)
+    monkeypatch.setattr(b, "RUST_CRATES", ("demo-0.1.0",))
+    monkeypatch.setattr(b, "RUST_VALIDATION_CRATES", ("demo-0.1.0",))
+    out, samples, held = tmp_path / "out", tmp_path / "samples", tmp_path / "heldout.txt"
+    argv = ["--sets", "rust,rust-validation", "--out", str(out), "--samples", str(samples), "--heldout-file", str(held),
+            "--cargo-registry", str(registry), "--max-queries", "3"]
+    assert b.main(argv) == 0
+    rust = (out / "rust.jsonl").read_text()
+    assert (out / "rust-validation.jsonl").read_text() == rust.replace('"rust-', '"rust-validation-')
+    assert sorted(p.name for p in samples.iterdir()) == ["rust.jsonl"]
+    assert f"rust-validation\tcrate\tdemo\t0.1.0\t{registry / 'demo-0.1.0'}" in held.read_text().splitlines()
+    specs = b.make_specs(registry, tmp_path, tmp_path, False, tmp_path)
+    assert {n for n, s in specs.items() if not s.samples} == {n for n in specs if n.endswith("-validation")}
 
 
 def test_missing_checkout_skips_the_formal_sets(b, tmp_path, capsys):

@@ -11,9 +11,10 @@ seed; the output format is docs/eval-format.md.
     python scripts/build_eval_sets.py --sets rust --max-queries 100
 
 Output per set: <out>/<set>/corpus/... and <out>/<set>.jsonl; when <out> is the default
-evals/data, the first 20 lines of each JSONL also go to evals/samples/<set>.jsonl (committed,
-for review; `--samples DIR` writes them elsewhere), and evals/heldout_sources.txt lists every source
-folder/file the sets are made from (never train on them). See evals/README.md.
+evals/data, the first 20 lines of each eval set's JSONL (not a validation set's) also go to
+evals/samples/<set>.jsonl (committed, for review; `--samples DIR` writes them elsewhere), and
+evals/heldout_sources.txt lists every source folder/file the sets are made from (never train
+on them). See evals/README.md.
 
 This module holds the sets (their fixed sources, files and specs), the sampling and the command
 line (``scripts/build_eval_sets.py`` calls :func:`main`); each language's extractor is a
@@ -144,7 +145,7 @@ TLAPLUS_REPO = ("tlaplus/CommunityModules", "a8068a4c21ed76b339b9a2aa6de69d78f64
 TLAPLUS_FOLDERS = ("modules",)
 # Validation sets: for choosing things the held-out pairs cannot judge (an adapter's
 # interpolation factor, see docs/training.md) without looking at the eval sets.
-# Built only on request (`--sets lean-validation,coq-validation`); never trained on either.
+# Built only on request (`--sets lean-validation,coq-validation`), no evals/samples; never trained on.
 LEAN_VALIDATION_REPO = ("lecopivo/SciLean", "95f8119a2884e9c41f82136523bd5568ea7075c5")
 LEAN_VALIDATION_FOLDERS = ("SciLean",)
 COQ_VALIDATION_REPO = ("DeepSpec/InteractionTrees", "bd356ec0d2ea1cf13ed08b129967027f0f81b882")
@@ -156,6 +157,30 @@ COQ_VALIDATION_FOLDERS = ("theories",)
 VERUS_REPO = ("asterinas/vostd", "b5b972861a1ff6944269d08e3e8e2abbad7f4a93")
 VERUS_FOLDERS = ("ostd/src", "ostd/specs")
 VERUS_LICENSE = "LICENSE-MPL"  # copied into the corpus as is
+# More validation sets, built only on request (`--sets rust-validation,tlaplus-validation,
+# verus-validation`) like the two above. Rust: Debian crates (the highest version installed
+# here), `src/` only as in the rust set; config/data.yaml's rust-crates source excludes them.
+RUST_VALIDATION_CRATES = (
+    "arrayvec-0.7.2",
+    "either-1.6.1",
+    "petgraph-0.6.2",
+    "semver-1.0.14",
+    "unicode-segmentation-1.9.0",
+    "url-2.3.1",
+)
+# TLA+: Informal Systems' IBC specs in Hermes (ex ibc-rs, Apache-2.0), the `.tla` files under
+# docs/spec (not tools/: integration tests' models).
+TLAPLUS_VALIDATION_REPO = ("informalsystems/hermes", "a03355067ab95996ba7b951d21e7e12f0bbf38f3")
+TLAPLUS_VALIDATION_FOLDERS = ("docs/spec",)
+# Verus: the verified NrOS page table and node replication (MIT/Apache-2.0), the `.rs` files
+# that hold `verus!` code (not benchmarks/, examples/, nor the verus submodule).
+VERUS_VALIDATION_REPO = ("utaal/verified-nrkernel", "c0fc881677206b8fa0eb0b08b2e2b76d6e80d0b2")
+VERUS_VALIDATION_FOLDERS = ("page-table/src", "verified-node-replication/verified-node-replication/src")
+
+# Python: pure-Python packages installed with pip on the build machine (site-packages, no
+# tests), as gate for the general phase; config/data.yaml's python-site-packages source
+# excludes them.
+PYTHON_VALIDATION_PACKAGES = (("click", "8.5.1"), ("jinja2", "3.1.6"), ("dateutil", "2.9.0.post0"))
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_QUERIES = 300
@@ -183,6 +208,8 @@ class SetSpec:
     process: Callable[[str, str], FileResult]
     # files copied into the corpus unchanged and not counted (a license)
     extra_files: Callable[[], list[SourceFile]] = lambda: []
+    # whether its first lines go to the samples folder (evals/samples): not for validation sets
+    samples: bool = True
 
 
 def _ext(language: str) -> str:
@@ -197,9 +224,9 @@ def _ext(language: str) -> str:
     return lang.extensions[0]
 
 
-def _rust_files(registry: Path) -> list[SourceFile]:
+def _rust_files(registry: Path, crates: Sequence[str] | None = None) -> list[SourceFile]:
     out = []
-    for crate in RUST_CRATES:
+    for crate in RUST_CRATES if crates is None else crates:
         root = registry / crate / "src"
         for p in sorted(root.rglob(f"*{_ext('rust')}")):
             rel = p.relative_to(registry / crate)
@@ -209,9 +236,9 @@ def _rust_files(registry: Path) -> list[SourceFile]:
     return out
 
 
-def _python_files(stdlib: Path) -> list[SourceFile]:
+def _python_files(stdlib: Path, entries: Sequence[str] = PYTHON_MODULES) -> list[SourceFile]:
     out = []
-    for entry in PYTHON_MODULES:
+    for entry in entries:
         p = stdlib / entry
         if p.is_dir():
             for f in sorted(p.rglob(f"*{_ext('python')}")):
@@ -243,8 +270,8 @@ def _repo_files(root: Path, folders: Sequence[str], suffix: str) -> list[SourceF
     return out
 
 
-def _verus_files(root: Path) -> list[SourceFile]:
-    return [f for f in _repo_files(root, VERUS_FOLDERS, _ext("rust")) if "verus!" in _read(f.src)]
+def _verus_files(root: Path, folders: Sequence[str] = VERUS_FOLDERS) -> list[SourceFile]:
+    return [f for f in _repo_files(root, folders, _ext("rust")) if "verus!" in _read(f.src)]
 
 
 def repo_dir(formal_src: Path, repo: tuple[str, str]) -> Path:
@@ -257,6 +284,8 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
     lean_dir, tla_dir = repo_dir(formal_src, LEAN_REPO), repo_dir(formal_src, TLAPLUS_REPO)
     lean_val_dir, coq_val_dir = repo_dir(formal_src, LEAN_VALIDATION_REPO), repo_dir(formal_src, COQ_VALIDATION_REPO)
     verus_dir = repo_dir(formal_src, VERUS_REPO)
+    tla_val_dir = repo_dir(formal_src, TLAPLUS_VALIDATION_REPO)
+    verus_val_dir = repo_dir(formal_src, VERUS_VALIDATION_REPO)
 
     def py_name(entry: str) -> str:
         return entry.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
@@ -306,6 +335,7 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             [("repo", LEAN_VALIDATION_REPO[0], LEAN_VALIDATION_REPO[1], lean_val_dir)],
             lambda: _repo_files(lean_val_dir, LEAN_VALIDATION_FOLDERS, _ext("lean")),
             process_lean,
+            samples=False,
         ),
         "coq-validation": SetSpec(
             "coq-validation",
@@ -313,6 +343,7 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             [("repo", COQ_VALIDATION_REPO[0], COQ_VALIDATION_REPO[1], coq_val_dir)],
             lambda: _repo_files(coq_val_dir, COQ_VALIDATION_FOLDERS, _ext("coq")),
             lambda text, rel: process_coq(text, rel, accept_plain=True),  # few (** *) docs there
+            samples=False,
         ),
         "verus": SetSpec(
             "verus",
@@ -321,6 +352,38 @@ def make_specs(cargo_registry: Path, python_stdlib: Path, coq_theories: Path, co
             lambda: _verus_files(verus_dir),
             process_verus,
             lambda: [SourceFile(verus_dir / VERUS_LICENSE, VERUS_LICENSE)],
+        ),
+        "python-validation": SetSpec(
+            "python-validation",
+            "python",
+            [("package", name, version, python_stdlib / "site-packages" / name) for name, version in PYTHON_VALIDATION_PACKAGES],
+            lambda: _python_files(python_stdlib / "site-packages", [name for name, _ in PYTHON_VALIDATION_PACKAGES]),
+            process_python,
+            samples=False,
+        ),
+        "rust-validation": SetSpec(
+            "rust-validation",
+            "rust",
+            [("crate", c.rsplit("-", 1)[0], c.rsplit("-", 1)[1], cargo_registry / c) for c in RUST_VALIDATION_CRATES],
+            lambda: _rust_files(cargo_registry, RUST_VALIDATION_CRATES),
+            process_rust,
+            samples=False,
+        ),
+        "tlaplus-validation": SetSpec(
+            "tlaplus-validation",
+            "tla",
+            [("repo", TLAPLUS_VALIDATION_REPO[0], TLAPLUS_VALIDATION_REPO[1], tla_val_dir)],
+            lambda: _repo_files(tla_val_dir, TLAPLUS_VALIDATION_FOLDERS, _ext("tlaplus")),
+            lambda text, rel: process_tlaplus(text, rel, drop_annotations=True),  # Apalache @type lines
+            samples=False,
+        ),
+        "verus-validation": SetSpec(
+            "verus-validation",
+            "verus",
+            [("repo", VERUS_VALIDATION_REPO[0], VERUS_VALIDATION_REPO[1], verus_val_dir)],
+            lambda: _verus_files(verus_val_dir, VERUS_VALIDATION_FOLDERS),
+            process_verus,
+            samples=False,
         ),
     }
 
@@ -443,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default="rust,python,coq,lean,tlaplus",
                     help="comma-separated: rust,python,coq,lean,tlaplus (the eval sets; verus on request), "
-                         "lean-validation,coq-validation")
+                         "lean-validation,coq-validation,rust-validation,tlaplus-validation,verus-validation,python-validation")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (git-ignored)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--max-queries", type=int, default=DEFAULT_MAX_QUERIES, help="queries per set")
@@ -485,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"[{name}] skipped docs: {json.dumps(summary['skipped'])}")
         print(f"[{name}] -> {summary['jsonl']}, {summary['corpus']}")
-        if str(args.samples) not in ("", "."):
+        if str(args.samples) not in ("", ".") and specs[name].samples:
             args.samples.mkdir(parents=True, exist_ok=True)
             with open(summary["jsonl"], encoding="utf-8") as fh:
                 head = [line for _, line in zip(range(SAMPLE_LINES), fh)]

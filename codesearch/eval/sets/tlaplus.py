@@ -3,6 +3,8 @@ comments that document declarations and find the documented ones (:func:`process
 
 from __future__ import annotations
 
+import re
+
 from codesearch.eval.sets.extract import (
     DocItem,
     FileResult,
@@ -14,19 +16,24 @@ from codesearch.eval.sets.extract import (
     trailing_cr,
 )
 
+# A doc line that is no prose: an Apalache type annotation, or a framed section heading.
+_ANNOTATION = re.compile(r"^\s*(?:@type(?:Alias)?\s*:|\*{3,}.*\*{3,}\s*$)")
+
 # CONSTANT/VARIABLE declarations and PlusCal `define` blocks are not used as targets.
 TLAPLUS_KINDS = frozenset({"operator", "theorem", "lemma", "proposition", "corollary", "assumption",
                            "procedure", "process", "macro"})  # fmt: skip
 
 
-def process_tlaplus(text: str, relpath: str) -> FileResult:
+def process_tlaplus(text: str, relpath: str, drop_annotations: bool = False) -> FileResult:
     """Blank the comments that document declarations and find the documented ones.
 
     TLA+ has no doc-comment syntax: the doc of an operator, theorem, assumption or PlusCal
     procedure/process/macro is the ``\\*`` line group or ``(* *)`` block (boxed comments
     included) directly above it, with no blank line between. Those comments are blanked
     (line by line); other comments stay. The span runs from the declaration's first line
-    through its last.
+    through its last. With ``drop_annotations`` the query leaves out the doc's Apalache type
+    annotations (``@type: ...;``, ``@typeAlias: ...;``) and framed section headings
+    (``**** DEFINITIONS ****``) (the tlaplus-validation set: Hermes' specs carry them).
     """
     from codesearch.trainer.doc_queries import leading_doc
 
@@ -53,6 +60,8 @@ def process_tlaplus(text: str, relpath: str) -> FileResult:
             doc_end=max(doc.lines),
             doc=doc.text,
         )
+        if drop_annotations:
+            item.doc = "\n".join(ln for ln in item.doc.split("\n") if not _ANNOTATION.match(ln))
         set_doc_query(item, "tlaplus")
         items.append(item)
     for ln in blank:

@@ -21,7 +21,8 @@ HELDOUT_FILE = REPO_ROOT / "evals" / "heldout_sources.txt"
 # The eval and validation sets' sources, as in evals/heldout_sources.txt (kept in step by a test); used
 # when that file is not there (an installed package without the repository).
 FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
-    "crate": ("bytes", "chrono", "hashbrown", "indexmap", "itertools", "smallvec"),
+    "crate": ("arrayvec", "bytes", "chrono", "either", "hashbrown", "indexmap", "itertools", "petgraph", "semver",
+              "smallvec", "unicode-segmentation", "url"),
     "python": (
         "argparse.py", "base64.py", "bisect.py", "calendar.py", "collections/__init__.py", "colorsys.py",
         "configparser.py", "contextlib.py", "copy.py", "csv.py", "dataclasses.py", "datetime.py",
@@ -31,14 +32,15 @@ FALLBACK_HELDOUT: dict[str, tuple[str, ...]] = {
         "pathlib.py", "pprint.py", "queue.py", "random.py", "reprlib.py", "sched.py", "shlex.py",
         "shutil.py", "statistics.py", "string.py", "tempfile.py", "textwrap.py", "tokenize.py",
         "urllib/parse.py", "zipfile.py",
+        "site-packages/click", "site-packages/dateutil", "site-packages/jinja2",
     ),
     "coq": (
         "Arith", "Bool", "Classes", "Init", "Lists", "Logic", "NArith", "PArith", "Program", "QArith",
         "Relations", "Sets", "Sorting", "Strings", "Structures", "Vectors", "Wellfounded", "ZArith",
     ),
     "repo": (
-        "DeepSpec/InteractionTrees", "asterinas/vostd", "cedar-policy/cedar-spec", "lecopivo/SciLean",
-        "tlaplus/CommunityModules",
+        "DeepSpec/InteractionTrees", "asterinas/vostd", "cedar-policy/cedar-spec", "informalsystems/hermes",
+        "lecopivo/SciLean", "tlaplus/CommunityModules", "utaal/verified-nrkernel",
     ),
 }  # fmt: skip
 # Repositories an eval source was copied from: their checkouts hold the same doc comments, so
