@@ -148,12 +148,13 @@ def mine_source(
     for tg in targets:
         by_repo[tg.repo].append(tg)
     indexes = {repo: TargetIndex(tgs) for repo, tgs in by_repo.items()}
+    texts: dict[str, str | None] = {}  # each target file read (and scanned for secrets) once, not once per test
     for t in tests:
         index = indexes.get(t.repo)
         tg = best_target(t, index.candidates(t)) if index is not None else None
         if tg is None:
             continue
-        pos = _rebuild_positive(tg)
+        pos = _rebuild_positive(tg, texts)
         if pos is None:
             continue
         origin = Origin(spec.name, tg.path, pos.start_line, tg.decl.end, tg.decl.name, tg.decl.kind)
@@ -172,13 +173,20 @@ def mine_source(
     return SourceResult(spec, pairs, {**dict(stats), "doc skips": dict(doc_skips)})
 
 
-def _rebuild_positive(tg: TargetDecl) -> Chunk | None:
-    """The positive of a test's target declaration (its file is read again)."""
+def _rebuild_positive(tg: TargetDecl, texts: dict[str, str | None]) -> Chunk | None:
+    """The positive of a test's target declaration (its file is read again, once for all the
+    tests that target it: ``texts`` holds what was read)."""
     from codesearch.indexer.walk import SkipFile, read_text
 
-    try:
-        text = read_text(tg.abs_path)
-    except SkipFile:
+    if tg.abs_path not in texts:
+        if len(texts) >= 4096:  # bounded: a source can hold more files than memory should
+            texts.clear()
+        try:
+            texts[tg.abs_path] = read_text(tg.abs_path)
+        except SkipFile:
+            texts[tg.abs_path] = None
+    text = texts[tg.abs_path]
+    if text is None:
         return None
     lines = split_lines(text)
     d = tg.decl
