@@ -505,6 +505,32 @@ def data_build(data_config, out_dir, max_per_source, seed, as_json):
     click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}, heldout.jsonl, summary.json in {summary['wall_s']:.0f}s")
 
 
+@data.command("pack")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output folder: train.pack.xz, heldout.pack.xz, summary.json.")
+@click.option("--max-chars", type=click.IntRange(min=64), default=1500, show_default=True,
+              help="Cut every text to this many characters (at a line end).")
+@click.option("--negatives", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Hard negatives kept per pair.")
+def data_pack(folders, out_dir, max_chars, negatives):
+    """Pack pairs folders into one small folder that `train` reads (for a GPU machine).
+
+    \b
+    Each text is stored once (a hard negative is usually another pair's positive), cut to
+    --max-chars, and xz-compressed: OUT/train.pack.xz and OUT/heldout.pack.xz. Name OUT in a
+    training config's `data:` list as you would a `data build` folder.
+    """
+    from codesearch.trainer.pack import pack_folders
+
+    try:
+        pack_folders([Path(f) for f in folders], Path(out_dir), max_chars=max_chars, negatives=negatives,
+                     progress=lambda m: click.echo(m, err=True))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {Path(out_dir) / 'train.pack.xz'}, heldout.pack.xz, summary.json")
+
+
 # ---------------------------------------------------------------------------- lsp
 @main.command()
 @click.option("--stdio", is_flag=True, help="Talk LSP on stdin/stdout (the default and only transport).")
@@ -538,7 +564,7 @@ def lsp(click_ctx, stdio, log_file, log_level):
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A curriculum (config/curriculum.yaml) or a single phase (config/phases/rust.yaml).")
-@click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl, heldout.jsonl); overrides the config's (which may list several).")
+@click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl and heldout.jsonl, or their packs from `data pack`); overrides the config's (which may list several).")
 @click.option("--output", type=click.Path(file_okay=False), help="Run folder; overrides the config.")
 @click.option("--max-steps", type=int, default=None, help="Stop each phase after this many steps (resume later by running again).")
 def train(config_path, data, output, max_steps):
@@ -557,10 +583,12 @@ def train(config_path, data, output, max_steps):
             cfg.data = Path(data)
         if output:
             cfg.output = Path(output)
+        from codesearch.trainer.pack import SPLITS, has_split
+
         for folder in cfg.data_folders:
-            for name in ("train.jsonl", "heldout.jsonl"):
-                if not (folder / name).exists():
-                    _fail(f"{folder / name} does not exist: build pairs first with `codesearch data build --out {folder}`")
+            for split in SPLITS:
+                if not has_split(folder, split):
+                    _fail(f"{folder / (split + '.jsonl')} does not exist: build pairs first with `codesearch data build --out {folder}`")
         report = run_curriculum(cfg, max_steps_per_phase=max_steps)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -24,7 +24,7 @@ from codesearch.model.folder import ModelFolder
 from codesearch.model.routing import DOMAINS
 from codesearch.trainer.gate import curve_point, evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig, PhaseFiles, PhaseGate, restore_kept_phase, run_phase
-from codesearch.trainer.train import read_pairs
+from codesearch.trainer.pack import read_split
 from codesearch.trainer.validation import EvalSetSpec, measure_eval_sets
 
 log = logging.getLogger(__name__)
@@ -104,16 +104,16 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     phases = [PhaseConfig.load(p) for p in cfg.phases]
     named = {e.key for e in cfg.eval_sets}
     for phase in phases:
-        if phase.gate_on and phase.gate_on not in named:
-            raise ValueError(f"phase {phase.name}: gate_on {phase.gate_on} is not among the curriculum's eval_sets ({', '.join(sorted(named)) or 'none'})")
+        for key in phase.gate_keys if phase.gate_on else []:
+            if key not in named:
+                raise ValueError(f"phase {phase.name}: gate_on {key} is not among the curriculum's eval_sets ({', '.join(sorted(named)) or 'none'})")
     for e in cfg.eval_sets:  # before any training: a typo should not cost a phase
-        if not e.file.is_file() or not e.root.is_dir():
-            raise FileNotFoundError(f"eval set {e.file} (corpus {e.root}) is not there; the validation sets are built by "
-                                    "`python scripts/build_eval_sets.py --sets lean-validation,coq-validation`")
+        e.check()
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
-    train_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "train.jsonl")]
-    heldout_pairs = [p for folder in cfg.data_folders for p in read_pairs(folder / "heldout.jsonl")]
+    # A folder holds train.jsonl / heldout.jsonl (`codesearch data build`) or their packs (`data pack`).
+    train_pairs = [p for folder in cfg.data_folders for p in read_split(folder, "train")]
+    heldout_pairs = [p for folder in cfg.data_folders for p in read_split(folder, "heldout")]
     if data_limit:
         train_pairs = train_pairs[:data_limit]
     max_q = min(p.eval_max_queries for p in phases)
@@ -146,9 +146,31 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         state.pop("base", None)
     state["heldout"] = heldout_id
 
-    def measure(routes: dict) -> dict[str, dict]:
-        """Every row of the report's table for one column: held-out groups, then eval sets."""
-        return {**evaluate_routing(encoder, heldout, routes), **measure_eval_sets(encoder, routes, cfg.eval_sets, out / "eval-sets")}
+    set_languages = {e.key: e.languages() for e in cfg.eval_sets}  # known for prepared sets only
+
+    def measure(routes: dict, *, trained: str | None = None, before_routes: dict | None = None, before: dict | None = None) -> dict[str, dict]:
+        """Every row of the report's table for one column: held-out groups, then eval sets.
+
+        With ``trained`` (the adapter a phase trained) and the column it is compared with, a
+        prepared eval set whose chunks neither meet that adapter nor change space keeps its
+        figure from ``before``: the phase cannot have changed it, and indexing a set costs a
+        GPU run more than its training steps."""
+        sets, reused = cfg.eval_sets, {}
+        if trained is not None and before is not None and before_routes is not None:
+            sets = []
+            for e in cfg.eval_sets:
+                langs = set_languages[e.key]
+                if langs is not None and e.key in before:
+                    now, then = _spaces(routes, langs), _spaces(before_routes, langs)
+                    if trained not in now and now == then:
+                        reused[e.key] = before[e.key]
+                        continue
+                sets.append(e)
+        measured = measure_eval_sets(encoder, routes, sets, out / "eval-sets")
+        rows = {**evaluate_routing(encoder, heldout, routes)}
+        for e in cfg.eval_sets:  # the config's order
+            rows[e.key] = reused[e.key] if e.key in reused else measured[e.key]
+        return rows
 
     report.columns.append("base")
     report.table["base"] = state.get("base") or measure(routing)
@@ -176,7 +198,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
         t0 = time.monotonic()
         candidate = _candidate_routing(routing, phase)
         curve = _eval_curve(encoder, heldout.get(phase.routing_key, [])[: phase.eval_curve_queries], phase.routing_key, candidate)
-        gate = _phase_gate(phase, cfg.gate_metric, current, functools.partial(measure, candidate), curve)
+        gate = _phase_gate(phase, cfg.gate_metric, current,
+                           functools.partial(measure, candidate, trained=phase.adapter, before_routes=routing, before=current), curve)
         outcome = run_phase(encoder, train_pairs, phase, PhaseFiles(train=phase_dir, adapter=phase_dir / "adapter"), gate,
                             init_from=previous, max_steps=max_steps_per_phase)
         result = outcome.result
@@ -228,6 +251,13 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     return report
 
 
+def _spaces(routing: dict, languages: set[str]) -> set:
+    """The spaces (adapters; None = base) that ``routing`` gives chunks of ``languages``."""
+    from codesearch.model.routing import adapter_for
+
+    return {adapter_for(routing, lang, personal=bool(routing.get("personal"))) for lang in languages}
+
+
 def _candidate_routing(routing: dict, phase: PhaseConfig) -> dict:
     """The routing the phase would ship: its adapter takes its routing key."""
     candidate = dict(routing)
@@ -263,7 +293,8 @@ def _phase_gate(phase: PhaseConfig, metric: str, current: dict, measure, curve) 
 
 def _gate_value(phase: PhaseConfig, metric: str, metrics: dict) -> float:
     """The figure a phase's gate reads in a column of the report (0 where the row is missing)."""
-    return metrics.get(phase.gate_key, {}).get(metric, 0.0)
+    keys = phase.gate_keys
+    return sum(metrics.get(k, {}).get(metric, 0.0) for k in keys) / len(keys)
 
 
 def _keep_original_adapters(model: ModelFolder, originals: dict[str, Path], retrained: set[str]) -> None:

@@ -39,8 +39,9 @@ class PhaseConfig:
     # and queries) to the adapter; the rest of its domain keeps the domain's adapter.
     language: str | None = None
     # What the gate reads, when not the held-out pairs of the phase's language or domain: an
-    # eval set of the curriculum's `eval_sets` ("eval:lean-validation"), code no pair came from.
-    gate_on: str | None = None
+    # eval set of the curriculum's `eval_sets` ("eval:lean-validation"), code no pair came from,
+    # or a list of them (the gate reads the mean of their figures).
+    gate_on: str | list[str] | None = None
     domains: list[str] = field(default_factory=list)  # pair domains to train on (default: the target)
     domain_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DOMAIN_WEIGHTS))
     # kinds of pairs left out of training, as "language:source" (e.g. "lean:augmented": the
@@ -78,6 +79,11 @@ class PhaseConfig:
     eval_every: int = 50
     eval_curve_queries: int = 100
     seed: int = 0
+    # A wall-clock budget for the training steps (a GPU machine lent for minutes): after
+    # `warmup_steps` steps (at least 10) the phase measures its pace and, if `steps` would
+    # overrun the budget, ends after as many steps as fit; the learning-rate schedule is
+    # stretched to the new end, so the phase finishes its decay. None: no budget.
+    max_train_seconds: float | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> "PhaseConfig":
@@ -104,8 +110,12 @@ class PhaseConfig:
                 raise ValueError(f"{path}: language {cfg.language} belongs to domain {domain_of_language(cfg.language)}, not {cfg.target_domain}")
         if cfg.objective not in ("xtr", "maxsim"):
             raise ValueError(f"{path}: objective must be xtr or maxsim")
-        if cfg.gate_on is not None and not cfg.gate_on.startswith("eval:"):
-            raise ValueError(f"{path}: gate_on names an eval set of the curriculum, as eval:<set>")
+        if cfg.gate_on is not None:
+            names = [cfg.gate_on] if isinstance(cfg.gate_on, str) else cfg.gate_on
+            if not names or not all(isinstance(n, str) and n.startswith("eval:") for n in names):
+                raise ValueError(f"{path}: gate_on names eval sets of the curriculum, as eval:<set> or a list of them")
+        if cfg.max_train_seconds is not None and cfg.max_train_seconds <= 0:
+            raise ValueError(f"{path}: max_train_seconds must be positive")
         if not 0.0 < cfg.interpolate <= 1.0:
             raise ValueError(f"{path}: interpolate must be in (0, 1]")
         if cfg.interpolate != 1.0 and cfg.full_finetune:
@@ -113,9 +123,16 @@ class PhaseConfig:
         return cfg
 
     @property
+    def gate_keys(self) -> list[str]:
+        """The rows whose mean score decides the phase: `gate_on`, else its language, else its domain."""
+        if self.gate_on:
+            return [self.gate_on] if isinstance(self.gate_on, str) else list(self.gate_on)
+        return [self.language or self.target_domain]
+
+    @property
     def gate_key(self) -> str:
-        """The row whose score decides the phase: `gate_on`, else its language, else its domain."""
-        return self.gate_on or self.language or self.target_domain
+        """The gate's rows as one label ("eval:a+eval:b" for the mean of two)."""
+        return "+".join(self.gate_keys)
 
     @property
     def routing_key(self) -> str:
@@ -197,7 +214,7 @@ def run_phase(
     # 2. Train.
     with timed(stages, "train"):
         result = train_phase(encoder, pairs, cfg, files.train, init_from=init_from, max_steps=max_steps, evaluate=gate.curve)
-    if result.steps < cfg.steps:
+    if result.steps < (result.planned or cfg.steps):
         return PhaseOutcome(result, finished=False)
     # 3. Gate.
     with timed(stages, "gate"):

@@ -88,6 +88,7 @@ class PhaseResult:
     seconds: float
     pairs_per_second: float
     final_loss: float
+    planned: int = 0  # the phase's last step: its `steps`, or fewer to fit `max_train_seconds`
 
 
 def _unique_batch(batch: list[dict]) -> list[dict]:
@@ -173,10 +174,12 @@ def train_phase(
         p.data = p.data.float()
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    plan = {"total": cfg.steps}  # the last step; a time budget may bring it forward (below)
+
     def lr_lambda(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / max(1, cfg.warmup_steps)
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / max(1, plan["total"] - cfg.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
@@ -193,6 +196,7 @@ def train_phase(
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
         sampler.restore(state["sampler"])
+        plan["total"] = int(state.get("total", cfg.steps))
         log.info("phase %s: resuming at step %d", cfg.name, start)
 
     metrics_file = out_dir / "metrics.jsonl"
@@ -219,13 +223,27 @@ def train_phase(
     t0 = time.monotonic()
     seen = 0
     loss_value = float("nan")
-    end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
+    end = plan["total"] if max_steps is None else min(plan["total"], start + max_steps)
     from tqdm import tqdm
 
-    bar = tqdm(range(start, end), desc=f"train {cfg.name}", initial=start, total=cfg.steps, leave=False)
+    bar = tqdm(range(start, end), desc=f"train {cfg.name}", initial=start, total=plan["total"], leave=False)
     if start == 0 and end > 0:
         eval_point(0)
+    # The time budget: measured over the first steps of this call, after the eval point above.
+    budget_check = start + max(cfg.warmup_steps, 10) if cfg.max_train_seconds and start < plan["total"] else None
+    steps_t0 = time.monotonic()
     for step in bar:
+        if step >= end:
+            break
+        if step == budget_check:
+            pace = (time.monotonic() - steps_t0) / (step - start)
+            fits = start + int((cfg.max_train_seconds - (time.monotonic() - steps_t0)) / pace) + (step - start)
+            if fits < plan["total"]:
+                plan["total"] = max(step + 1, fits)
+                end = min(end, plan["total"])
+                bar.total = plan["total"]
+                log.info("phase %s: %.3f s a step; %d steps fit max_train_seconds %.0f (config: %d)",
+                         cfg.name, pace, plan["total"], cfg.max_train_seconds, cfg.steps)
         batch = _unique_batch(sampler.sample(cfg.batch_size))
         queries = [p["query"] for p in batch]
         docs = [p["positive"] for p in batch]
@@ -256,22 +274,22 @@ def train_phase(
                 f.write(json.dumps(record) + "\n")
             if on_log:
                 on_log(record)
-        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == plan["total"]):
             eval_point(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-            _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step + 1, ckpt)
+            _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step + 1, ckpt, plan["total"])
     bar.close()
     encoder.config.document_max_tokens = index_doc_tokens
     model.eval()
     encoder.model = accelerator.unwrap_model(model)
-    if end == cfg.steps and cfg.interpolate != 1.0:  # once per finished phase: checkpoints hold the trained weights
+    if end == plan["total"] and cfg.interpolate != 1.0:  # once per finished phase: checkpoints hold the trained weights
         interpolate_adapter(encoder.model, cfg.adapter, cfg.interpolate)
     seconds = time.monotonic() - t0
     rate = seen / max(seconds, 1e-9)
     if seen == 0 and metrics_file.exists():  # resumed after the last step: the logged figures
         last = json.loads(metrics_file.read_text().splitlines()[-1])
         rate, loss_value = float(last["pairs_per_second"]), float(last["loss"])
-    return PhaseResult(steps=end, seconds=seconds, pairs_per_second=rate, final_loss=loss_value)
+    return PhaseResult(steps=end, seconds=seconds, pairs_per_second=rate, final_loss=loss_value, planned=plan["total"])
 
 
 def interpolate_adapter(model, name: str, factor: float) -> None:
@@ -295,7 +313,7 @@ def copy_adapter_weights(model, source: str, target: str) -> None:
                 p.data.copy_(params[twin].data)
 
 
-def _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step: int, ckpt: Path) -> None:
+def _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step: int, ckpt: Path, total: int) -> None:
     import torch
 
     if not accelerator.is_main_process:
@@ -306,7 +324,7 @@ def _save_checkpoint(accelerator, model, optimizer, scheduler, sampler, step: in
     torch.save({n: p.detach().cpu() for n, p in unwrapped.named_parameters() if p.requires_grad}, tmp / "trainable.pt")
     torch.save(_plain(optimizer.state_dict()), tmp / "optimizer.pt")
     torch.save(_plain(scheduler.state_dict()), tmp / "scheduler.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "sampler": sampler.state()}))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "total": total, "sampler": sampler.state()}))
     # Swap in atomically: an interrupted save leaves the previous checkpoint intact.
     old = ckpt.with_name(ckpt.name + ".old")
     if ckpt.exists():
