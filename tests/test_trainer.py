@@ -127,7 +127,8 @@ def test_curriculum_reads_several_pair_folders_in_order(tmp_path):
     assert CurriculumConfig.load(tmp_path / "one.yaml").data_folders == [Path("a")]
 
 
-@pytest.mark.parametrize("name", ["curriculum", "retrain-formal", "retrain-rust", "retrain-general", "formal-gpu"])
+@pytest.mark.parametrize("name", ["curriculum", "retrain-formal", "retrain-rust", "retrain-general", "formal-gpu",
+                                  "curriculum-gpu", "curriculum-cpu"])
 def test_every_shipped_training_config_loads_with_its_phases(name):
     """The documented `codesearch train --config config/NAME.yaml` commands read their phases."""
     from codesearch.trainer.curriculum import CurriculumConfig
@@ -136,7 +137,10 @@ def test_every_shipped_training_config_loads_with_its_phases(name):
     cfg = CurriculumConfig.load(PHASES.parent / f"{name}.yaml")
     phases = [PhaseConfig.load(p) for p in cfg.phases]
     assert phases and all(p.steps > 0 and p.adapter for p in phases)
-    assert all(Path(f).name in ("pairs", "pairs-formal") for f in cfg.data_folders)
+    assert all(Path(f).name in ("pairs", "pairs-formal", "gpu-bundle") for f in cfg.data_folders)
+    # A gate on eval sets names sets the curriculum measures.
+    named = {e.key for e in cfg.eval_sets}
+    assert all(set(p.gate_keys) <= named for p in phases if p.gate_on)
 
 
 def test_a_phase_trains_on_its_domains_less_the_excluded_kinds_of_pairs():
