@@ -255,3 +255,37 @@ def test_the_gpu_scoring_of_a_prepared_set_ranks_as_the_numpy_scoring():
     assert on_device.shape == (20, 50)
     assert np.abs(on_device - exact).max() < 0.02
     assert (on_device.argmax(1) == exact.argmax(1)).all()
+
+
+def test_a_phase_can_mine_its_hard_negatives_with_the_model_it_starts_from(tmp_path):
+    """`model_negatives: 1`: before training, each pair's first negative is the same-language
+    positive the starting model ranks highest below the false-negative threshold; the data's
+    BM25 negative follows; the counts are written beside the metrics."""
+    from codesearch.model import load_encoder
+    from codesearch.trainer.phase import PhaseConfig
+    from codesearch.trainer.train import refresh_negatives, train_phase, training_pairs
+
+    cfg = yaml.safe_load((CONFIG / "phases" / "gpu-rust.yaml").read_text())
+    cfg.update(steps=2, batch_size=4, warmup_steps=1, document_max_tokens=32, checkpoint_every=1, log_every=1,
+               gate_on=None, model_negatives=1, max_train_seconds=None)
+    cfg["lora"]["r"] = 2
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    phase = PhaseConfig.load(tmp_path / "p.yaml")
+    encoder = load_encoder("default", adapters=False)
+    pairs = training_pairs(read_pairs(FIXTURES / "train.jsonl"), phase)
+    before = [list(p.get("negatives") or []) for p in pairs]
+    mined = refresh_negatives(encoder, pairs, phase, None, tmp_path)
+    assert [p.get("negatives") or [] for p in pairs] == before  # the caller's pairs untouched
+    positives = {p["positive"]: p["language"] for p in pairs}
+    changed = 0
+    for p, old, new in zip(pairs, before, mined):
+        assert new["query"] == p["query"] and len(new["negatives"]) <= 2
+        assert p["positive"] not in new["negatives"]
+        if new["negatives"] and new["negatives"][0] in positives:  # the model's: a same-language positive
+            assert positives[new["negatives"][0]] == p["language"]
+        changed += new["negatives"][:1] != old[:1]
+    assert changed > 0
+    record = json.loads((tmp_path / "negatives.json").read_text())
+    assert record["pairs"] == len(pairs) and record["model"] > 0
+    result = train_phase(encoder, read_pairs(FIXTURES / "train.jsonl"), phase, tmp_path / "out")
+    assert result.steps == 2 and (tmp_path / "out" / "negatives.json").is_file()

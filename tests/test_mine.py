@@ -457,6 +457,36 @@ def test_model_negatives_use_pooled_vectors():
         assert all(langs[n] == p.language for n in p.negatives)
 
 
+def test_model_negatives_of_a_large_pool_are_those_of_a_full_sort():
+    """Past k + 32 documents each block of queries keeps its best few candidates: the chosen
+    negatives score exactly as those of sorting every row whole (exclusions and the
+    false-negative threshold included; a row whose few all fail is searched whole)."""
+    from codesearch.trainer.negatives import _LanguagePool, _select
+    from codesearch.trainer.pairs import Origin, Pair
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    pairs = []
+    for i in range(300):
+        text = " ".join(rng.choice(words, size=6))
+        # every third declaration shares its origin with the next (a window twin: excluded)
+        origin = Origin("src", f"f{i // 3}.rs", i, i + 1, f"n{i // 2}", "fn")
+        pairs.append(Pair(f"q {text}", f"fn d{i}() {{ {text} }}", [], "rust", "rust", "doc", origin))
+    enc = _BagOfWordsEncoder()
+    stats = mine_model_negatives(pairs, enc, k=3, block=64)
+    assert stats["pairs"] == 300
+    pool = _LanguagePool(pairs)
+    _, d = enc.encode_documents(pool.docs)
+    _, q = enc.encode_queries_pooled([p.query for p in pairs])
+    sims = np.concatenate([q[i : i + 64] @ d.T for i in range(0, len(pairs), 64)])  # the same products, by block
+    for n, p in enumerate(pairs):
+        expected = _select(sims[n], pool.index[p.positive], pool.excluded(p), 3, 0.95, floor=None)
+        got = [pool.index[x] for x in p.negatives]
+        assert not set(got) & set(pool.excluded(p))
+        # equal scores may be broken either way (bag-of-words twins): compare the scores
+        assert [sims[n][i] for i in got] == [sims[n][i] for i in expected]
+
+
 # ---------------------------------------------------------------------------------------
 # held-out sources are never read
 # ---------------------------------------------------------------------------------------

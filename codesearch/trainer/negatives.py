@@ -164,7 +164,9 @@ def mine_model_negatives(
     ``encoder`` needs ``encode_documents(texts, batch_size=...) -> (token_vectors, pooled)``
     and ``encode_queries_pooled(queries, batch_size=...) -> (token_vectors, pooled)`` with unit
     pooled rows (as :class:`codesearch.model.encoder.Encoder`). With ``merge``, the model's
-    negatives come first and the pair's existing ones fill up to ``k``.
+    negatives come first and the pair's existing ones fill up to ``k``. Each block of queries
+    keeps its best few candidates in one partial sort; a row whose few are all excluded or
+    above the threshold is searched whole, so the result is that of a full sort.
     """
     stats: Counter[str] = Counter()
     for language, group, pool in _language_pools(pairs):
@@ -174,10 +176,15 @@ def mine_model_negatives(
         doc_vecs = np.asarray(doc_vecs, dtype=np.float32)
         _, query_vecs = encoder.encode_queries_pooled([p.query for p in group], batch_size=batch_size)
         query_vecs = np.asarray(query_vecs, dtype=np.float32)
+        few = min(len(pool.docs), k + 32)
         for start in range(0, len(group), block):
             sims = query_vecs[start : start + block] @ doc_vecs.T
+            tops = np.argpartition(-sims, few - 1, axis=1)[:, :few] if few < len(pool.docs) else None
             for row, p in enumerate(group[start : start + block]):
-                chosen = _select(sims[row], pool.index[p.positive], pool.excluded(p), k, threshold, floor=None)
+                pos, excluded = pool.index[p.positive], pool.excluded(p)
+                chosen = _select_few(sims[row], tops[row], pos, excluded, k, threshold) if tops is not None else None
+                if chosen is None:
+                    chosen = _select(sims[row], pos, excluded, k, threshold, floor=None)
                 new = [pool.docs[i] for i in chosen]
                 if merge:
                     new += [n for n in p.negatives if n not in new]
@@ -186,6 +193,21 @@ def mine_model_negatives(
                 stats["pairs"] += 1
                 p.negatives = new
     return dict(stats)
+
+
+def _select_few(scores: np.ndarray, few: np.ndarray, pos: int, excluded: list[int], k: int, threshold: float) -> list[int] | None:
+    """:func:`_select` over the row's best few candidates; None when fewer than ``k`` of them
+    qualify (then only the whole row can say)."""
+    ps = float(scores[pos])
+    limit = threshold * ps if ps > 0 else ps
+    banned = set(excluded)
+    ok = [int(i) for i in few if int(i) not in banned and float(scores[i]) < limit]
+    if len(ok) < k:
+        return None
+    chosen = sorted(ok, key=lambda i: (-float(scores[i]), i))[:k]
+    if float(scores[chosen[-1]]) <= float(scores[few].min()):
+        return None  # a tie at the edge of the few: the whole row decides which one (lowest index)
+    return chosen
 
 
 def negatives_are_valid(pairs: Sequence[Pair]) -> bool:

@@ -76,7 +76,7 @@ class Pair:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Pair":
-        o = d["origin"]
+        o = d.get("origin") or {}
         origin = Origin(
             str(o.get("corpus", "")), str(o.get("path", "")), int(o.get("start_line", 0)),
             int(o.get("end_line", 0)), str(o.get("name", "")), str(o.get("kind", "")),

@@ -144,6 +144,9 @@ def train_phase(
     if not pairs:
         what = f"language {cfg.language}" if cfg.language else f"domains {cfg.domains}"
         raise ValueError(f"phase {cfg.name}: no training pairs for {what}")
+    if cfg.model_negatives:
+        start_space = init_from if init_from else (cfg.adapter if cfg.adapter in encoder.adapter_names else None)
+        pairs = refresh_negatives(encoder, pairs, cfg, start_space, out_dir)
     sampler = DomainSampler(pairs, cfg.domain_weights, seed=cfg.seed)
 
     if cfg.full_finetune:
@@ -290,6 +293,40 @@ def train_phase(
         last = json.loads(metrics_file.read_text().splitlines()[-1])
         rate, loss_value = float(last["pairs_per_second"]), float(last["loss"])
     return PhaseResult(steps=end, seconds=seconds, pairs_per_second=rate, final_loss=loss_value, planned=plan["total"])
+
+
+def refresh_negatives(encoder, pairs: Sequence[dict], cfg: PhaseConfig, space: str | None, out_dir: Path) -> list[dict]:
+    """``pairs`` with ``cfg.model_negatives`` hard negatives mined by the encoder in ``space``
+    (the adapter the phase starts from) placed first (:func:`codesearch.trainer.negatives.mine_model_negatives`:
+    same language, exclusions, false-negative threshold); their counts and seconds go to
+    ``out_dir/negatives.json``. The caller's pairs are left as they were."""
+    import torch
+
+    from codesearch.trainer.negatives import mine_model_negatives
+    from codesearch.trainer.pairs import Pair
+
+    t0 = time.monotonic()
+    objs = [Pair.from_dict(p) for p in pairs]
+    keep = cfg.model_negatives + cfg.hard_negatives  # the model's first, then the data's
+    batch = 256 if torch.cuda.is_available() else 32
+    class InSpace:  # the encoder's pooled API, in the phase's starting space
+        def encode_documents(self, texts, batch_size):
+            return encoder.encode_documents(texts, batch_size=batch_size, space=space)
+
+        def encode_queries_pooled(self, queries, batch_size):
+            return encoder.encode_queries_pooled(queries, batch_size=batch_size, space=space)
+
+    with torch.no_grad():
+        stats = mine_model_negatives(objs, InSpace(), k=cfg.model_negatives, threshold=cfg.model_negatives_threshold,
+                                     batch_size=batch)
+    out = []
+    for p, o in zip(pairs, objs):
+        mined = o.negatives
+        out.append({**p, "negatives": (mined + [n for n in (p.get("negatives") or []) if n not in mined])[:keep]})
+    record = {"space": space, "pairs": len(out), **stats, "seconds": round(time.monotonic() - t0, 1)}
+    (Path(out_dir) / "negatives.json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("phase %s: %s model negatives in %.0fs (space %s)", cfg.name, stats.get("model", 0), record["seconds"], space)
+    return out
 
 
 def interpolate_adapter(model, name: str, factor: float) -> None:
