@@ -309,6 +309,7 @@ def refresh_negatives(encoder, pairs: Sequence[dict], cfg: PhaseConfig, space: s
     objs = [Pair.from_dict(p) for p in pairs]
     keep = cfg.model_negatives + cfg.hard_negatives  # the model's first, then the data's
     batch = 256 if torch.cuda.is_available() else 32
+
     class InSpace:  # the encoder's pooled API, in the phase's starting space
         def encode_documents(self, texts, batch_size):
             return encoder.encode_documents(texts, batch_size=batch_size, space=space)

@@ -9,7 +9,7 @@ Their rows ("eval:<set>") sit in the report's table beside the held-out ones; a 
 `gate_on: eval:<set>` is gated on its row instead of its held-out pairs.
 
 A set may also come with its corpus cut into chunks beforehand (`chunks:`, written by
-:func:`prepare_chunks`, ``codesearch data prepare-eval``): then the set is measured without an
+:func:`prepare_chunks`, as scripts/gpu_bundle.py does): then the set is measured without an
 index, by exact MaxSim over those chunks, each encoded in the space routing gives its
 language (what a GPU machine without LanceDB or the tree-sitter grammars can run). The two ways
 rank the same chunks by the same score, apart from the index's token-vector compression and
