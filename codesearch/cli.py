@@ -128,6 +128,9 @@ def _index_progress(quiet: bool):
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
+    # A terminal gets a live bar; a log file (stderr redirected) a line every 30 s, not a frame
+    # per batch.
+    every = 0.1 if sys.stderr.isatty() else 30.0
 
     def progress(stage: str, done: int, total: int) -> None:
         if quiet:
@@ -137,10 +140,10 @@ def _index_progress(quiet: bool):
             for other in bars.values():
                 other.close()
             unit = "files" if stage == "chunking" else "chunks"
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
+                                     mininterval=every)
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # drawn at most every `every` seconds
 
     def estimate(e) -> None:  # one line before the work starts: e.line()
         if not quiet:

@@ -121,3 +121,17 @@ def test_the_next_estimate_uses_the_rate_this_home_measured(tiny_repo, index_env
     assert [(e.files, e.measured, e.rate) for e in seen] == [(1, True, rate)]
     indexer.update([tiny_repo], [tiny_repo / "src" / "more.py"], force=[tiny_repo / "src" / "more.py"])
     assert capfd.readouterr().out == ""
+
+
+def test_a_log_file_gets_a_few_progress_lines_not_a_frame_per_batch(tmp_path):
+    """stderr redirected to a file (not a terminal): the progress bar draws at most every 30 s,
+    so a run of a dozen batches leaves a few lines in the log instead of one frame per batch."""
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    for i in range(60):
+        (repo / "src" / f"m{i}.py").write_text("".join(
+            f"def f{i}_{j}(x):\n    '''Step {j} of module {i}.'''\n    return x * {j} + {i}\n\n\n" for j in range(5)))
+    out = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "index", str(repo)])
+    assert out.exit_code == 0, out.output
+    frames = [f for f in re.split(r"[\r\n]", out.stderr) if f.startswith("embedding:")]
+    assert 1 <= len(frames) <= 3, frames
