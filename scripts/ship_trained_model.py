@@ -246,7 +246,7 @@ were never read.
 |---|---|---|
 {sources}
 
-## Curriculum (gate: held-out MRR@10 of the phase's domain)
+## Curriculum (gate: MRR@10 of each phase's `gate_on` validation sets, else of its domain's held-out pairs)
 
 {(args.run / 'report.md').read_text().split(chr(10), 2)[2].strip()}
 {history}

@@ -164,6 +164,7 @@ def test_the_gpu_curriculum_rehearses_on_cpu_without_lancedb_or_grammars(tmp_pat
         column = report["columns"][report["columns"].index(f"after {name}") - 1]
         assert d["before"] == pytest.approx(report["table"][column]["eval:tiny"]["mrr@10"])  # the mean of one set, repeated
         assert d["kept"] == (d["after"] > d["before"])
+        assert d["gate_rows"]["eval:tiny"][1] == pytest.approx(d["after"])  # each row the gate read, also when rejected
     for column in report["columns"]:
         row = report["table"][column]["eval:tiny"]
         assert row["n"] == 2 and 0 <= row["p@1"] <= row["recall@5"] <= 1
@@ -289,3 +290,20 @@ def test_a_phase_can_mine_its_hard_negatives_with_the_model_it_starts_from(tmp_p
     assert record["pairs"] == len(pairs) and record["model"] > 0
     result = train_phase(encoder, read_pairs(FIXTURES / "train.jsonl"), phase, tmp_path / "out")
     assert result.steps == 2 and (tmp_path / "out" / "negatives.json").is_file()
+
+
+def test_a_gate_on_several_sets_keeps_a_phase_only_if_their_mean_rises_and_none_falls():
+    """The CPU curriculum's formal phase raised the mean of lean-, coq- and tlaplus-validation
+    through TLA+ alone while Lean and Coq fell; a gate on several sets refuses that."""
+    from codesearch.trainer.curriculum import _phase_gate
+    from codesearch.trainer.phase import PhaseConfig
+
+    phase = PhaseConfig(name="formal", target_domain="formal", adapter="formal", gate_on=["eval:lean", "eval:tla"])
+    gate = _phase_gate(phase, "mrr@10", {}, lambda: {}, None)
+    before = {"eval:lean": {"mrr@10": 0.52}, "eval:tla": {"mrr@10": 0.55}}
+    kept, _ = gate.decide(before, {"eval:lean": {"mrr@10": 0.53}, "eval:tla": {"mrr@10": 0.55}})
+    assert kept
+    kept, reason = gate.decide(before, {"eval:lean": {"mrr@10": 0.516}, "eval:tla": {"mrr@10": 0.614}})
+    assert not kept and "fell: eval:lean" in reason
+    kept, _ = gate.decide(before, before)
+    assert not kept  # no gain, no keep

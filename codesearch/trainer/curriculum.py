@@ -214,6 +214,8 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
             "before": before, "after": after, "kept": kept, "train_seconds": round(result.seconds, 1),
             "pairs_per_second": round(result.pairs_per_second, 2), "final_loss": round(result.final_loss, 4),
             "forgetting_general": round(metrics.get("general", {}).get("p@1", 0) - report.table["base"].get("general", {}).get("p@1", 0), 4),
+            # each row the gate read, before and after (a rejected phase's figures are not in the table)
+            "gate_rows": {k: [current.get(k, {}).get(cfg.gate_metric), metrics.get(k, {}).get(cfg.gate_metric)] for k in phase.gate_keys},
         }
         if kept:
             retrained.add(phase.adapter)
@@ -281,7 +283,12 @@ def _phase_gate(phase: PhaseConfig, metric: str, current: dict, measure, curve) 
 
     def decide(before: dict, after: dict) -> tuple[bool, str]:
         b, a = _gate_value(phase, metric, before), _gate_value(phase, metric, after)
-        return a > b, f"{phase.gate_key} {metric} {b:.4f} -> {a:.4f}"
+        # Several sets: the mean must rise and no set may fall. A mean alone let one language's
+        # gain pay for another's loss (TLA+ up, Lean and Coq down: docs/experiments.md).
+        fell = [k for k in dict.fromkeys(phase.gate_keys)
+                if after.get(k, {}).get(metric, 0.0) < before.get(k, {}).get(metric, 0.0)]
+        reason = f"{phase.gate_key} {metric} {b:.4f} -> {a:.4f}" + (f"; fell: {', '.join(fell)}" if fell else "")
+        return a > b and not fell, reason
 
     def title(before: dict, after: dict, kept: bool) -> str:
         gated_on = phase.gate_on or f"held-out {phase.gate_key}"  # the row the decision read

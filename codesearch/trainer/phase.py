@@ -40,7 +40,7 @@ class PhaseConfig:
     language: str | None = None
     # What the gate reads, when not the held-out pairs of the phase's language or domain: an
     # eval set of the curriculum's `eval_sets` ("eval:lean-validation"), code no pair came from,
-    # or a list of them (the gate reads the mean of their figures).
+    # or a list of them (kept only if their mean rises and none of them falls).
     gate_on: str | list[str] | None = None
     domains: list[str] = field(default_factory=list)  # pair domains to train on (default: the target)
     domain_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DOMAIN_WEIGHTS))
