@@ -84,6 +84,7 @@ def _prepared_set(tmp_path: Path):
     return EvalSetSpec(tmp_path / "tiny.jsonl", chunks=tmp_path / "tiny.chunks.xz")
 
 
+@pytest.mark.slow  # about a minute: a second index or curriculum run
 def test_a_prepared_set_ranks_as_search_does(tmp_path):
     """Exact MaxSim over chunks cut beforehand finds what `codesearch eval --method multivector`
     finds on the same corpus (the index's compression may move scores, not these ranks)."""
@@ -171,6 +172,7 @@ def test_the_gpu_curriculum_rehearses_on_cpu_without_lancedb_or_grammars(tmp_pat
     assert (tmp_path / "run" / "model" / "codesearch-model.json").is_file()
 
 
+@pytest.mark.slow  # about a minute: a second index or curriculum run
 def test_a_set_the_phase_cannot_change_keeps_its_figure(tmp_path):
     """The rust phase trains the rust adapter: a Python-only set, encoded by the general adapter
     before and after, is not measured again (on a GPU machine each measurement costs seconds)."""
@@ -258,6 +260,7 @@ def test_the_gpu_scoring_of_a_prepared_set_ranks_as_the_numpy_scoring():
     assert (on_device.argmax(1) == exact.argmax(1)).all()
 
 
+@pytest.mark.slow  # about a minute: a second index or curriculum run
 def test_a_phase_can_mine_its_hard_negatives_with_the_model_it_starts_from(tmp_path):
     """`model_negatives: 1`: before training, each pair's first negative is the same-language
     positive the starting model ranks highest below the false-negative threshold; the data's
