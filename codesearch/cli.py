@@ -586,12 +586,10 @@ def train(config_path, data, output, max_steps):
             cfg.data = Path(data)
         if output:
             cfg.output = Path(output)
-        from codesearch.trainer.pack import SPLITS, has_split
+        from codesearch.trainer.pack import require_splits
 
         for folder in cfg.data_folders:
-            for split in SPLITS:
-                if not has_split(folder, split):
-                    _fail(f"{folder / (split + '.jsonl')} does not exist: build pairs first with `codesearch data build --out {folder}`")
+            require_splits(folder)  # FileNotFoundError: one line, below
         report = run_curriculum(cfg, max_steps_per_phase=max_steps)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

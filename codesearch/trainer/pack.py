@@ -39,6 +39,14 @@ def has_split(folder: Path | str, split: str) -> bool:
     return (Path(folder) / f"{split}.jsonl").is_file() or pack_file(folder, split).is_file()
 
 
+def require_splits(folder: Path | str) -> None:
+    """Raise FileNotFoundError, naming the command that makes them, unless ``folder`` holds every split."""
+    for split in SPLITS:
+        if not has_split(folder, split):
+            raise FileNotFoundError(f"{Path(folder) / (split + '.jsonl')} does not exist: build pairs first with "
+                                    f"`codesearch data build --out {folder}`")
+
+
 def read_split(folder: Path | str, split: str) -> list[dict]:
     """The pairs of ``split`` in ``folder``: ``SPLIT.jsonl`` if present, else ``SPLIT.pack.xz``."""
     folder = Path(folder)
@@ -124,9 +132,7 @@ def pack_folders(folders: list[Path | str], out: Path | str, *, max_chars: int =
         raise ValueError(f"--negatives {negatives}: 0 or more")
     out = Path(out)
     for folder in folders:
-        for split in SPLITS:
-            if not has_split(folder, split):
-                raise FileNotFoundError(f"{Path(folder) / (split + '.jsonl')} does not exist: build pairs first with `codesearch data build --out {folder}`")
+        require_splits(folder)
     result: dict = {}
     for split in SPLITS:
         pairs = [p for folder in folders for p in read_split(folder, split)]
