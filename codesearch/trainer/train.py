@@ -310,8 +310,18 @@ def refresh_negatives(encoder, pairs: Sequence[dict], cfg: PhaseConfig, space: s
     keep = cfg.model_negatives + cfg.hard_negatives  # the model's first, then the data's
     batch = 256 if torch.cuda.is_available() else 32
 
-    with encoder.in_space(space), torch.no_grad():  # the phase's starting space, for the whole mining
-        stats = mine_model_negatives(objs, encoder, k=cfg.model_negatives, threshold=cfg.model_negatives_threshold,
+    # Each call names the space: a named space encodes with a merged copy of the model. Holding
+    # in_space() and encoding the ACTIVE space instead runs peft's forward, which fails when the
+    # phase before was discarded (peft still names its deleted adapter): CI caught that.
+    class InSpace:  # the encoder's pooled API, in the phase's starting space
+        def encode_documents(self, texts, batch_size):
+            return encoder.encode_documents(texts, batch_size=batch_size, space=space)
+
+        def encode_queries_pooled(self, queries, batch_size):
+            return encoder.encode_queries_pooled(queries, batch_size=batch_size, space=space)
+
+    with torch.no_grad():
+        stats = mine_model_negatives(objs, InSpace(), k=cfg.model_negatives, threshold=cfg.model_negatives_threshold,
                                      batch_size=batch)
     out = []
     for p, o in zip(pairs, objs):
