@@ -241,8 +241,12 @@ def _check_roles(ctx, param, value) -> tuple[str, ...]:
 @click.option("--method", type=click.Choice(METHODS), default=None,
               help="Scoring: hybrid (default: MaxSim + full text), multivector (MaxSim only), dense (one vector), bm25.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
+@click.option("--explain", is_flag=True,
+              help="Say why each result matched: every query word with the code token it met (line, column) and "
+                   "its share of the score, the matched tokens marked in the snippet, and in hybrid mode the "
+                   "words also found as words. In --json: matches, lexical and prior per result.")
 @pass_ctx
-def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json):
+def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json, explain):
     """Search the index for QUERY (plain words or a code fragment).
 
     Overlapping spans of one file come back once (the better-scoring, or the smaller on a near
@@ -251,7 +255,7 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
     from codesearch import service
 
     params = dict(query=query, limit=limit, lang=lang, kind=kind, repo=repo, path_glob=path_glob, roles=roles,
-                  method=method, as_json=as_json)
+                  method=method, as_json=as_json, explain=explain)
     if ctx.verbose or not service.enabled(ctx.settings):
         run_search(ctx, **params)
         return
@@ -267,7 +271,7 @@ def search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, metho
         service.start(ctx.settings, model=flags.get("model"), config_file=flags.get("config_file"))
 
 
-def run_search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json) -> None:
+def run_search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, method, as_json, explain=False) -> None:
     """`codesearch search` in this process (also what the search service runs for a client)."""
     from codesearch.filters_check import check_filters
     from codesearch.search import Filters
@@ -278,7 +282,7 @@ def run_search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, m
         filters = Filters(lang=lang, kind=kind, repo=repo, path=path_glob, role=roles)
         check_filters(filters, ctx.store(create=False))  # unknown lang/kind/repo: an error, not "No results."
         searcher = ctx.searcher()
-        results = searcher.search(query, limit=limit, filters=filters, method=method)
+        results = searcher.search(query, limit=limit, filters=filters, method=method, explain=explain)
     except (FileNotFoundError, RuntimeError, ValueError, OSError) as exc:
         from codesearch.indexer.store import DAMAGED_HINT, is_read_error
 
@@ -292,8 +296,15 @@ def run_search(ctx: Context, query, limit, lang, kind, repo, path_glob, roles, m
     for i, r in enumerate(results, 1):
         title = f"{r.kind} {r.name}".strip()
         click.echo(click.style(f"{i:>2}. {r.path}:{r.start_line}-{r.end_line}", bold=True) + f"  {title}  [{r.language}, {r.role}, {r.score:.3f}]")
-        for line in r.snippet.splitlines():
-            click.echo(f"      {line}")
+        if explain and r.matches is not None:
+            from codesearch.explain import format_explained
+
+            color = click.get_current_context().color
+            for line in format_explained(r, color=sys.stdout.isatty() if color is None else color):
+                click.echo(f"      {line}")
+        else:
+            for line in r.snippet.splitlines():
+                click.echo(f"      {line}")
         click.echo()
 
 

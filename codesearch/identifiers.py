@@ -29,6 +29,23 @@ def split_identifiers(text: str) -> str:
     return _CAMEL_BOUNDARY.sub(" ", text)
 
 
+def split_identifiers_with_map(text: str) -> tuple[str, list[int]]:
+    """:func:`split_identifiers`, and for each character of its output the index of the
+    character of ``text`` it came from (an inserted space: the character after it)."""
+    out: list[str] = []
+    back: list[int] = []
+    last = 0
+    for m in _CAMEL_BOUNDARY.finditer(text):
+        out.append(text[last : m.start()])
+        back.extend(range(last, m.start()))
+        out.append(" ")
+        back.append(m.start())
+        last = m.start()
+    out.append(text[last:])
+    back.extend(range(last, len(text)))
+    return "".join(out), back
+
+
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 

@@ -117,11 +117,26 @@ class SearchResult:
     snippet: str
     key: str = field(default="", repr=False)
     role: str = LIB  # the file's path role (codesearch.roles)
+    text: str = field(default="", repr=False)  # the whole declaration (the snippet is its first lines)
+    # With explain (codesearch.explain): each query word's share of the score and the code token
+    # it met; the full-text part of a hybrid score and the query words also matched as words.
+    matches: list[dict] | None = field(default=None, repr=False)
+    lexical: dict | None = field(default=None, repr=False)
+    prior: float = field(default=0.0, repr=False)  # the role prior's part of the score (<= 0)
 
     def as_json(self) -> dict:
         d = asdict(self)
-        d.pop("key")
+        for name in ("key", "text", "matches", "lexical", "prior"):
+            d.pop(name)
+        if self.matches is not None:
+            d["matches"] = [{k: m[k] for k in MATCH_FIELDS} for m in self.matches]
+            d["lexical"] = self.lexical
+            d["prior"] = self.prior
         return d
+
+
+# What `search --explain --json` gives per query word (docs: README, "Why it matched").
+MATCH_FIELDS = ("query_token", "line", "column", "code_token", "score", "place")
 
 
 def snippet_of(text: str, max_lines: int = 8) -> str:
@@ -213,13 +228,15 @@ class Searcher:
         limit: int | None = None,
         filters: Filters | None = None,
         method: str | None = None,
+        explain: bool = False,
     ) -> list[SearchResult]:
-        """Search the index; a table LanceDB cannot read raises ``IndexDamaged`` (one clear line)."""
+        """Search the index; a table LanceDB cannot read raises ``IndexDamaged`` (one clear line).
+        ``explain``: each result says why it matched (``matches``, ``lexical``: codesearch.explain)."""
         from codesearch.indexer.store import IndexDamaged, is_read_error
 
         try:
             with one_blas_thread():
-                return self._search(query, limit, filters, method)
+                return self._search(query, limit, filters, method, explain)
         except (RuntimeError, OSError, ValueError) as exc:
             if isinstance(exc, IndexDamaged) or not is_read_error(exc):
                 raise
@@ -245,6 +262,7 @@ class Searcher:
         limit: int | None = None,
         filters: Filters | None = None,
         method: str | None = None,
+        explain: bool = False,
     ) -> list[SearchResult]:
         query = query.strip()
         if not query:
@@ -263,13 +281,21 @@ class Searcher:
 
         if method == "bm25":
             rows, scores = self._lexical(query, where, max(limit * 3, self.n_lexical))
-            return self._finish(rows, scores, limit, glob)
+            results = self._finish(rows, scores, limit, glob)
+            if explain:  # the whole score is the full-text one
+                for r in results:
+                    r.matches, r.lexical = [], {"score": r.score, "words": self._lexical_words(query, r)}
+            return results
 
         spaces = self._spaces_for(filters)
         if method == "dense":
             encoded = self._encode_query_spaces(query, spaces)
             rows, scores = self._dense_spaces(encoded, where, max(limit * 3, 50))
-            return self._finish(rows, scores, limit, glob)
+            results = self._finish(rows, scores, limit, glob)
+            if explain:  # one vector per side: no token meets another
+                for r in results:
+                    r.matches, r.lexical = [], None
+            return results
 
         total = self.store.count_chunks(where)
         # (the full-text candidates need no encoding: they are read while the query is encoded)
@@ -305,11 +331,81 @@ class Searcher:
             q_scoring = self.store.scoring_query(q_tokens)  # the stored tokens' (rotated) space
             maxsim[idx] = maxsim_many(q_scoring, [vectors[candidates[i]["key"]] for i in idx]) / len(q_tokens)
         scores = maxsim
+        lexical = None
         if method == "hybrid" and lex_rows:
             lex = {r["id"]: s for r, s in zip(lex_rows, lex_scores)}
             top = max(lex_scores) or 1.0
-            scores = maxsim + self.lexical_weight * np.array([lex.get(r["id"], 0.0) / top for r in candidates])
-        return self._finish(candidates, list(scores), limit, glob)
+            lexical = self.lexical_weight * np.array([lex.get(r["id"], 0.0) / top for r in candidates])
+            scores = maxsim + lexical
+        results = self._finish(candidates, list(scores), limit, glob)
+        if explain:
+            self._explain(query, results, candidates, maxsim, lexical if method == "hybrid" else None, encoded, vectors)
+        return results
+
+    def _explain(self, query: str, results: list[SearchResult], candidates: list[dict], maxsim: np.ndarray,
+                 lexical: np.ndarray | None, encoded: dict, vectors: dict[str, np.ndarray]) -> None:
+        """Fill each result's ``matches`` and ``lexical`` (see codesearch.explain)."""
+        from codesearch.explain import explain_maxsim
+
+        at = {(c["path"], int(c["start_line"]), int(c["end_line"])): i for i, c in enumerate(candidates)}
+        groups = self.store.get_groups([r.key for r in results])
+        layout = self._token_layout()
+        config = layout.config
+        for r in results:
+            i = at[(r.path, r.start_line, r.end_line)]
+            space = candidates[i].get("space") or ""
+            splits = config.splits_identifiers(space or None)
+            q_vectors = self.store.scoring_query(encoded[space][0])
+            q_tokens = layout.tokens(query, is_query=True, splits=splits, max_tokens=self._query_max_tokens())
+            if len(q_tokens) != len(q_vectors):  # (cannot happen with the encoders here; no words then)
+                q_tokens = [type(q_tokens[0])(f"#{k}", -1, -1, -1) for k in range(len(q_vectors))] if q_tokens else []
+            header = r.rel_path if not r.context else f"{r.rel_path} {r.context}"
+            ids, d_tokens = layout.encode(f"{header}\n{r.text}", is_query=False, splits=splits,
+                                          max_tokens=config.document_max_tokens)
+            labels = groups.get(r.key)
+            if labels is None:
+                labels = self._groups_again(ids, d_tokens, space, vectors[r.key])
+            r.matches, _ = explain_maxsim(q_vectors, q_tokens, query, vectors[r.key], labels,
+                                          d_tokens, len(header), r.text, r.start_line)
+            lex = float(lexical[i]) if lexical is not None else 0.0
+            r.lexical = None if lexical is None else {"score": lex, "words": self._lexical_words(query, r)}
+            # what the role prior took off, so that the parts sum to the score (rounded as it is)
+            r.prior = round(r.score - (float(maxsim[i]) + lex), 4)
+            for m in r.matches:
+                m["score"] = round(float(m["score"]), 4)
+            if r.lexical is not None:
+                r.lexical["score"] = round(lex, 4)
+
+    def _groups_again(self, ids: list[int], d_tokens: list, space: str, stored: np.ndarray) -> np.ndarray | None:
+        """The token groups of a row indexed before they were recorded: none merged where the
+        counts agree, else each token's nearest stored vector, its vector computed here (None
+        where that is not possible: the places are then left out)."""
+        if len(d_tokens) == len(stored):
+            return np.arange(len(stored))
+        if not hasattr(self.queries, "hidden_token_vectors"):
+            return None
+        vecs = self.queries.hidden_token_vectors(ids, space or None, [t.index for t in d_tokens])
+        return np.argmax(self.store.scoring_query(vecs) @ stored.T, axis=1)
+
+    def _token_layout(self):
+        if getattr(self, "_layout", None) is None:
+            from codesearch.explain import TokenLayout
+
+            self._layout = TokenLayout(self.queries.tokenizer, self.queries.config)
+        return self._layout
+
+    def _query_max_tokens(self) -> int:
+        q = self.queries
+        limit = q.config.query_max_tokens
+        bert = getattr(q, "_bert", None)
+        return min(limit, bert.max_positions) if bert is not None else limit
+
+    @staticmethod
+    def _lexical_words(query: str, r: SearchResult) -> list[str]:
+        from codesearch.explain import lexical_words
+        from codesearch.indexer.store import code_words
+
+        return lexical_words(code_words(query), code_words(f"{r.rel_path} {r.name} {r.context} {r.text}"))
 
     def _spaces_for(self, filters: Filters) -> list[str]:
         """The spaces a search must look in: those of the filtered languages, else every space
@@ -527,6 +623,7 @@ class Searcher:
                 snippet=snippet_of(texts.get(r["id"], "")),
                 key=r["key"],
                 role=role,
+                text=texts.get(r["id"], ""),
             )
             for r, s, role in picked
         ]

@@ -112,6 +112,23 @@ async def test_search_returns_locations(lsp):
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
 
 
+async def test_search_explains_why_each_result_matched(lsp):
+    plain = await search(lsp, query=BOUNDS_QUERY, limit=2)
+    assert "matches" not in plain[0]
+    results = await search(lsp, query=BOUNDS_QUERY, limit=2, explain=True)
+    assert [r["name"] for r in results] == [r["name"] for r in plain]
+    lines = (lsp.ws / "src" / "bounds.rs").read_text().splitlines()
+    top = results[0]
+    code = [m for m in top["matches"] if m["place"] == "code"]
+    assert code and {"queryToken", "codeToken", "line", "column", "score", "range"} <= set(code[0])
+    for m in code:  # each range covers the code token it names, in the file
+        rng = m["range"]
+        assert rng["start"]["line"] == m["line"] - 1
+        assert lines[rng["start"]["line"]][rng["start"]["character"] : rng["end"]["character"]] == m["codeToken"]
+    total = sum(m["score"] for m in top["matches"]) + (top["lexical"]["score"] if top["lexical"] else 0) + top["prior"]
+    assert abs(total - top["score"]) < 2e-3
+
+
 async def test_search_filters(lsp):
     q = "length of a list"
     assert {r["language"] for r in await search(lsp, query=q, lang="lean", limit=10)} == {"lean"}
@@ -142,6 +159,7 @@ async def test_search_filters(lsp):
         ({"query": "x", "path": "file:///tmp/elsewhere"}, "outside the workspace"),
         ({"query": "x", "path": "https://example.com/a.rs"}, "only file URIs"),
         ({"query": "x", "method": "magic"}, "'method' must be one of"),
+        ({"query": "x", "explain": "yes"}, "'explain' must be true or false"),
         ({"query": "x", "role": "tests"}, "unknown role 'tests': choose from lib, test"),
         (["x"], "params must be an object"),
     ],

@@ -86,9 +86,17 @@ def merge_tokens(v: np.ndarray, threshold: float | None) -> np.ndarray:
     Each token joins the first group whose leader has cosine above ``threshold`` with it
     (else it leads a new group); each group becomes its re-normalised mean. Deterministic.
     """
+    return merge_token_groups(v, threshold)[0]
+
+
+def merge_token_groups(v: np.ndarray, threshold: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`merge_tokens`, and which group each token went to (``labels[i]``: the row of the
+    merged vectors that token ``i`` is part of), or None when nothing was merged (each token is
+    its own row). The index stores the labels so that ``search --explain`` can say which code
+    token a query word met."""
     v = np.asarray(v, np.float32)
     if not threshold or len(v) < 2:
-        return v
+        return v, None
     sims = v @ v.T
     labels = np.empty(len(v), np.int64)
     leaders: list[int] = []
@@ -102,10 +110,10 @@ def merge_tokens(v: np.ndarray, threshold: float | None) -> np.ndarray:
         labels[i] = len(leaders)
         leaders.append(i)
     if len(leaders) == len(v):
-        return v
+        return v, None
     sums = np.zeros((len(leaders), v.shape[1]), np.float32)
     np.add.at(sums, labels, v)
-    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-8)
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-8), labels
 
 
 def _random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:

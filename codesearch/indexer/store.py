@@ -113,6 +113,15 @@ def search_text_of(rel_path: str, name: str, context: str, text: str) -> str:
     return " ".join(code_words(f"{rel_path} {name} {context} {text}"))
 
 
+def _with_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema`` it lacks added as nulls (a table written by an
+    earlier version, e.g. ``vectors`` without ``groups``)."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table
+
+
 def chunk_row(**fields) -> dict:
     """A row of the chunks table: exactly the fields of CHUNK_FIELDS (a TypeError names any
     missing or unknown one)."""
@@ -245,6 +254,10 @@ class Store:
                     pa.field("n_tokens", pa.int32()),
                     pa.field("tokens", pa.binary()),  # n_tokens codes of bytes_per_token bytes
                     pa.field("pooled", pa.list_(pa.float16(), dim)),
+                    # Which stored vector each of the encoder's tokens was merged into (uint16
+                    # labels, quant.merge_token_groups); empty: none merged; null: not recorded
+                    # (rows written by an earlier version). Read only by `search --explain`.
+                    pa.field("groups", pa.binary()),
                 ]
             )
         if name == "chunks":
@@ -373,7 +386,7 @@ class Store:
         except Exception:  # noqa: BLE001 - keep what was read before the failure
             pass
         schema = self._schema(name)
-        rows = [pa.Table.from_batches([b]).select(schema.names).cast(schema) for b in batches if b.num_rows]
+        rows = [_with_columns(pa.Table.from_batches([b]), schema).select(schema.names).cast(schema) for b in batches if b.num_rows]
         kept = pa.concat_tables(rows) if rows else None
         if kept is not None and name in self._CHECK_COLUMN:  # a row read twice is kept once
             kept = _unique_rows(kept, "id" if name == "chunks" else self._CHECK_COLUMN[name])
@@ -470,13 +483,15 @@ class Store:
         """
         if not items:
             return
-        from codesearch.indexer.quant import merge_tokens
+        from codesearch.indexer.quant import merge_token_groups
 
         dim, codec = self.dim, self.codec
         if codec is None:
             raise RuntimeError("the index has no token codec yet (Indexer.prepare sets it)")
         merge = self.token_merge
-        kept = [merge_tokens(v, merge) for _, v, _ in items]
+        merged = [merge_token_groups(v, merge) for _, v, _ in items]
+        kept = [m for m, _ in merged]
+        groups = [b"" if labels is None else labels.astype("<u2").tobytes() for _, labels in merged]
         # Chunk by chunk: numpy rounds a row of a matrix product differently in a taller matrix,
         # so coding a whole group at once would make a chunk's codes depend on its batch-mates.
         codes = np.concatenate([codec.encode(v, rotated=rotated) for v in kept])
@@ -490,10 +505,33 @@ class Store:
                 "n_tokens": pa.array(n_tokens, pa.int32()),
                 "tokens": tokens,
                 "pooled": pa.FixedSizeListArray.from_arrays(pa.array(pooled, pa.float16()), dim),
+                "groups": pa.array(groups, pa.binary()),
             },
             schema=self._schema("vectors"),
         )
-        self.table("vectors").add(data)
+        tbl = self.table("vectors")
+        if not getattr(self, "_vectors_have_groups", False):
+            if "groups" not in tbl.schema.names:  # a table of an earlier version: its rows stay unrecorded
+                tbl.add_columns({"groups": "CAST(NULL AS BINARY)"})
+            self._vectors_have_groups = True
+        tbl.add(data)
+
+    def get_groups(self, keys: Sequence[str]) -> dict[str, np.ndarray | None]:
+        """key -> the stored vector each encoder token of that chunk was merged into (None: not
+        recorded; the identity when nothing was merged)."""
+        tbl = self.table("vectors", create=False)
+        if "groups" not in tbl.schema.names:
+            return dict.fromkeys(keys)
+        out: dict[str, np.ndarray | None] = {}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), _BATCH_IN):
+            data = tbl.search().where(sql_in("key", keys[i : i + _BATCH_IN])).select(["key", "n_tokens", "groups"]).limit(None).to_arrow()
+            for key, n, raw in zip(data.column("key").to_pylist(), data.column("n_tokens").to_pylist(), data.column("groups").to_pylist()):
+                if raw is None:
+                    out[key] = None
+                else:
+                    out[key] = np.frombuffer(raw, "<u2").astype(np.int64) if raw else np.arange(n, dtype=np.int64)
+        return out
 
     def _fetch_tokens(self, keys: Sequence[str]) -> Iterator[pa.Table]:
         keys = list(dict.fromkeys(keys))

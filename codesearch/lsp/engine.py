@@ -305,6 +305,7 @@ class SearchRequest:
     path: str | None = None  # glob or prefix, relative, or an absolute path inside the workspace
     method: str | None = None
     role: tuple[str, ...] = ()  # path roles (codesearch.roles)
+    explain: bool = False  # each result says why it matched (codesearch.explain)
 
 
 @dataclass
@@ -447,7 +448,7 @@ class Engine:
                     lang=req.lang, kind=req.kind, path=req.path, role=req.role, folders=tuple(map(str, folders))
                 )
         out, seen = [], set()
-        for r in searcher.search(req.query, limit=fetch, filters=filters, method=req.method):
+        for r in searcher.search(req.query, limit=fetch, filters=filters, method=req.method, explain=req.explain):
             key = (r.path, r.start_line, r.end_line)
             if key in seen or self._ignored(r, folders):
                 continue

@@ -25,7 +25,7 @@ from codesearch.lsp.engine import SearchRequest, containing_folder
 from codesearch.lsp.worker import Worker
 from codesearch.search import SearchResult
 
-SEARCH_PARAMS = ("query", "limit", "lang", "path", "kind", "method", "role")
+SEARCH_PARAMS = ("query", "limit", "lang", "path", "kind", "method", "role", "explain")
 
 
 class RequestError(ValueError):
@@ -75,7 +75,7 @@ def single_thread_torch() -> None:
 
 
 def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int, *, scope: str = "workspace") -> SearchRequest:
-    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?, role?}."""
+    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?, role?, explain?}."""
     if params is None:
         raise RequestError("missing params: expected an object with at least 'query'")
     if not isinstance(params, dict):
@@ -120,7 +120,16 @@ def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int
         path=path,
         method=method,
         role=_roles(params.get("role")),
+        explain=_flag("explain", params.get("explain")),
     )
+
+
+def _flag(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(f"'{name}' must be true or false, got {value!r}")
+    return value
 
 
 def _languages(value: Any) -> tuple[str, ...]:
@@ -177,7 +186,23 @@ def result_json(r: SearchResult) -> dict:
         "repo": r.repo,
         "startLine": r.start_line,
         "endLine": r.end_line,
+        **(explained_json(r) if r.matches is not None else {}),
     }
+
+
+def explained_json(r: SearchResult) -> dict:
+    """With ``explain``: each query word's share and the code token it met (``range``: where that
+    token is in the file, for highlighting), the full-text part and words, the role prior's part.
+    Columns are characters (Python's), as the snippet's."""
+    matches = []
+    for m in r.matches or []:
+        item = {"queryToken": m["query_token"], "codeToken": m["code_token"], "place": m["place"],
+                "line": m["line"], "column": m["column"], "score": m["score"]}
+        if m["place"] == "code":
+            start = {"line": m["line"] - 1, "character": m["column"] - 1}
+            item["range"] = {"start": start, "end": {"line": m["line"] - 1, "character": m["column"] - 1 + len(m["code_token"])}}
+        matches.append(item)
+    return {"matches": matches, "lexical": r.lexical, "prior": r.prior}
 
 
 _SYMBOL_KINDS = {

@@ -319,6 +319,12 @@ class QueryEncoder(RoutedSpaces):
     def space_fingerprint(self, space: str | None) -> str:
         return self._fingerprints[space]
 
+    @property
+    def tokenizer(self):
+        """The ``tokenizers.Tokenizer`` queries are cut with (copy it before changing its
+        truncation: this one is shared by threads under a lock)."""
+        return self._tokenizer
+
     def space_fingerprints(self) -> dict[str | None, str]:
         """Each space's fingerprint, in ``spaces`` order (as the torch encoder's)."""
         return {space: self._fingerprints[space] for space in self.spaces}
@@ -382,6 +388,13 @@ class QueryEncoder(RoutedSpaces):
         keep = [j for j, t in enumerate(ids) if t not in special] if special else slice(None)
         vecs = hidden[keep] if len(hidden[keep]) else hidden
         return self._project(vecs), self._project(hidden.mean(axis=0, keepdims=True))[0]
+
+    def hidden_token_vectors(self, ids: Sequence[int], space: str | None, keep: Sequence[int]) -> np.ndarray:
+        """Unit vectors of the tokens at positions ``keep`` of the input ``ids``, in ``space``: a
+        document's token vectors as the index's torch encoder computes them (in bfloat16 there;
+        within cosine 0.9999). For explaining a result whose token groups were not recorded."""
+        hidden = self._twin(space)(list(ids))
+        return self._project(hidden[list(keep)])
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         return self.encode_queries_pooled(queries, batch_size, space=space)[0]
