@@ -73,40 +73,62 @@ class TokenLayout:
                 if core and all(ch in _PUNCT for ch in core):
                     self._punct.add(idx)
 
-    def tokens(self, text: str, *, is_query: bool, splits: bool, max_tokens: int) -> list[Token]:
+    def tokens(self, text: str, *, is_query: bool, splits: bool, max_tokens: int) -> "Tokens":
         """The tokens the encoder keeps of ``text`` (as its vectors come, in order)."""
-        return self.encode(text, is_query=is_query, splits=splits, max_tokens=max_tokens)[1]
+        return self.encode_many([text], is_query=is_query, splits=splits, max_tokens=max_tokens)[0]
 
-    def encode(self, text: str, *, is_query: bool, splits: bool, max_tokens: int) -> tuple[list[int], list[Token]]:
-        """The token ids the encoder reads of ``text``, and the tokens it keeps vectors of."""
+    def encode_many(self, texts: Sequence[str], *, is_query: bool, splits: bool, max_tokens: int) -> list["Tokens"]:
+        """The tokens the encoder keeps of each text, with the ids it reads (``Tokens.ids``)."""
         prefix = self.config.query_prefix if is_query else self.config.document_prefix
-        body, back = split_identifiers_with_map(text) if splits else (text, None)
+        bodies, inserted = [], []
+        for text in texts:
+            body, spaces = split_identifiers_with_map(text) if splits else (text, [])
+            bodies.append(prefix + body)
+            inserted.append(np.asarray(spaces, np.int64))
         with self._lock:
             self._tok.enable_truncation(max_length=max_tokens)
-            enc = self._tok.encode(prefix + body, add_special_tokens=True)
-        words = enc.word_ids
-        out: list[Token] = []
-        real: list[Token] = []
-        for k, (tid, (s, e)) in enumerate(zip(enc.ids, enc.offsets)):
-            special = tid in self._special
-            word = -1 if words[k] is None else int(words[k])
-            if special:
-                token = Token(enc.tokens[k], -1, -1, -1, k)
-            else:
-                s, e = s - len(prefix), e - len(prefix)
-                if s < 0 or e <= s:
-                    token = Token(enc.tokens[k], -1, -1, word, k)  # (in the prefix)
-                else:
-                    if back is not None:
-                        s, e = back[s], back[e - 1] + 1
-                    token = Token(text[s:e], s, e, word, k)
-            real.append(token)
-            if special and self.config.skip_special:
-                continue
-            if not is_query and tid in self._punct:
-                continue
-            out.append(token)
-        return list(enc.ids), out or real  # (a text of punctuation only keeps every token, as the encoders do)
+            encs = self._tok.encode_batch(bodies, add_special_tokens=True)
+        out = []
+        for text, enc, ins in zip(texts, encs, inserted):
+            ids = np.asarray(enc.ids, np.int64)
+            special = np.isin(ids, list(self._special)) if self._special else np.zeros(len(ids), bool)
+            keep = ~special if self.config.skip_special else np.ones(len(ids), bool)
+            if not is_query and self._punct:
+                keep &= ~np.isin(ids, list(self._punct))
+            kept = np.flatnonzero(keep) if keep.any() else np.arange(len(ids))  # (punctuation only: every token, as the encoders)
+            off = np.asarray(enc.offsets, np.int64).reshape(-1, 2) - len(prefix)
+            starts, ends = off[:, 0], off[:, 1]
+            inside = ~special & (starts >= 0) & (ends > starts)
+            if len(ins):  # back to the original text: less the inserted spaces before each offset
+                starts = starts - np.searchsorted(ins, starts, side="left")
+                ends = ends - np.searchsorted(ins, ends, side="left")
+            starts = np.where(inside, starts, -1)
+            ends = np.where(inside, ends, -1)
+            words = np.array([-1 if w is None else w for w in enc.word_ids], np.int64)
+            words[special] = -1
+            out.append(Tokens(text, list(enc.ids), enc.tokens, kept, starts, ends, words))
+        return out
+
+
+class Tokens:
+    """The kept tokens of one text (``tokens[i]`` is the token of the ``i``-th vector), built on
+    demand from the tokenizer's arrays: a result has a few hundred, explaining reads a few."""
+
+    def __init__(self, text, ids, pieces, kept, starts, ends, words):
+        self.text, self.ids, self._pieces = text, ids, pieces
+        self.kept = kept  # positions in ids of the kept tokens
+        self.starts, self.ends, self.words = starts[kept], ends[kept], words[kept]
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __getitem__(self, i: int) -> Token:
+        s, e = int(self.starts[i]), int(self.ends[i])
+        piece = self.text[s:e] if s >= 0 else self._pieces[int(self.kept[i])]
+        return Token(piece, s, e, int(self.words[i]), int(self.kept[i]))
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 def fold(word: str) -> str:
@@ -124,11 +146,11 @@ class Explained:
 
 def explain_maxsim(
     q_vectors: np.ndarray,
-    q_tokens: Sequence[Token],
+    q_tokens: "Tokens | list[Token]",
     query: str,
     d_vectors: np.ndarray,
     groups: np.ndarray | None,
-    d_tokens: Sequence[Token],
+    d_tokens: "Tokens",
     header_len: int,
     text: str,
     start_line: int,
@@ -143,30 +165,32 @@ def explain_maxsim(
     sims = q_vectors.astype(np.float32) @ d_vectors.astype(np.float32).T  # (n_q, m)
     best = sims.argmax(axis=1)
     shares = sims[np.arange(len(best)), best] / max(len(q_vectors), 1)
-    members: dict[int, list[int]] = {}
-    if groups is not None and len(groups) == len(d_tokens):
-        for k, g in enumerate(groups):
-            members.setdefault(int(g), []).append(k)
-    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    known = groups is not None and len(groups) == len(d_tokens)
+    line_starts = np.array([0] + [m.end() for m in re.finditer("\n", text)], np.int64)
     body = header_len + 1  # the code starts after the header and its newline
+    # The token each stored vector is shown as: tokens stored as one vector are near-copies (the
+    # same identifier repeated), so the first of them in the code, else the first at all.
+    n = len(d_tokens)
+    shown = np.full(len(d_vectors), n, np.int64)
+    if known:
+        order = np.arange(n)
+        np.minimum.at(shown, groups, order)
+        in_code = d_tokens.starts >= body
+        first_in_code = np.full(len(d_vectors), n, np.int64)
+        np.minimum.at(first_in_code, groups[in_code], order[in_code])
+        shown = np.where(first_in_code < n, first_in_code, shown)
 
     def place(j: int) -> dict:
-        ks = members.get(j)
-        if not ks:
+        if shown[j] >= n:
             return {"place": None, "line": None, "column": None, "code_token": None}
-        # Tokens stored as one vector are near-copies (the same identifier repeated): the first
-        # in the code, else the first at all.
-        in_code = [k for k in ks if d_tokens[k].start >= body]
-        k = (in_code or ks)[0]
-        t = d_tokens[k]
+        t = d_tokens[int(shown[j])]
         if t.start < 0:
             return {"place": SPECIAL, "line": None, "column": None, "code_token": t.text}
         if t.start < body:
             return {"place": HEADER, "line": None, "column": None, "code_token": t.text}
-        s, e = t.start - body, t.end - body
-        s, e = _widen(text, s, e)
+        s, e = _widen(text, t.start - body, t.end - body)
         line = int(np.searchsorted(line_starts, s, side="right")) - 1
-        return {"place": CODE, "line": start_line + line, "column": s - line_starts[line] + 1, "code_token": text[s:e]}
+        return {"place": CODE, "line": start_line + line, "column": s - int(line_starts[line]) + 1, "code_token": text[s:e]}
 
     # Word pieces -> words: shares summed, the place of the strongest piece.
     words: dict[int, dict] = {}

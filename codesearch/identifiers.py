@@ -30,20 +30,18 @@ def split_identifiers(text: str) -> str:
 
 
 def split_identifiers_with_map(text: str) -> tuple[str, list[int]]:
-    """:func:`split_identifiers`, and for each character of its output the index of the
-    character of ``text`` it came from (an inserted space: the character after it)."""
+    """:func:`split_identifiers`, and the positions in its output of the spaces it inserted (an
+    offset ``k`` of the output is ``k - (inserted before k)`` in ``text``)."""
     out: list[str] = []
-    back: list[int] = []
+    inserted: list[int] = []
     last = 0
     for m in _CAMEL_BOUNDARY.finditer(text):
         out.append(text[last : m.start()])
-        back.extend(range(last, m.start()))
+        inserted.append(m.start() + len(inserted))
         out.append(" ")
-        back.append(m.start())
         last = m.start()
     out.append(text[last:])
-    back.extend(range(last, len(text)))
-    return "".join(out), back
+    return "".join(out), inserted
 
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")

@@ -345,28 +345,34 @@ class Searcher:
     def _explain(self, query: str, results: list[SearchResult], candidates: list[dict], maxsim: np.ndarray,
                  lexical: np.ndarray | None, encoded: dict, vectors: dict[str, np.ndarray]) -> None:
         """Fill each result's ``matches`` and ``lexical`` (see codesearch.explain)."""
-        from codesearch.explain import explain_maxsim
+        from codesearch.explain import Token, explain_maxsim
 
         at = {(c["path"], int(c["start_line"]), int(c["end_line"])): i for i, c in enumerate(candidates)}
         groups = self.store.get_groups([r.key for r in results])
         layout = self._token_layout()
         config = layout.config
-        for r in results:
+        spaces = [candidates[at[(r.path, r.start_line, r.end_line)]].get("space") or "" for r in results]
+        headers = [r.rel_path if not r.context else f"{r.rel_path} {r.context}" for r in results]
+        d_layouts: dict[int, object] = {}
+        q_layouts: dict[bool, object] = {}
+        for splits in {config.splits_identifiers(sp or None) for sp in spaces}:
+            idx = [k for k, sp in enumerate(spaces) if config.splits_identifiers(sp or None) == splits]
+            texts = [f"{headers[k]}\n{results[k].text}" for k in idx]
+            d_layouts.update(zip(idx, layout.encode_many(texts, is_query=False, splits=splits, max_tokens=config.document_max_tokens)))
+            q_layouts[splits] = layout.tokens(query, is_query=True, splits=splits, max_tokens=self._query_max_tokens())
+        for k, r in enumerate(results):
             i = at[(r.path, r.start_line, r.end_line)]
-            space = candidates[i].get("space") or ""
-            splits = config.splits_identifiers(space or None)
+            space = spaces[k]
             q_vectors = self.store.scoring_query(encoded[space][0])
-            q_tokens = layout.tokens(query, is_query=True, splits=splits, max_tokens=self._query_max_tokens())
+            q_tokens = q_layouts[config.splits_identifiers(space or None)]
             if len(q_tokens) != len(q_vectors):  # (cannot happen with the encoders here; no words then)
-                q_tokens = [type(q_tokens[0])(f"#{k}", -1, -1, -1) for k in range(len(q_vectors))] if q_tokens else []
-            header = r.rel_path if not r.context else f"{r.rel_path} {r.context}"
-            ids, d_tokens = layout.encode(f"{header}\n{r.text}", is_query=False, splits=splits,
-                                          max_tokens=config.document_max_tokens)
+                q_tokens = [Token(f"#{n}", -1, -1, -1) for n in range(len(q_vectors))]
+            d_tokens = d_layouts[k]
             labels = groups.get(r.key)
             if labels is None:
-                labels = self._groups_again(ids, d_tokens, space, vectors[r.key])
+                labels = self._groups_again(d_tokens, space, vectors[r.key])
             r.matches, _ = explain_maxsim(q_vectors, q_tokens, query, vectors[r.key], labels,
-                                          d_tokens, len(header), r.text, r.start_line)
+                                          d_tokens, len(headers[k]), r.text, r.start_line)
             lex = float(lexical[i]) if lexical is not None else 0.0
             r.lexical = None if lexical is None else {"score": lex, "words": self._lexical_words(query, r)}
             # what the role prior took off, so that the parts sum to the score (rounded as it is)
@@ -376,7 +382,7 @@ class Searcher:
             if r.lexical is not None:
                 r.lexical["score"] = round(lex, 4)
 
-    def _groups_again(self, ids: list[int], d_tokens: list, space: str, stored: np.ndarray) -> np.ndarray | None:
+    def _groups_again(self, d_tokens, space: str, stored: np.ndarray) -> np.ndarray | None:
         """The token groups of a row indexed before they were recorded: none merged where the
         counts agree, else each token's nearest stored vector, its vector computed here (None
         where that is not possible: the places are then left out)."""
@@ -384,7 +390,7 @@ class Searcher:
             return np.arange(len(stored))
         if not hasattr(self.queries, "hidden_token_vectors"):
             return None
-        vecs = self.queries.hidden_token_vectors(ids, space or None, [t.index for t in d_tokens])
+        vecs = self.queries.hidden_token_vectors(d_tokens.ids, space or None, d_tokens.kept)
         return np.argmax(self.store.scoring_query(vecs) @ stored.T, axis=1)
 
     def _token_layout(self):
