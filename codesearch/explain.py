@@ -118,6 +118,18 @@ class Tokens:
         self.text, self.ids, self._pieces = text, ids, pieces
         self.kept = kept  # positions in ids of the kept tokens
         self.starts, self.ends, self.words = starts[kept], ends[kept], words[kept]
+        self._all = (starts, ends, words)
+
+    def word_span(self, i: int) -> tuple[int, int]:
+        """The characters of the whole word token ``i`` is a piece of (as the tokenizer cuts
+        words: ``bounds`` of ``check_bounds``, ``Suffixes`` of ``StrictSuffixes`` where the
+        model splits camelCase)."""
+        starts, ends, words = self._all
+        w = int(self.words[i])
+        if w < 0:
+            return int(self.starts[i]), int(self.ends[i])
+        same = (words == w) & (starts >= 0)
+        return int(starts[same].min()), int(ends[same].max())
 
     def __len__(self) -> int:
         return len(self.kept)
@@ -129,6 +141,9 @@ class Tokens:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+
+_SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<s>", "</s>")
 
 
 def fold(word: str) -> str:
@@ -186,9 +201,10 @@ def explain_maxsim(
         t = d_tokens[int(shown[j])]
         if t.start < 0:
             return {"place": SPECIAL, "line": None, "column": None, "code_token": t.text}
+        s, e = d_tokens.word_span(int(shown[j]))
         if t.start < body:
-            return {"place": HEADER, "line": None, "column": None, "code_token": t.text}
-        s, e = _widen(text, t.start - body, t.end - body)
+            return {"place": HEADER, "line": None, "column": None, "code_token": d_tokens.text[s:e]}
+        s, e = s - body, e - body
         line = int(np.searchsorted(line_starts, s, side="right")) - 1
         return {"place": CODE, "line": start_line + line, "column": s - int(line_starts[line]) + 1, "code_token": text[s:e]}
 
@@ -214,18 +230,6 @@ def explain_maxsim(
         matches.append({"query_token": token, **place(w["j"]), "score": w["score"]})
     matches.sort(key=lambda m: -m["score"])
     return matches, float(shares.sum())
-
-
-def _widen(text: str, s: int, e: int) -> tuple[int, int]:
-    """A token's span grown to the whole word it is part of (``bounds`` in ``check_bounds``:
-    the identifier), unless the token is punctuation."""
-    if s >= e or not (text[s:e][0].isalnum() or text[s:e][0] == "_"):
-        return s, e
-    while s > 0 and (text[s - 1].isalnum() or text[s - 1] == "_"):
-        s -= 1
-    while e < len(text) and (text[e].isalnum() or text[e] == "_"):
-        e += 1
-    return s, e
 
 
 def lexical_words(query_words: Sequence[str], chunk_words: Sequence[str]) -> list[str]:
@@ -262,10 +266,16 @@ def format_explained(result, *, color: bool, max_lines: int = 8, max_words: int 
     out = [line.replace("\x01", on).replace("\x02", off) for line in out]
 
     parts = []
-    for m in (result.matches or [])[:max_words]:
+    words = [m for m in result.matches or [] if m["query_token"] not in _SPECIAL_TOKENS]
+    for m in words[:max_words]:
         where = {CODE: f"{m['code_token']} L{m['line']}:{m['column']}", HEADER: f"{m['code_token']} (path)",
                  SPECIAL: m["code_token"] or "?"}.get(m.get("place"), "?")
         parts.append(f"{m['query_token']}→{where} {m['score']:+.3f}")
+    if len(words) > max_words:
+        parts.append(f"{len(words) - max_words} more {sum(m['score'] for m in words[max_words:]):+.3f}")
+    special = [m for m in result.matches or [] if m["query_token"] in _SPECIAL_TOKENS]
+    if special:  # the query's [CLS] and [SEP]: part of every score, about the same for every result
+        parts.append(f"{'/'.join(m['query_token'] for m in special)} {sum(m['score'] for m in special):+.3f}")
     why = "why: " + ", ".join(parts)
     if result.lexical is not None:
         words = ", ".join(result.lexical["words"]) or "none"
