@@ -276,11 +276,11 @@ def format_explained(result, *, color: bool, max_lines: int = 8, max_words: int 
     special = [m for m in result.matches or [] if m["query_token"] in _SPECIAL_TOKENS]
     if special:  # the query's [CLS] and [SEP]: part of every score, about the same for every result
         parts.append(f"{'/'.join(m['query_token'] for m in special)} {sum(m['score'] for m in special):+.3f}")
-    why = "why: " + ", ".join(parts)
+    sections = [", ".join(parts)] if parts else []
     if result.lexical is not None:
-        words = ", ".join(result.lexical["words"]) or "none"
-        why += f"; as words: {words} {result.lexical['score']:+.3f}"
+        sections.append(f"as words: {', '.join(result.lexical['words']) or 'none'} {result.lexical['score']:+.3f}")
     if result.prior:
-        why += f"; {result.role} prior {result.prior:+.3f}"
+        sections.append(f"{result.role} prior {result.prior:+.3f}")
+    why = "why: " + ("; ".join(sections) or "one vector for the query, one for the code (--method dense): no word meets a token")
     out.append(click.style(why, dim=True) if color else why)
     return out
