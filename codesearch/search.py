@@ -150,6 +150,9 @@ def snippet_of(text: str, max_lines: int = 8) -> str:
     return "\n".join(out)
 
 
+_UNSET = object()
+
+
 class Searcher:
     """Search one index home with one encoder. Cheap to keep around (it caches token vectors)."""
 
@@ -220,6 +223,7 @@ class Searcher:
         self._default_space: str = meta.get("default_space", "")
         self._present: set[str] = set()
         self._present_version: int | None = None
+        self._per_search = threading.local()  # what one search reads once (see _resident_pooled)
 
     # ------------------------------------------------------------------ public
     def search(
@@ -236,7 +240,11 @@ class Searcher:
 
         try:
             with one_blas_thread():
-                return self._search(query, limit, filters, method, explain)
+                self._per_search.resident = _UNSET  # (the table's version is read once per search)
+                try:
+                    return self._search(query, limit, filters, method, explain)
+                finally:
+                    del self._per_search.resident  # (outside a search: read each time)
         except (RuntimeError, OSError, ValueError) as exc:
             if isinstance(exc, IndexDamaged) or not is_read_error(exc):
                 raise
@@ -503,7 +511,17 @@ class Searcher:
     # ------------------------------------------------------------------ candidate sources
     def _resident_pooled(self) -> ResidentPooled | None:
         """The chunks table's pooled vectors in memory (read again when the table changed), or
-        None where the table is bigger than ``in_memory_max`` or the path is switched off."""
+        None where the table is bigger than ``in_memory_max`` or the path is switched off.
+        Within one search the answer is kept: reading the table's version costs 1-4 ms."""
+        memo = getattr(self._per_search, "resident", _UNSET)
+        if memo is not _UNSET:
+            return memo
+        resident = self._read_resident_pooled()
+        if hasattr(self._per_search, "resident"):
+            self._per_search.resident = resident
+        return resident
+
+    def _read_resident_pooled(self) -> ResidentPooled | None:
         if self.in_memory_max <= 0 or not self.use_ann:
             return None
         tbl = self.store.table("chunks", create=False)
