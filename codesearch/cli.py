@@ -574,6 +574,38 @@ def lsp(click_ctx, stdio, log_file, log_level):
     )
 
 
+# ---------------------------------------------------------------------------- mcp
+@main.command("mcp")
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--no-index", "no_index", is_flag=True, help="Do not bring the roots' index up to date at start (the index tool still does).")
+@click.option("--no-watch", "no_watch", is_flag=True, help="Do not watch the roots for changes.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write the server log to this file.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True, help="Server log level (the log goes to stderr, never stdout).")
+@click.pass_context
+def mcp_cmd(click_ctx, roots, no_index, no_watch, log_file, log_level):
+    """Run a Model Context Protocol server on stdin/stdout, for coding agents.
+
+    \b
+    Tools: search, chunks (how a file is cut), status, index (with progress).
+    ROOTS are the folders it searches and keeps indexed (incrementally, then watched);
+    without any, the client's roots if it sends some, else the current directory.
+    Same engine, home (--home) and results as `codesearch lsp`. See docs/mcp.md.
+    Register it with an MCP client as:
+      {"mcpServers": {"codesearch": {"command": "codesearch", "args": ["mcp", "/path/to/repos"]}}}
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # (as for lsp: small products, one BLAS thread)
+    from codesearch.lsp.config import LspConfig
+    from codesearch.mcp_server import main as serve
+
+    flags = click_ctx.parent.params
+    serve(
+        LspConfig(home=flags.get("home"), model=flags.get("model"), config_file=flags.get("config_file")),
+        list(roots), index_on_start=not no_index, watch=not no_watch,
+        log_level=log_level if not click_ctx.obj.verbose else "info", log_file=log_file,
+    )
+
+
 # ---------------------------------------------------------------------------- train
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
