@@ -251,16 +251,27 @@ def format_explained(result, *, color: bool, max_lines: int = 8, max_words: int 
             row = m["line"] - result.start_line
             marks.setdefault(row, []).append((m["column"] - 1, m["column"] - 1 + len(m["code_token"])))
     lines = result.text.splitlines()
-    shown = lines[:max_lines]
+    # A long declaration shows the lines where the query met most of it.
+    weight = {}
+    for m in result.matches or []:
+        if m.get("place") == CODE and m["line"] is not None:
+            weight[m["line"] - result.start_line] = weight.get(m["line"] - result.start_line, 0.0) + m["score"]
+    first = 0
+    if len(lines) > max_lines and weight:
+        first = max(range(len(lines) - max_lines + 1),
+                    key=lambda a: (sum(w for r, w in weight.items() if a <= r < a + max_lines), -a))
     # \x01 and \x02 stand for the marks while the lines are dedented, then become colour or «».
     marked = []
-    for row, line in enumerate(shown):
+    for row in range(first, min(len(lines), first + max_lines)):
+        line = lines[row]
         for s, e in sorted(set(marks.get(row, [])), reverse=True):
             if 0 <= s < e <= len(line):
                 line = line[:s] + "\x01" + line[s:e] + "\x02" + line[e:]
         marked.append(line)
     out = textwrap.dedent("\n".join(marked)).splitlines()
-    if len(lines) > max_lines:
+    if first > 0:
+        out.insert(0, f"... (from line {result.start_line + first})")
+    if first + max_lines < len(lines):
         out.append("...")
     on, off = ("\x1b[1;33m", "\x1b[0m") if color else ("«", "»")
     out = [line.replace("\x01", on).replace("\x02", off) for line in out]
