@@ -27,15 +27,36 @@ def _check_places(results):
     return seen
 
 
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, encoder):
+    """One real index of the small repository, shared by the tests that only search it."""
+    import shutil
+    from pathlib import Path
+
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    from conftest import FIXTURES
+
+    root = tmp_path_factory.mktemp("explain")
+    repo = root / "repos" / "small"
+    shutil.copytree(FIXTURES / "repo_small", repo)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    settings = load_settings(config_file=None, home=str(root / "home"))
+    store = Store(Path(settings["home"]))
+    Indexer(store, encoder, settings).run([repo])
+    return repo, Path(settings["home"]), Searcher(store, encoder, settings)
+
+
 def _parts(r) -> float:
     return sum(m["score"] for m in r.matches) + (r.lexical["score"] if r.lexical else 0.0) + r.prior
 
 
 @pytest.mark.parametrize("method", ["hybrid", "multivector"])
-def test_explained_places_are_real_tokens_and_the_shares_sum_to_the_score(small_repo, index_env, method):
-    store, indexer, searcher = index_env
-    indexer.run([small_repo])
-    s = searcher()
+def test_explained_places_are_real_tokens_and_the_shares_sum_to_the_score(indexed, method):
+    s = indexed[2]
     seen = 0
     for q in QUERIES:
         plain = s.search(q, limit=5, method=method)
@@ -52,10 +73,9 @@ def test_explained_places_are_real_tokens_and_the_shares_sum_to_the_score(small_
     assert seen > 20
 
 
-def test_explain_names_the_words_that_met_and_those_matched_as_words(small_repo, index_env):
-    store, indexer, searcher = index_env
-    indexer.run([small_repo])
-    top = searcher().search("check if a value is within bounds", limit=1, explain=True)[0]
+def test_explain_names_the_words_that_met_and_those_matched_as_words(indexed):
+    s = indexed[2]
+    top = s.search("check if a value is within bounds", limit=1, explain=True)[0]
     assert top.name == "contains"
     words = {m["query_token"] for m in top.matches}
     assert {"check", "value", "within", "bounds"} <= words
@@ -63,7 +83,7 @@ def test_explain_names_the_words_that_met_and_those_matched_as_words(small_repo,
     assert value["place"] == "code" and value["code_token"] == "value"  # the parameter, or the doc's `value`
     assert "value" in top.lexical["words"] and "within" not in top.lexical["words"]
     # the word pieces of one word come back as that word (camelCase split by the model)
-    r = searcher().search("leastRecently used entry", limit=3, explain=True)
+    r = s.search("leastRecently used entry", limit=3, explain=True)
     assert any(m["query_token"] == "least" for x in r for m in x.matches)
     assert not any((m["query_token"] or "").startswith("##") for x in r for m in x.matches)
 
@@ -99,11 +119,10 @@ def test_rows_indexed_before_groups_were_recorded_are_explained_too(small_repo, 
     assert data.column("groups").null_count == old.num_rows  # old rows stay unrecorded, the new one is
 
 
-def test_search_explain_from_the_terminal(small_repo, tmp_path):
-    home = tmp_path / "home"
+def test_search_explain_from_the_terminal(indexed):
+    small_repo, home = indexed[0], indexed[1]
     run = lambda *a: subprocess.run([sys.executable, "-m", "codesearch.cli", "--home", str(home), *a],
                                     capture_output=True, text=True, timeout=300)
-    assert run("index", "-q", str(small_repo)).returncode == 0
     plain = json.loads(run("search", "check if a value is within bounds", "--json", "-n", "2").stdout)
     assert "matches" not in plain[0]  # --json without --explain is as documented before
     out = run("search", "check if a value is within bounds", "--json", "--explain", "-n", "2")
