@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from contextlib import asynccontextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,10 +49,10 @@ from pydantic import Field, ValidationError
 
 from codesearch import __version__
 from codesearch.lsp.config import MAX_LIMIT, METHODS, LspConfig
-from codesearch.lsp.engine import Engine, SearchRequest, containing_folder
+from codesearch.lsp.engine import Engine, containing_folder
 from codesearch.lsp.scheduler import IndexService, SchedulerHooks
 from codesearch.lsp.search import RequestError, SearchRunner, parse_search_params, single_thread_torch, to_path
-from codesearch.search import SearchResult
+from codesearch.search import MATCH_FIELDS, SearchResult
 from codesearch.settings import SearchSettings
 
 log = logging.getLogger("codesearch.mcp")
@@ -247,17 +247,13 @@ class Backend:
             req = parse_search_params(params, folders, limit, scope=engine.config.scope)
         except RequestError as exc:
             raise ToolError(_roots_wording(str(exc))) from None
-        explained = explain and "explain" in {f.name for f in fields(SearchRequest)}
-        if explained:
-            req = replace(req, explain=True)
+        req = replace(req, explain=explain)
         try:
             results = await self.searches.run(lambda: engine.search(req, folders))
         except Exception as exc:  # a damaged index, a table being replaced: one line (the traceback: the log)
             log.warning("search %r failed", req.query, exc_info=True)
             raise ToolError(f"failed: {exc}") from None
         out: dict[str, Any] = {"results": [self.result(r, folders, explain=explain, full=full) for r in results]}
-        if explain and not explained:
-            out["note"] = "explain is not supported by this codesearch version"
         if self.index.indexing:
             out["indexing"] = True  # results are what is indexed so far
             if self.index.progress:
@@ -281,19 +277,12 @@ class Backend:
         }
         if r.context:
             d["context"] = r.context
-        if full:
-            text = getattr(r, "text", "")  # the indexed declaration, where this version carries it
-            d["full"] = bounded(text, FULL_LINES, FULL_CHARS) if text else declaration_text(r.path, r.start_line, r.end_line)
-        if explain:
-            matches = getattr(r, "matches", None)
-            if matches is not None:  # as `codesearch search --explain --json` gives them
-                from codesearch import search as _search
-
-                keep = getattr(_search, "MATCH_FIELDS", None)
-                d["matches"] = _plain([{k: m[k] for k in keep if k in m} if keep else m for m in matches])
-                d["lexical"] = _plain(getattr(r, "lexical", None))
-                if hasattr(r, "prior"):
-                    d["prior"] = round(float(r.prior), 4)
+        if full:  # the indexed declaration (the file's lines where the result carries no text)
+            d["full"] = bounded(r.text, FULL_LINES, FULL_CHARS) if r.text else declaration_text(r.path, r.start_line, r.end_line)
+        if explain and r.matches is not None:  # as `codesearch search --explain --json` gives them
+            d["matches"] = _plain([{k: m[k] for k in MATCH_FIELDS} for m in r.matches])
+            d["lexical"] = _plain(r.lexical)
+            d["prior"] = round(float(r.prior), 4)
         return d
 
     async def chunks(self, ctx: Context, path: str) -> dict:

@@ -172,12 +172,11 @@ def test_search_finds_the_obvious_declaration_first(served):
     first = reply["results"][0]
     lines = (ws / first["path"]).read_text().splitlines()[first["start_line"] - 1:first["end_line"]]
     assert first["full"] == "\n".join(lines)[:20_000] or first["full"].startswith("\n".join(lines[:10]))
-    # explain: each result's matches/lexical when this codesearch has them, else a note.
+    # explain: each result's matches, lexical part and prior, as `search --explain --json` gives them
     error, reply = client.tool("search", {"query": "value within bounds", "limit": 2, "explain": True})
     assert not error, reply
-    assert "note" in reply or all("matches" in r and "lexical" in r for r in reply["results"])
-    if "note" not in reply:
-        assert {"query_token", "code_token", "line", "score"} <= set(reply["results"][0]["matches"][0])
+    assert all({"matches", "lexical", "prior"} <= set(r) for r in reply["results"])
+    assert set(reply["results"][0]["matches"][0]) == {"query_token", "line", "column", "code_token", "score", "place"}
 
 
 def test_chunks_of_a_file(served):
