@@ -85,7 +85,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const status = new StatusBar("codesearch.ui.search");
   const api = apiOf(() => client);
   const panel = new SearchPanel(api, () => searchOptions(settings()), (m) => output.appendLine(m));
-  context.subscriptions.push(output, status, { dispose: () => panel.close() });
+  context.subscriptions.push(output, status, { dispose: () => panel.dispose() });
 
   const start = async () => {
     client = createClient(output);

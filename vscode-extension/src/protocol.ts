@@ -10,6 +10,28 @@ export interface LspRange {
   end: LspPosition;
 }
 
+/** With `explain`: one query word, the token of the result it met and its share of the score. */
+export interface ExplainMatch {
+  queryToken: string;
+  /** The token's characters (for `place` "special": the tokenizer's "[CLS]"); null when unknown. */
+  codeToken: string | null;
+  /** "code": a token of the file (line, column, range given); "header": of the path or scope the
+   * encoder reads before the code; "special": no text; null: unknown. */
+  place?: "code" | "header" | "special" | string | null;
+  /** 1-based line of the file, and 1-based column in characters (code points); null outside the code. */
+  line: number | null;
+  column: number | null;
+  score: number;
+  /** Where the token is in the file (0-based; characters as the server counts them, code points). */
+  range?: LspRange | null;
+}
+
+/** With `explain`, in hybrid mode: the full-text part of the score and the query words met as words. */
+export interface LexicalPart {
+  score: number;
+  words: string[];
+}
+
 export interface SearchResult {
   uri: string;
   range: LspRange;
@@ -23,6 +45,10 @@ export interface SearchResult {
   repo?: string;
   startLine?: number;
   endLine?: number;
+  /** Only when the search asked for `explain` (and the server knows it). */
+  matches?: ExplainMatch[] | null;
+  lexical?: LexicalPart | null;
+  prior?: number | null;
 }
 
 export interface SearchParams {
@@ -31,6 +57,8 @@ export interface SearchParams {
   lang?: string | string[];
   path?: string;
   kind?: string | string[];
+  /** Ask why each result matched (`matches`, `lexical`). */
+  explain?: boolean;
 }
 
 export interface SearchResponse {

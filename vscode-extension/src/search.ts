@@ -8,16 +8,23 @@
  * - Items are `alwaysShow`: VS Code's own fuzzy filter would hide semantic matches.
  * - Accepting an item opens the file at the result's range; thumbs up/down on an item record
  *   feedback in the personal eval set, and opening a result records it as "chosen".
+ * - With `explain` (the default) each item says which query words met which code tokens, and
+ *   the result shown in an editor (the active item's preview, or the opened result) has those
+ *   tokens and the full-text words highlighted. A server that does not know `explain` yet is
+ *   asked again without it (once; later searches leave it out).
  */
 
 import * as vscode from "vscode";
+import { explainText, Highlighter } from "./explain";
 import {
   CodesearchApi,
   COMMANDS,
   errorMessage,
   isCancellation,
   SearchParams,
+  SearchResponse,
   SearchResult,
+  Token,
   Verdict,
 } from "./protocol";
 import { SearchOptions } from "./settings";
@@ -86,15 +93,24 @@ export function toItem(result: SearchResult, query: string, withButtons: boolean
     .filter((l) => l.length > 0)
     .slice(0, 2)
     .join("  ⏎ ");
+  const why = explainText(result);
   return {
     label: `$(${kindIcon(result.kind)}) ${result.name || "(unnamed)"}`,
     description: `${where}  ·  ${result.language} ${result.kind}  ·  ${result.score.toFixed(2)}`,
-    detail: firstLines,
+    // Why it matched comes first on the second line (the description is elided early); the
+    // code itself is in the preview.
+    detail: why ? `${why}  —  ${firstLines}` : firstLines,
     alwaysShow: true,
     buttons: withButtons ? [THUMBS_UP, THUMBS_DOWN] : [],
     result,
     query,
   };
+}
+
+/** Is this the server's InvalidParams answer to a parameter it does not know, `explain`? */
+export function rejectsExplain(err: unknown): boolean {
+  const e = err as { code?: number; message?: string } | undefined;
+  return !!e && e.code === -32602 && /unknown parameter.*'explain'/.test(String(e.message ?? ""));
 }
 
 /** Does a result overlap some 1-based lines of a file? */
@@ -117,6 +133,14 @@ export class SearchPanel {
   private inflight: vscode.CancellationTokenSource | undefined;
   private generation = 0;
   private opts: OpenOptions = {};
+  /** The server answered that it does not know `explain`: leave it out from now on. */
+  private explainRejected = false;
+  private readonly highlighter = new Highlighter();
+  /** The editor before the box opened, to go back to when it closes after previews. */
+  private before: { editor: vscode.TextEditor; selection: vscode.Selection } | undefined;
+  private previewed = false;
+  private accepting = false;
+  private previewSeq = 0;
   /** Counters for tests and the log. */
   readonly stats = { sent: 0, cancelled: 0, shown: 0, stale: 0 };
 
@@ -132,7 +156,11 @@ export class SearchPanel {
 
   open(opts: OpenOptions = {}): vscode.QuickPick<ResultItem> {
     this.close();
+    this.highlighter.clear();
     this.opts = opts;
+    const editor = vscode.window.activeTextEditor;
+    this.before = editor ? { editor, selection: editor.selection } : undefined;
+    this.previewed = false;
     const pick = vscode.window.createQuickPick<ResultItem>();
     this.pick = pick;
     pick.title = opts.title ?? "Code Search";
@@ -140,10 +168,12 @@ export class SearchPanel {
     pick.matchOnDescription = false;
     pick.matchOnDetail = false;
     pick.ignoreFocusOut = false;
+    pick.keepScrollPosition = true;
     pick.onDidChangeValue((value) => this.onType(value));
     pick.onDidAccept(() => this.onAccept());
     pick.onDidTriggerItemButton((e) => this.onButton(e.item, e.button));
-    pick.onDidHide(() => this.close());
+    pick.onDidChangeActive((items) => void this.preview(items[0]));
+    pick.onDidHide(() => this.onHide());
     pick.show();
     if (opts.query) {
       pick.value = opts.query;
@@ -157,6 +187,64 @@ export class SearchPanel {
     const pick = this.pick;
     this.pick = undefined;
     pick?.dispose();
+  }
+
+  dispose(): void {
+    this.close();
+    this.highlighter.dispose();
+  }
+
+  /** Closed without opening a result: drop the preview's highlights and go back to the editor before. */
+  private onHide(): void {
+    const wasOpen = this.pick !== undefined;
+    this.close();
+    if (!wasOpen || this.accepting || !this.previewed) {
+      return;
+    }
+    this.previewSeq++;
+    this.highlighter.clear();
+    const before = this.before;
+    if (before) {
+      void Promise.resolve(
+        vscode.window.showTextDocument(before.editor.document, { viewColumn: before.editor.viewColumn, selection: before.selection }),
+      ).catch(() => undefined);
+    }
+  }
+
+  /** Show the active item's result in a preview editor, focus staying in the box. */
+  private async preview(item: ResultItem | undefined): Promise<void> {
+    if (!item?.result || !this.pick || !this.options().preview) {
+      return;
+    }
+    const seq = ++this.previewSeq;
+    const pick = this.pick;
+    try {
+      const editor = await showResult(item.result, true);
+      if (seq !== this.previewSeq || this.pick !== pick) {
+        return;
+      }
+      this.previewed = true;
+      this.highlighter.apply(editor, item.result);
+    } catch (err) {
+      this.log(`preview failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** The search request, asked again without `explain` if the server does not know it. */
+  private async search(params: SearchParams, token: Token): Promise<SearchResponse> {
+    try {
+      return await this.api.search(params, token);
+    } catch (err) {
+      if (!params.explain || !rejectsExplain(err) || token.isCancellationRequested) {
+        throw err;
+      }
+      this.explainRejected = true;
+      this.log("the server does not know 'explain' (an older codesearch): searching without it");
+      const rest: SearchParams = { ...params };
+      delete rest.explain;
+      this.stats.sent++;
+      return this.api.search(rest, token);
+    }
   }
 
   private cancelPending(): void {
@@ -200,11 +288,14 @@ export class SearchPanel {
     const source = new vscode.CancellationTokenSource();
     this.inflight = source;
     pick.busy = true;
-    const { limit, feedback } = this.options();
+    const { limit, feedback, explain } = this.options();
     const exclude = this.opts.exclude;
     const params: SearchParams = { ...(this.opts.params ?? {}), query, limit: exclude ? limit + 1 : limit };
+    if (explain && !this.explainRejected) {
+      params.explain = true;
+    }
     this.stats.sent++;
-    return this.api.search(params, source.token).then(
+    return this.search(params, source.token).then(
       (response) => {
         if (generation !== this.generation || source.token.isCancellationRequested || this.pick !== pick) {
           this.stats.stale++;
@@ -243,8 +334,19 @@ export class SearchPanel {
       return;
     }
     const { result, query } = item;
-    this.close();
-    await openResult(result);
+    this.accepting = true;
+    try {
+      this.close();
+    } finally {
+      this.accepting = false;
+    }
+    this.previewSeq++;
+    const editor = await openResult(result);
+    if (result.matches || result.lexical) {
+      this.highlighter.apply(editor, result);
+    } else {
+      this.highlighter.clear();
+    }
     if (this.options().feedback && query) {
       await this.sendFeedback(query, result, "chosen");
     }
@@ -257,10 +359,17 @@ export class SearchPanel {
     const verdict: Verdict = button === THUMBS_UP || button === RATED_UP ? "good" : "bad";
     const ok = await this.sendFeedback(item.query, item.result, verdict);
     if (ok && this.pick) {
-      // Show the verdict on the item (QuickPick items are replaced, not mutated).
-      this.pick.items = this.pick.items.map((it) =>
+      // Show the verdict on the item (QuickPick items are replaced, not mutated); the active
+      // item stays the active one (replacing the items makes the first one active).
+      const pick = this.pick;
+      const active = pick.activeItems[0];
+      pick.items = pick.items.map((it) =>
         it === item ? { ...it, buttons: verdict === "good" ? [RATED_UP, THUMBS_DOWN] : [THUMBS_UP, RATED_DOWN] } : it,
       );
+      const index = active ? pick.items.findIndex((it) => it.result === active.result) : -1;
+      if (index > 0) {
+        pick.activeItems = [pick.items[index]];
+      }
     }
   }
 
@@ -280,13 +389,23 @@ export class SearchPanel {
 }
 
 /** Open a result's file with the cursor at the start of its range, range revealed. */
-export async function openResult(result: SearchResult): Promise<void> {
+export function openResult(result: SearchResult): Promise<vscode.TextEditor> {
+  return showResult(result, false);
+}
+
+/** Show a result's file, cursor at the start of its range; `keepFocus`: a preview while the box stays open. */
+async function showResult(result: SearchResult, keepFocus: boolean): Promise<vscode.TextEditor> {
   const uri = vscode.Uri.parse(result.uri);
   const start = new vscode.Position(result.range.start.line, 0);
   const end = new vscode.Position(Math.max(result.range.start.line, result.range.end.line - 1), 0);
   const doc = await vscode.workspace.openTextDocument(uri);
-  const editor = await vscode.window.showTextDocument(doc, { selection: new vscode.Range(start, start), preview: true });
-  editor.revealRange(new vscode.Range(start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+  const editor = await vscode.window.showTextDocument(doc, {
+    selection: new vscode.Range(start, start),
+    preview: true,
+    preserveFocus: keepFocus,
+  });
+  editor.revealRange(new vscode.Range(start, end), keepFocus ? vscode.TextEditorRevealType.InCenter : vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+  return editor;
 }
 
 /** The query for "Find Similar": the selection (or the current line), whitespace collapsed. */

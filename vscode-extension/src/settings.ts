@@ -56,6 +56,10 @@ export interface SearchOptions {
   debounceMs: number;
   limit: number;
   feedback: boolean;
+  /** Ask the server why each result matched, and show it (`codesearch.explain`). */
+  explain: boolean;
+  /** Show the active result in an editor while moving through the list (`codesearch.preview`). */
+  preview: boolean;
 }
 
 export function searchOptions(get: Get): SearchOptions {
@@ -67,5 +71,7 @@ export function searchOptions(get: Get): SearchOptions {
     debounceMs: num("debounceMs", 150, 0, 2000),
     limit: num("limit", 20, 1, 200),
     feedback: get<boolean>("feedback") !== false,
+    explain: get<boolean>("explain") !== false,
+    preview: get<boolean>("preview") !== false,
   };
 }

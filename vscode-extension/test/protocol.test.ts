@@ -13,7 +13,8 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import * as rpc from "vscode-jsonrpc/node";
 import { CodesearchApi, SearchParams, SearchResponse, Token } from "../src/protocol";
-import { SearchPanel } from "../src/search";
+import { Highlighter } from "../src/explain";
+import { SearchPanel, toItem } from "../src/search";
 
 const PYTHON = process.env.CODESEARCH_PYTHON || "python3";
 const FIXTURE = path.resolve(__dirname, "..", "..", "..", "tests", "fixtures", "repo_small");
@@ -113,6 +114,34 @@ test("codesearch/search answers with locations", { skip }, async () => {
   assert.deepEqual(res.results[0].range.start, { line: 10, character: 0 });
 });
 
+test("explain: each word's token is at its range in the file, and the highlighter finds it there", { skip }, async () => {
+  const res: any = await conn.sendRequest("codesearch/search", { query: "check if a value is within bounds", explain: true, limit: 3 });
+  const top = res.results[0];
+  assert.equal(top.name, "contains");
+  assert.ok(Array.isArray(top.matches) && top.matches.length > 0, JSON.stringify(top));
+  assert.ok(top.lexical && Array.isArray(top.lexical.words), "hybrid (the default) reports the full-text part");
+  const file = path.join(ws, "src", "bounds.rs");
+  const text = fs.readFileSync(file, "utf8");
+  const lines = text.split("\n");
+  let inCode = 0;
+  for (const m of top.matches) {
+    if (m.range) {
+      inCode++;
+      assert.equal(lines[m.range.start.line].slice(m.range.start.character, m.range.end.character), m.codeToken, JSON.stringify(m));
+      assert.equal(m.line, m.range.start.line + 1);
+    }
+  }
+  assert.ok(inCode > 0);
+  mock.recorded.files.set(top.uri, text);
+  const doc: any = await (mock.workspace as any).openTextDocument(mock.Uri.parse(top.uri));
+  const editor: any = await mock.window.showTextDocument(doc, {});
+  const shown = new Highlighter().apply(editor, top);
+  assert.equal(shown.tokens.length, inCode);
+  assert.match(toItem(top, "q", true).detail!, /→/);
+  const plain: any = await conn.sendRequest("codesearch/search", { query: "check if a value is within bounds", limit: 3 });
+  assert.equal(plain.results[0].matches, undefined, "no explanation unless asked");
+});
+
 test("bad params are an InvalidParams error with a clear message", { skip }, async () => {
   await assert.rejects(conn.sendRequest("codesearch/search", { query: "x", langauge: "rust" }), (err: any) => {
     assert.equal(err.code, -32602);
@@ -133,7 +162,7 @@ test("a cancelled request is answered RequestCancelled", { skip }, async () => {
 
 test("the search box typing 20 keystrokes against the real server: one search at a time", { skip }, async () => {
   const before: any = await conn.sendRequest("codesearch/status");
-  const panel = new SearchPanel(api, () => ({ debounceMs: 0, limit: 5, feedback: true }));
+  const panel = new SearchPanel(api, () => ({ debounceMs: 0, limit: 5, feedback: true, explain: true, preview: true }));
   const pick = panel.open() as any;
   const query = "evict least recently";
   for (let i = 1; i <= query.length; i++) {

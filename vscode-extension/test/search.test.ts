@@ -43,12 +43,12 @@ class FakeApi implements CodesearchApi {
 
 let api: FakeApi;
 let panel: SearchPanel;
-let options = { debounceMs: 30, limit: 5, feedback: true };
+let options = { debounceMs: 30, limit: 5, feedback: true, explain: false, preview: false };
 
 beforeEach(() => {
   recorded.reset();
   api = new FakeApi();
-  options = { debounceMs: 30, limit: 5, feedback: true };
+  options = { debounceMs: 30, limit: 5, feedback: true, explain: false, preview: false };
   panel = new SearchPanel(api, () => options);
 });
 

@@ -29,11 +29,13 @@ test("only the keys the server reads are sent to it, unset ones left out", () =>
 });
 
 test("search options are clamped to sane values", () => {
-  assert.deepEqual(searchOptions(from({})), { debounceMs: 150, limit: 20, feedback: true });
-  assert.deepEqual(searchOptions(from({ debounceMs: -5, limit: 5000, feedback: false })), {
+  assert.deepEqual(searchOptions(from({})), { debounceMs: 150, limit: 20, feedback: true, explain: true, preview: true });
+  assert.deepEqual(searchOptions(from({ debounceMs: -5, limit: 5000, feedback: false, explain: false, preview: false })), {
     debounceMs: 0,
     limit: 200,
     feedback: false,
+    explain: false,
+    preview: false,
   });
   assert.equal(searchOptions(from({ limit: Number.NaN })).limit, 20);
 });

@@ -42,6 +42,10 @@ export class ThemeIcon {
   constructor(readonly id: string) {}
 }
 
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
 export class Uri {
   private constructor(
     readonly scheme: string,
@@ -112,9 +116,10 @@ export enum ProgressLocation {
 
 export class FakeQuickPick<T extends { label: string }> {
   value = "";
-  items: readonly T[] = [];
+  private items_: readonly T[] = [];
+  private active_: readonly T[] = [];
   selectedItems: readonly T[] = [];
-  activeItems: readonly T[] = [];
+  keepScrollPosition = false;
   busy = false;
   title: string | undefined;
   placeholder: string | undefined;
@@ -127,11 +132,28 @@ export class FakeQuickPick<T extends { label: string }> {
   private accept = new EventEmitter<void>();
   private button = new EventEmitter<{ item: T; button: unknown }>();
   private hide_ = new EventEmitter<void>();
+  private changeActive = new EventEmitter<readonly T[]>();
+  readonly onDidChangeActive = this.changeActive.event;
   readonly onDidChangeValue = this.changeValue.event;
   readonly onDidAccept = this.accept.event;
   readonly onDidTriggerItemButton = this.button.event;
   readonly onDidHide = this.hide_.event;
 
+  /** As in VS Code: new items make the first one active. */
+  get items(): readonly T[] {
+    return this.items_;
+  }
+  set items(items: readonly T[]) {
+    this.items_ = items;
+    this.activeItems = items.length ? [items[0]] : [];
+  }
+  get activeItems(): readonly T[] {
+    return this.active_;
+  }
+  set activeItems(items: readonly T[]) {
+    this.active_ = items;
+    this.changeActive.fire(items);
+  }
   show(): void {
     this.visible = true;
   }
@@ -154,6 +176,10 @@ export class FakeQuickPick<T extends { label: string }> {
     this.selectedItems = [item];
     this.accept.fire();
   }
+  /** The user moves to an item (arrow keys). */
+  focus(item: T): void {
+    this.activeItems = [item];
+  }
   click(item: T, index: number): void {
     this.button.fire({ item, button: (item as any).buttons[index] });
   }
@@ -161,6 +187,12 @@ export class FakeQuickPick<T extends { label: string }> {
 
 export const recorded = {
   quickPicks: [] as FakeQuickPick<any>[],
+  /** File contents by URI string, for documents that tests open. */
+  files: new Map<string, string>(),
+  /** setDecorations calls: decoration type, editor's URI, ranges (with hovers). */
+  decorations: [] as { type: FakeDecorationType; uri: string; options: any[] }[],
+  decorationTypes: [] as FakeDecorationType[],
+  activeTextEditor: undefined as FakeEditor | undefined,
   opened: [] as { uri: Uri }[],
   shown: [] as { doc: unknown; options: any }[],
   revealed: [] as Range[],
@@ -170,8 +202,14 @@ export const recorded = {
   infos: [] as string[],
   commands: new Map<string, (...args: any[]) => unknown>(),
   config: new Map<string, unknown>(),
+  documentChanges: new EventEmitter<{ document: FakeDocument }>(),
   reset(): void {
     this.quickPicks.length = 0;
+    this.files.clear();
+    this.decorations.length = 0;
+    this.decorationTypes.length = 0;
+    this.activeTextEditor = undefined;
+    this.documentChanges.dispose();
     this.opened.length = 0;
     this.shown.length = 0;
     this.revealed.length = 0;
@@ -184,15 +222,72 @@ export const recorded = {
   },
 };
 
+export class FakeDecorationType {
+  disposed = false;
+  constructor(readonly options: any) {}
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+export class FakeDocument {
+  readonly lines: string[];
+  constructor(
+    readonly uri: Uri,
+    text: string,
+  ) {
+    this.lines = text.split("\n");
+  }
+  get lineCount(): number {
+    return this.lines.length;
+  }
+  lineAt(line: number): { text: string } {
+    if (line < 0 || line >= this.lines.length) {
+      throw new Error(`Illegal value for \`line\`: ${line}`);
+    }
+    return { text: this.lines[line] };
+  }
+}
+
+export class FakeEditor {
+  constructor(
+    readonly document: FakeDocument,
+    readonly selection: Selection,
+    readonly viewColumn = 1,
+  ) {}
+  revealRange(range: Range): void {
+    recorded.revealed.push(range);
+  }
+  setDecorations(type: FakeDecorationType, options: any[]): void {
+    recorded.decorations.push({ type, uri: this.document.uri.toString(), options });
+  }
+  /** The ranges of one decoration type last set on this editor. */
+  decorated(type: FakeDecorationType): any[] {
+    const last = [...recorded.decorations].reverse().find((d) => d.type === type && d.uri === this.document.uri.toString());
+    return last ? last.options : [];
+  }
+}
+
 export const window = {
+  get activeTextEditor() {
+    return recorded.activeTextEditor;
+  },
+  createTextEditorDecorationType(options: any) {
+    const type = new FakeDecorationType(options);
+    recorded.decorationTypes.push(type);
+    return type;
+  },
   createQuickPick<T extends { label: string }>() {
     const pick = new FakeQuickPick<T>();
     recorded.quickPicks.push(pick);
     return pick;
   },
-  async showTextDocument(doc: unknown, options: any) {
+  async showTextDocument(doc: FakeDocument, options: any) {
     recorded.shown.push({ doc, options });
-    return { revealRange: (range: Range) => recorded.revealed.push(range) };
+    const start = options?.selection?.start ?? new Position(0, 0);
+    const editor = new FakeEditor(doc, new Selection(start, start), options?.viewColumn ?? 1);
+    recorded.activeTextEditor = editor;
+    return editor;
   },
   setStatusBarMessage(text: string) {
     recorded.statusMessages.push(text);
@@ -221,9 +316,12 @@ export const window = {
 
 export const workspace = {
   async openTextDocument(uri: Uri) {
-    const doc = { uri };
+    const doc = new FakeDocument(uri, recorded.files.get(uri.toString()) ?? "");
     recorded.opened.push(doc);
     return doc;
+  },
+  onDidChangeTextDocument(listener: (e: { document: FakeDocument }) => unknown) {
+    return recorded.documentChanges.event(listener);
   },
   getConfiguration() {
     return { get: (key: string) => recorded.config.get(key) };
