@@ -60,6 +60,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
             times.append((time.perf_counter() - t0) * 1000)
         figures[f"{method}_query_ms_p50"] = round(float(np.percentile(times, 50)), 1)
         figures[f"{method}_query_ms_p95"] = round(float(np.percentile(times, 95)), 1)
+    figures.update(_explain_figures(searcher, queries))
     figures.update(_ann_figures(store, encoder, ctx.settings, queries))
     figures.update(_size_figures(store, n_chunks))
     if watch_edits:
@@ -69,6 +70,21 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
             figures.update(watch_latency(Store(Path(tmp) / "home"), encoder, ctx.settings, Path(tmp) / "live", watch_edits))
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return figures
+
+
+def _explain_figures(searcher, queries: list[str]) -> dict:
+    """What ``search --explain`` adds to a hybrid search of 10 results: each query searched with
+    and without it, alternated (ABBA: drift in the machine's load falls on both alike)."""
+    searcher.search(queries[0], explain=True)  # warm up
+    extra = []
+    for i, q in enumerate(queries):
+        took = {}
+        for explain in ((False, True, True, False) if i % 2 == 0 else (True, False, False, True)):
+            t0 = time.perf_counter()
+            searcher.search(q, limit=10, explain=explain)
+            took.setdefault(explain, []).append((time.perf_counter() - t0) * 1000)
+        extra.append(sum(took[True]) / 2 - sum(took[False]) / 2)
+    return {"explain_extra_ms_p50": _pct(extra, 50), "explain_extra_ms_p95": _pct(extra, 95)}
 
 
 def _queries(store, n_queries: int) -> list[str]:
