@@ -151,14 +151,6 @@ def fold(word: str) -> str:
     return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().lower() or word.lower()
 
 
-@dataclass
-class Explained:
-    matches: list[dict]  # one per query word: query_token, line, column, code_token, score, place
-    multivector: float  # the multi-vector part of the score (the sum of the matches' scores)
-    lexical: dict | None  # {"score": part of the score, "words": query words also matched as words}
-    prior: float  # what the role prior added (0 for library code)
-
-
 def explain_maxsim(
     q_vectors: np.ndarray,
     q_tokens: "Tokens | list[Token]",

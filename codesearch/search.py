@@ -135,7 +135,7 @@ class SearchResult:
         return d
 
 
-# What `search --explain --json` gives per query word (docs: README, "Why it matched").
+# What `search --explain --json` gives per query word (README, "Search output").
 MATCH_FIELDS = ("query_token", "line", "column", "code_token", "score", "place")
 
 
@@ -409,10 +409,8 @@ class Searcher:
         return self._layout
 
     def _query_max_tokens(self) -> int:
-        q = self.queries
-        limit = q.config.query_max_tokens
-        bert = getattr(q, "_bert", None)
-        return min(limit, bert.max_positions) if bert is not None else limit
+        """The tokens a query is cut to (the numpy encoder also stops at the model's positions)."""
+        return getattr(self.queries, "query_tokens", None) or self.queries.config.query_max_tokens
 
     @staticmethod
     def _lexical_words(query: str, r: SearchResult) -> list[str]:

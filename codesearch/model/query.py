@@ -376,9 +376,14 @@ class QueryEncoder(RoutedSpaces):
         query = _utf8_text(query)
         return self.config.query_prefix + (split_identifiers(query) if self.config.splits_identifiers(space) else query)
 
+    @property
+    def query_tokens(self) -> int:
+        """The tokens a query is cut to."""
+        return min(self.config.query_max_tokens, self._bert.max_positions)
+
     def _tokenize(self, texts: list[str]):
         with self._tokenizer_lock:
-            self._tokenizer.enable_truncation(max_length=min(self.config.query_max_tokens, self._bert.max_positions))
+            self._tokenizer.enable_truncation(max_length=self.query_tokens)
             return self._tokenizer.encode_batch(texts, add_special_tokens=True)
 
     def _vectors(self, ids: Sequence[int], hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
