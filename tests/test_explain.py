@@ -147,3 +147,13 @@ def test_merge_groups_say_which_stored_vector_each_token_is():
     merged, labels = merge_token_groups(v, 0.9)
     assert len(merged) == 5 and list(labels) == [0, 1, 2, 3, 4, 0, 1]
     assert merge_token_groups(base, 0.9)[1] is None  # nothing merged: the identity, not stored
+
+
+@pytest.mark.parametrize("labels", [None, np.array([0, 1, 0, 2]), np.arange(600) % 300])
+def test_token_groups_are_stored_in_a_byte_a_token_and_read_back(labels):
+    from codesearch.indexer.store import pack_groups, unpack_groups
+
+    raw = pack_groups(labels)
+    expect = np.arange(4) if labels is None else labels
+    assert list(unpack_groups(raw, 4)) == list(expect)
+    assert len(raw) == (0 if labels is None else 1 + len(labels) * (1 if labels.max() < 256 else 2))

@@ -113,6 +113,23 @@ def search_text_of(rel_path: str, name: str, context: str, text: str) -> str:
     return " ".join(code_words(f"{rel_path} {name} {context} {text}"))
 
 
+def pack_groups(labels: np.ndarray | None) -> bytes:
+    """A chunk's token groups as stored: b"" when nothing was merged, else one byte saying the
+    width (1 or 2) and the labels at that width (one byte each for chunks of up to 256 stored
+    vectors: every chunk of the shipped model, whose documents are cut at 256 tokens)."""
+    if labels is None:
+        return b""
+    width = 1 if int(labels.max(initial=0)) < 256 else 2
+    return bytes([width]) + labels.astype("u1" if width == 1 else "<u2").tobytes()
+
+
+def unpack_groups(raw: bytes, n_tokens: int) -> np.ndarray:
+    """The labels :func:`pack_groups` stored (the identity for ``n_tokens`` vectors when empty)."""
+    if not raw:
+        return np.arange(n_tokens, dtype=np.int64)
+    return np.frombuffer(raw, "u1" if raw[0] == 1 else "<u2", offset=1).astype(np.int64)
+
+
 def _with_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` with the columns of ``schema`` it lacks added as nulls (a table written by an
     earlier version, e.g. ``vectors`` without ``groups``)."""
@@ -254,8 +271,8 @@ class Store:
                     pa.field("n_tokens", pa.int32()),
                     pa.field("tokens", pa.binary()),  # n_tokens codes of bytes_per_token bytes
                     pa.field("pooled", pa.list_(pa.float16(), dim)),
-                    # Which stored vector each of the encoder's tokens was merged into (uint16
-                    # labels, quant.merge_token_groups); empty: none merged; null: not recorded
+                    # Which stored vector each of the encoder's tokens was merged into (labels of
+                    # quant.merge_token_groups: pack_groups); empty: none merged; null: not recorded
                     # (rows written by an earlier version). Read only by `search --explain`.
                     pa.field("groups", pa.binary()),
                 ]
@@ -491,7 +508,7 @@ class Store:
         merge = self.token_merge
         merged = [merge_token_groups(v, merge) for _, v, _ in items]
         kept = [m for m, _ in merged]
-        groups = [b"" if labels is None else labels.astype("<u2").tobytes() for _, labels in merged]
+        groups = [pack_groups(labels) for _, labels in merged]
         # Chunk by chunk: numpy rounds a row of a matrix product differently in a taller matrix,
         # so coding a whole group at once would make a chunk's codes depend on its batch-mates.
         codes = np.concatenate([codec.encode(v, rotated=rotated) for v in kept])
@@ -527,10 +544,7 @@ class Store:
         for i in range(0, len(keys), _BATCH_IN):
             data = tbl.search().where(sql_in("key", keys[i : i + _BATCH_IN])).select(["key", "n_tokens", "groups"]).limit(None).to_arrow()
             for key, n, raw in zip(data.column("key").to_pylist(), data.column("n_tokens").to_pylist(), data.column("groups").to_pylist()):
-                if raw is None:
-                    out[key] = None
-                else:
-                    out[key] = np.frombuffer(raw, "<u2").astype(np.int64) if raw else np.arange(n, dtype=np.int64)
+                out[key] = None if raw is None else unpack_groups(raw, n)
         return out
 
     def _fetch_tokens(self, keys: Sequence[str]) -> Iterator[pa.Table]:
