@@ -123,10 +123,13 @@ def pack_groups(labels: np.ndarray | None) -> bytes:
     return bytes([width]) + labels.astype("u1" if width == 1 else "<u2").tobytes()
 
 
-def unpack_groups(raw: bytes, n_tokens: int) -> np.ndarray:
-    """The labels :func:`pack_groups` stored (the identity for ``n_tokens`` vectors when empty)."""
+def unpack_groups(raw: bytes, n_tokens: int) -> np.ndarray | None:
+    """The labels :func:`pack_groups` stored (the identity for ``n_tokens`` vectors when empty;
+    None for a value it did not write)."""
     if not raw:
         return np.arange(n_tokens, dtype=np.int64)
+    if raw[0] not in (1, 2) or (len(raw) - 1) % raw[0]:
+        return None
     return np.frombuffer(raw, "u1" if raw[0] == 1 else "<u2", offset=1).astype(np.int64)
 
 
