@@ -345,18 +345,27 @@ class Searcher:
             top = max(lex_scores) or 1.0
             lexical = self.lexical_weight * np.array([lex.get(r["id"], 0.0) / top for r in candidates])
             scores = maxsim + lexical
+        groups = None
+        if explain:  # the likely results' token groups, read while the results' texts are read
+            likely = np.argsort(-np.asarray(scores))[: 3 * limit]
+            groups = _POOL.submit(self.store.get_groups, [candidates[i]["key"] for i in likely])
         results = self._finish(candidates, list(scores), limit, glob)
         if explain:
-            self._explain(query, results, candidates, maxsim, lexical if method == "hybrid" else None, encoded, vectors)
+            self._explain(query, results, candidates, maxsim, lexical if method == "hybrid" else None, encoded, vectors,
+                          groups.result())
         return results
 
     def _explain(self, query: str, results: list[SearchResult], candidates: list[dict], maxsim: np.ndarray,
-                 lexical: np.ndarray | None, encoded: dict, vectors: dict[str, np.ndarray]) -> None:
-        """Fill each result's ``matches`` and ``lexical`` (see codesearch.explain)."""
+                 lexical: np.ndarray | None, encoded: dict, vectors: dict[str, np.ndarray],
+                 groups: dict[str, np.ndarray | None]) -> None:
+        """Fill each result's ``matches`` and ``lexical`` (see codesearch.explain); ``groups``:
+        token groups read already (those of results not among them are read here)."""
         from codesearch.explain import Token, explain_maxsim
 
         at = {(c["path"], int(c["start_line"]), int(c["end_line"])): i for i, c in enumerate(candidates)}
-        groups = self.store.get_groups([r.key for r in results])
+        missing = [r.key for r in results if r.key not in groups]
+        if missing:
+            groups = {**groups, **self.store.get_groups(missing)}
         layout = self._token_layout()
         config = layout.config
         spaces = [candidates[at[(r.path, r.start_line, r.end_line)]].get("space") or "" for r in results]
@@ -382,7 +391,8 @@ class Searcher:
             r.matches, _ = explain_maxsim(q_vectors, q_tokens, query, vectors[r.key], labels,
                                           d_tokens, len(headers[k]), r.text, r.start_line)
             lex = float(lexical[i]) if lexical is not None else 0.0
-            r.lexical = None if lexical is None else {"score": lex, "words": self._lexical_words(query, r)}
+            # (words only where the full-text part scored: a chunk outside its candidates got 0)
+            r.lexical = None if lexical is None else {"score": lex, "words": self._lexical_words(query, r) if lex else []}
             # what the role prior took off, so that the parts sum to the score (rounded as it is)
             r.prior = round(r.score - (float(maxsim[i]) + lex), 4)
             for m in r.matches:
