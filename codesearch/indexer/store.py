@@ -44,6 +44,16 @@ KEEP_VERSIONS_SECONDS = 60
 # 32 MiB keeps a compaction of 92k token-vector rows at about 130 MB transient (docs/speed.md).
 # Read by Lance once, at its first scan: set here, before any table is opened.
 os.environ.setdefault("LANCE_DEFAULT_IO_BUFFER_SIZE", str(32 << 20))
+# Rows per batch of a scan (Lance's default: 8,192). A compaction of the token-vector table
+# (about 6 KB a row) decoded and re-encoded 8,192-row batches: 120-210 MB above its baseline;
+# 1,024-row batches: 15-80 MB, and no slower (/work/exp/h25/mem/ct_batch.out).
+os.environ.setdefault("LANCE_DEFAULT_BATCH_SIZE", "1024")
+# LanceDB's session caches (index pages, manifests, file metadata) keep an entry for every table
+# version an index run commits, and its default capacities (GiBs) never evict them: in-use heap
+# grew with the run (39 MB of cache at 23k chunks, 1.7 KB a chunk and rising; docs/speed.md).
+# Bounded here; a search reads the current version only (its full-text and vector indexes fit).
+INDEX_CACHE_BYTES = 128 << 20
+METADATA_CACHE_BYTES = 32 << 20
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
 ANN_ROWS_PER_PARTITION = 1_000
@@ -238,7 +248,12 @@ class Store:
             raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
         # Every read sees the latest commit, also one made by another Store (a watcher in this
         # process, an indexer in another): checking costs well under a millisecond.
-        self.db = lancedb.connect(str(self.home / LANCE_DIR), read_consistency_interval=timedelta(0))
+        self.db = lancedb.connect(
+            str(self.home / LANCE_DIR),
+            read_consistency_interval=timedelta(0),
+            # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
+            session=lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES),
+        )
         meta = self.meta()
         self.dim = dim or meta.get("dim")
         self._tables: dict = {}
@@ -676,6 +691,11 @@ class Store:
                 self.table(name).optimize(cleanup_older_than=timedelta(seconds=keep_versions_seconds))
         if "chunks" in present:
             self.ensure_ann_index()
+        # A compaction rewrites the token-vector table and frees what it read and wrote; glibc
+        # kept those pages (an index run's RSS grew by them between compactions).
+        from codesearch.heap import release_free_heap
+
+        release_free_heap()
 
     def has_ann_index(self) -> bool:
         return any("pooled" in list(getattr(ix, "columns", [])) for ix in self.table("chunks").list_indices())
