@@ -187,7 +187,14 @@ def explain_maxsim(
         np.minimum.at(first_in_code, groups[in_code], order[in_code])
         shown = np.where(first_in_code < n, first_in_code, shown)
 
+    placed: dict[int, dict] = {}  # (several query words often meet one stored vector)
+
     def place(j: int) -> dict:
+        if j not in placed:
+            placed[j] = _place(j)
+        return placed[j]
+
+    def _place(j: int) -> dict:
         if shown[j] >= n:
             return {"place": None, "line": None, "column": None, "code_token": None}
         t = d_tokens[int(shown[j])]
