@@ -19,7 +19,6 @@ result's group labels (one small read for all results) and tokenises each result
 from __future__ import annotations
 
 import re
-import string
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ from typing import Sequence
 import numpy as np
 
 from codesearch.identifiers import split_identifiers_with_map
+from codesearch.model.encoder import punctuation_token_ids
+from codesearch.model.query import SPECIAL_TOKENS
 
-_PUNCT = set(string.punctuation)
 
 # Where a token the query met lies: in the code (a line and column of the file), in the header
 # the encoder reads before the code (the file's path and the enclosing scope), or nowhere (the
@@ -64,14 +64,8 @@ class TokenLayout:
         self._lock = threading.Lock()
         self.config = config
         vocab = self._tok.get_vocab(with_added_tokens=True)
-        specials = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>")
-        self._special = {vocab[t] for t in specials if t in vocab}
-        self._punct: set[int] = set()
-        if config.skip_punctuation:
-            for token, idx in vocab.items():
-                core = (token[2:] if token.startswith("##") else token).lstrip("Ġ▁")
-                if core and all(ch in _PUNCT for ch in core):
-                    self._punct.add(idx)
+        self._special = {vocab[t] for t in SPECIAL_TOKENS if t in vocab}
+        self._punct = set(punctuation_token_ids(vocab).tolist()) if config.skip_punctuation else set()
 
     def tokens(self, text: str, *, is_query: bool, splits: bool, max_tokens: int) -> "Tokens":
         """The tokens the encoder keeps of ``text`` (as its vectors come, in order)."""
@@ -244,17 +238,15 @@ def format_explained(result, *, color: bool, max_lines: int = 8, max_words: int 
 
     import click
 
-    marks: dict[int, list[tuple[int, int]]] = {}
+    marks: dict[int, list[tuple[int, int]]] = {}  # row -> the spans to mark
+    weight: dict[int, float] = {}  # row -> the score met there
     for m in result.matches or []:
         if m.get("place") == CODE and m["line"] is not None:
             row = m["line"] - result.start_line
             marks.setdefault(row, []).append((m["column"] - 1, m["column"] - 1 + len(m["code_token"])))
+            weight[row] = weight.get(row, 0.0) + m["score"]
     lines = result.text.splitlines()
     # A long declaration shows the lines where the query met most of it.
-    weight = {}
-    for m in result.matches or []:
-        if m.get("place") == CODE and m["line"] is not None:
-            weight[m["line"] - result.start_line] = weight.get(m["line"] - result.start_line, 0.0) + m["score"]
     first = 0
     if len(lines) > max_lines and weight:
         first = max(range(len(lines) - max_lines + 1),

@@ -507,13 +507,7 @@ class MultiVectorEncoder(RoutedSpaces):
 
     # ----------------------------------------------------------------- encoding
     def _punctuation_token_ids(self) -> np.ndarray:
-        ids = []
-        for token, idx in self.tokenizer.get_vocab().items():
-            core = token[2:] if token.startswith("##") else token
-            core = core.lstrip("Ġ▁")
-            if core and all(ch in _PUNCT for ch in core):
-                ids.append(idx)
-        return np.array(sorted(ids), dtype=np.int64)
+        return punctuation_token_ids(self.tokenizer.get_vocab())
 
     def _splits(self, space) -> bool:
         """Whether ``space`` (an adapter name, None = base, ACTIVE = the active one) splits identifiers."""
@@ -687,6 +681,18 @@ class MultiVectorEncoder(RoutedSpaces):
             vecs = vecs @ self.head_weight.T + self.head_bias
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
+def punctuation_token_ids(vocab: dict[str, int]) -> np.ndarray:
+    """The ids of a vocabulary's punctuation-only tokens (word-piece and byte-level markers
+    aside): what ``skip_punctuation`` leaves out of a document's vectors."""
+    ids = []
+    for token, idx in vocab.items():
+        core = token[2:] if token.startswith("##") else token
+        core = core.lstrip("Ġ▁")
+        if core and all(ch in _PUNCT for ch in core):
+            ids.append(idx)
+    return np.array(sorted(ids), dtype=np.int64)
 
 
 def is_lora_param(param_name: str, adapter: str) -> bool:

@@ -45,6 +45,10 @@ from codesearch.model.encoder import (
 )
 
 
+# The special tokens of the vocabularies a model may have (BERT's, RoBERTa's).
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>")
+
+
 class Unsupported(ValueError):
     """A model the numpy query encoder does not run (the torch encoder still does)."""
 
@@ -258,7 +262,7 @@ class QueryEncoder(RoutedSpaces):
         self._special: set[int] = set()  # (skip_special: the tokens dropped)
         if config.skip_special:
             vocab = tokenizer.get_vocab(with_added_tokens=True)
-            self._special = {vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>") if t in vocab}
+            self._special = {vocab[t] for t in SPECIAL_TOKENS if t in vocab}
         self._tokenizer_lock = threading.Lock()  # a tokenizers.Tokenizer's truncation setting is shared state
         self.head_weight, self.head_bias = head if head is not None else (None, None)
         self._head_t = None if head is None else head[0].T.copy()
