@@ -157,3 +157,14 @@ def test_token_groups_are_stored_in_a_byte_a_token_and_read_back(labels):
     expect = np.arange(4) if labels is None else labels
     assert list(unpack_groups(raw, 4)) == list(expect)
     assert len(raw) == (0 if labels is None else 1 + len(labels) * (1 if labels.max() < 256 else 2))
+
+
+@pytest.mark.parametrize("text", ["checkNeverMatches x", "HTTPServer", "fooBarBaz_qux", "parseHTTPRequest2Go", "", "a", "ℕ.succ_leQ"])
+def test_the_split_with_its_map_is_the_models_split_and_maps_back(text):
+    """explain's copy of split_identifiers (with the spaces it inserts) must cut as the model does."""
+    from codesearch.identifiers import split_identifiers, split_identifiers_with_map
+
+    split, inserted = split_identifiers_with_map(text)
+    assert split == split_identifiers(text)
+    assert all(split[k] == " " for k in inserted)
+    assert "".join(ch for k, ch in enumerate(split) if k not in set(inserted)) == text
