@@ -244,9 +244,9 @@ class Backend:
         folders = self.folders
         limit = engine.config.limit or SearchSettings.from_settings(engine.settings).limit
         try:
-            req = parse_search_params(params, folders, limit, scope=engine.config.scope)
+            req = parse_search_params(params, folders, limit, scope=engine.config.scope, names=("the roots", "the roots"))
         except RequestError as exc:
-            raise ToolError(_roots_wording(str(exc))) from None
+            raise ToolError(str(exc)) from None
         req = replace(req, explain=explain)
         try:
             results = await self.searches.run(lambda: engine.search(req, folders))
@@ -431,10 +431,6 @@ def _plain(value: Any) -> Any:
 
 def _names(folders) -> str:
     return ", ".join(str(f) for f in folders) or "none"
-
-
-def _roots_wording(message: str) -> str:
-    return message.replace("the workspace folders", "the roots").replace("inside the workspace", "inside the roots")
 
 
 def _iso(ts: float | None) -> str | None:

@@ -74,8 +74,10 @@ def single_thread_torch() -> None:
         torch.set_num_threads(1)
 
 
-def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int, *, scope: str = "workspace") -> SearchRequest:
-    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?, role?, explain?}."""
+def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int, *, scope: str = "workspace",
+                        names: tuple[str, str] = ("the workspace", "the workspace folders")) -> SearchRequest:
+    """Check ``codesearch/search`` params: {query, limit?, lang?, path?, kind?, method?, role?, explain?}.
+    ``names``: what errors call the place and ``folders`` (the MCP server: "the roots" for both)."""
     if params is None:
         raise RequestError("missing params: expected an object with at least 'query'")
     if not isinstance(params, dict):
@@ -104,13 +106,13 @@ def parse_search_params(params: Any, folders: Sequence[Path], default_limit: int
     path = params.get("path")
     if path is not None:
         if not isinstance(path, str) or not path.strip():
-            raise RequestError("'path' must be a non-empty string (a glob, a prefix or a path inside the workspace)")
+            raise RequestError(f"'path' must be a non-empty string (a glob, a prefix or a path inside {names[0]})")
         path = to_path(path.strip())
         if os.path.isabs(path):
             path = os.path.normpath(path)
             if scope == "workspace" and folders and containing_folder(Path(path), folders) is None:
                 raise RequestError(
-                    f"path {path} is outside the workspace folders ({', '.join(str(f) for f in folders)})"
+                    f"path {path} is outside {names[1]} ({', '.join(str(f) for f in folders)})"
                 )
     return SearchRequest(
         query=query.strip(),
