@@ -257,6 +257,7 @@ class Store:
         meta = self.meta()
         self.dim = dim or meta.get("dim")
         self._tables: dict = {}
+        self._vectors_have_groups = False  # (checked once: add_vectors adds the column to an older table)
         # IVF index on chunks.pooled from this many chunks on: index.ann_min_rows, which the
         # indexer and bench set; a store opened only to read never builds one
         from codesearch.settings import IndexSettings
@@ -545,7 +546,7 @@ class Store:
             schema=self._schema("vectors"),
         )
         tbl = self.table("vectors")
-        if not getattr(self, "_vectors_have_groups", False):
+        if not self._vectors_have_groups:
             if "groups" not in tbl.schema.names:  # a table of an earlier version: its rows stay unrecorded
                 tbl.add_columns({"groups": "CAST(NULL AS BINARY)"})
             self._vectors_have_groups = True
