@@ -11,7 +11,7 @@ format's P@1, MRR@10 and Recall@5.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -45,10 +45,12 @@ def _sample_groups(pairs: Sequence[dict], key, max_queries: int, seed: int) -> d
     return by
 
 
-def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None, by_language: dict[str, str | None] | None = None) -> dict:
+def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None, by_language: dict[str, str | None] | None = None,
+                    subsets: dict[str, Callable[[dict], bool]] | None = None) -> dict:
     """Metrics of ``pairs``, encoded with ``adapter``; a pair whose language has an entry in
     ``by_language`` is encoded with that adapter instead (its documents and, for them, its
-    query)."""
+    query). ``subsets`` names groups of the pairs whose metrics are wanted too, ranked in the
+    same corpus: they come back under ``"subsets"``."""
     by_language = by_language or {}
     corpus: list[str] = []
     space_of: list[str | None] = []
@@ -81,13 +83,20 @@ def evaluate_domain(encoder, pairs: Sequence[dict], adapter: str | None, by_lang
         target = index[p["positive"]]
         hits = np.nonzero(order == target)[0]
         ranks.append(int(hits[0]) + 1 if len(hits) else None)
+    out = {**_metrics(ranks), "corpus": len(corpus)}
+    if subsets:
+        out["subsets"] = {name: _metrics([r for p, r in zip(pairs, ranks) if keep(p)]) for name, keep in subsets.items()}
+    return out
+
+
+def _metrics(ranks: list[int | None]) -> dict:
+    """n, P@1, MRR@10 and Recall@5 of the ranks of the positives (None: not in the top 10)."""
     n = len(ranks)
     return {
         "n": n,
         "p@1": round(sum(r == 1 for r in ranks) / n, 4) if n else 0.0,
         "mrr@10": round(sum(1 / r for r in ranks if r) / n, 4) if n else 0.0,
         "recall@5": round(sum(1 for r in ranks if r and r <= 5) / n, 4) if n else 0.0,
-        "corpus": len(corpus),
     }
 
 

@@ -22,7 +22,7 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -247,17 +247,20 @@ def file_hash(file_key: str) -> float:
 
 
 def split_pairs(
-    pairs: list[Pair], fraction: float = 0.05, min_heldout: int = 50, min_domain_pairs: int = 500
+    pairs: list[Pair], fraction: float = 0.05, min_heldout: int = 50, min_domain_pairs: int = 500,
+    group: Callable[[Pair], str] | None = None,
 ) -> tuple[list[Pair], list[Pair]]:
     """(train, heldout): per domain, whole files go to held-out by the hash of their path.
 
     A file is held out when its hash is below ``fraction``; a domain with at least
     ``min_domain_pairs`` pairs but fewer than ``min_heldout`` held out takes more files in
-    hash order until it has them. A file's pairs never straddle the two sides.
+    hash order until it has them. A file's pairs never straddle the two sides. ``group``
+    (default: the domain) splits finer: each group of a file's pairs goes its own way.
     """
+    key = group or (lambda p: p.domain)
     by_domain: dict[str, dict[str, int]] = defaultdict(Counter)
     for p in pairs:
-        by_domain[p.domain][p.file_key] += 1
+        by_domain[key(p)][p.file_key] += 1
     held: set[tuple[str, str]] = set()
     for domain, files in by_domain.items():
         total = sum(files.values())
@@ -276,8 +279,8 @@ def split_pairs(
             if (domain, f) not in held:
                 held.add((domain, f))
                 count += files[f]
-    train = [p for p in pairs if (p.domain, p.file_key) not in held]
-    heldout = [p for p in pairs if (p.domain, p.file_key) in held]
+    train = [p for p in pairs if (key(p), p.file_key) not in held]
+    heldout = [p for p in pairs if (key(p), p.file_key) in held]
     return train, heldout
 
 

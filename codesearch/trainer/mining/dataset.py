@@ -54,11 +54,14 @@ def build_dataset(
     heldout_file: Path | str | None = None,
     exclusions: Exclusions | None = None,
     progress: Callable[[str], None] | None = None,
+    split_group: Callable[[Pair], str] | None = None,
+    min_group_pairs: int = 500,
 ) -> dict[str, Any]:
     """Mine, deduplicate, split, add hard negatives; write ``train.jsonl``, ``heldout.jsonl``
     and ``summary.json`` under ``out_dir`` (nothing is written when it is None). Returns the
     summary; with ``out_dir`` None the summary also carries the pairs (``"train"``,
-    ``"heldout"`` as lists of :class:`Pair`)."""
+    ``"heldout"`` as lists of :class:`Pair`). ``split_group`` and ``min_group_pairs`` are
+    :func:`split_pairs`'s ``group`` and ``min_domain_pairs``."""
     from codesearch.trainer.negatives import mine_bm25_negatives
 
     t0 = time.monotonic()
@@ -95,7 +98,7 @@ def build_dataset(
     t = time.monotonic()
     kept, dedup_stats = dedup_pairs(all_pairs, seed=seed)
     say(f"dedup: {len(all_pairs)} -> {len(kept)} pairs ({time.monotonic() - t:.1f}s)")
-    train, heldout = split_pairs(kept, heldout_fraction, min_heldout)
+    train, heldout = split_pairs(kept, heldout_fraction, min_heldout, min_group_pairs, split_group)
     t = time.monotonic()
     neg_stats = {}
     if negatives > 0:
