@@ -21,13 +21,13 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from codesearch.blas import one_blas_thread
 from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
 from codesearch.roles import LIB, role_of, role_sql
 from codesearch.scoring import maxsim_many
@@ -717,47 +717,6 @@ def pick_places(places: Sequence[tuple[str, int, int]], scores: Sequence[float],
         if len(chosen) >= limit and scores[i] < min(best.values()) - tie:
             break  # nothing below can enter or swap any more
     return sorted(chosen, key=lambda i: -scores[i])
-
-
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = 0
-_BLAS_LIMIT = None  # the active threadpoolctl limiter while any search runs
-_BLAS_CONTROLLER = None  # numpy's BLAS libraries (threadpoolctl), found once; False: none to limit
-
-
-@contextmanager
-def one_blas_thread():
-    """numpy's BLAS at one thread while searches run (process-wide; restored after the last).
-
-    A search's matrix products are small (a query's few tokens against the model's 384-wide
-    layers, then against a few thousand candidate tokens): OpenBLAS's threads cost more than they
-    bring there, the more so on a busy machine. Measured on 2 shared cores: the numpy query
-    encoder took p50 62-96 ms per space with OpenBLAS's default 2 threads, 16-17 ms with 1 (min
-    24 against 11.8 ms). Without threadpoolctl installed this does nothing.
-    """
-    global _BLAS_USERS, _BLAS_LIMIT, _BLAS_CONTROLLER
-    with _BLAS_LOCK:
-        if _BLAS_CONTROLLER is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-
-                blas = ThreadpoolController().select(user_api="blas")
-                # (numpy's own BLAS only: torch's threads are set by its own settings)
-                blas = blas.select(filepath=[c.filepath for c in blas.lib_controllers if "torch" not in c.filepath])
-                _BLAS_CONTROLLER = blas if blas.lib_controllers else False
-            except Exception:  # noqa: BLE001 - no threadpoolctl, or a BLAS it cannot read: leave it
-                _BLAS_CONTROLLER = False
-        if _BLAS_USERS == 0 and _BLAS_CONTROLLER:
-            _BLAS_LIMIT = _BLAS_CONTROLLER.limit(limits=1)
-        _BLAS_USERS += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS -= 1
-            if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
-                _BLAS_LIMIT.restore_original_limits()
-                _BLAS_LIMIT = None
 
 
 class ResidentPooled:

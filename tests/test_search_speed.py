@@ -1,4 +1,4 @@
-"""The query path's faster arithmetic gives the results the plain one gave (issue 19, goal 4)."""
+"""The faster arithmetic of queries and index runs gives the results the plain one gave (issue 19)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,37 @@ def test_one_blas_thread_nests_and_restores():
         inside = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas" and "torch" not in i["filepath"]]
         assert all(n == 1 for n in inside)
     assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_an_index_run_does_its_numpy_work_at_one_blas_thread_with_the_same_vectors(small_repo, tmp_path, encoder):
+    """The head's, the token merge's and the codec's products are small: OpenBLAS's second thread
+    made them several times slower beside torch (docs/speed.md). One thread changes no bit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.quant import merge_token_groups
+    from codesearch.indexer.store import Store
+
+    def numpy_blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas" and "torch" not in i["filepath"]}
+
+    seen: set[int] = set()
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    Indexer(Store(tmp_path / "home"), encoder, settings).run([small_repo], progress=lambda *_: seen.update(numpy_blas_threads()))
+    assert seen == {1}
+
+    texts = [p.read_text() for p in sorted(small_repo.rglob("*")) if p.is_file() and ".git" not in p.parts]
+    codec = TokenCodec.new("q2q1", encoder.dim)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        tokens, pooled = encoder.encode_documents(texts)
+        wide = [(merge_token_groups(v, 0.9), codec.encode(v)) for v in tokens]
+    with one_blas_thread():
+        tokens1, pooled1 = encoder.encode_documents(texts)
+        narrow = [(merge_token_groups(v, 0.9), codec.encode(v)) for v in tokens1]
+    assert np.array_equal(pooled, pooled1) and all(np.array_equal(a, b) for a, b in zip(tokens, tokens1))
+    for ((m, labels), codes), ((m1, labels1), codes1) in zip(wide, narrow):
+        assert np.array_equal(m, m1) and np.array_equal(codes, codes1)
+        assert (labels is None and labels1 is None) or np.array_equal(labels, labels1)
 
 
 def test_spaces_encoded_in_one_pass_match_each_space_alone():

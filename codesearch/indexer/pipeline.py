@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from codesearch.blas import one_blas_thread
 from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
@@ -260,7 +261,7 @@ class Indexer:
         for root in roots:
             if not root.exists():
                 raise FileNotFoundError(f"{root} does not exist")
-        with self._disk_full_is_one_error():
+        with self._disk_full_is_one_error(), one_blas_thread():
             return self._run(roots, progress, on_estimate)
 
     @contextlib.contextmanager

@@ -112,6 +112,7 @@ def main(argv: list[str]) -> int:
         out.flush()
 
     try:
+        from codesearch.blas import one_blas_thread
         from codesearch.model import load_encoder
         from codesearch.model.encoder import ACTIVE
 
@@ -126,7 +127,8 @@ def main(argv: list[str]) -> int:
         except EOFError:
             return 0
         try:
-            result = encoder.encode_documents(texts, batch_size, space=ACTIVE if space == _ACTIVE else space)
+            with one_blas_thread():  # (as an index run does: the head's products are small)
+                result = encoder.encode_documents(texts, batch_size, space=ACTIVE if space == _ACTIVE else space)
         except Exception as exc:  # noqa: BLE001 - one bad batch: the indexer retries file by file
             send((False, f"{type(exc).__name__}: {exc}"))
         else:
