@@ -145,6 +145,40 @@ def test_finetune_trains_gates_and_reports(personal_home, encoder, monkeypatch):
     assert line.endswith(" pairs/s (this home's last run).")
 
 
+def test_code_without_plain_words_to_judge_on_is_left_as_it_is(tmp_path, encoder):
+    """Code with no doc comments, history or marked results: the gate could not check queries in
+    plain words, so the command says so before training and the index keeps its model."""
+    import ast
+
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+    from codesearch.config import load_settings, resolve_model
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    repo = tmp_path / "repos" / "undocumented"
+    repo.mkdir(parents=True)
+    for name in MODULES:  # the same real modules with their docstrings (and comments) removed
+        tree = ast.parse((STDLIB / name).read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        (repo / name).write_text(ast.unparse(tree))
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    Indexer(Store(Path(settings["home"])), encoder, settings).run([repo])
+    out = CliRunner().invoke(main, ["--home", settings["home"], "finetune", "--personal", "--steps", "2", "--batch-size", "4"],
+                             catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert re.search(r"^Not kept: only \d+ held-out queries in plain words .*nothing was trained", out.stdout, re.M), out.stdout
+    assert "training the personal adapter" not in out.stderr and "Trained" not in out.stdout
+    report = json.loads(Path(re.search(r"^Report: (.+)$", out.stdout, re.M).group(1)).read_text())
+    assert not report["kept"] and report["steps"] == 0 and report["pairs"]["train"].get("personal", 0) > 0
+    assert resolve_model(settings) == "default"
+
+
 def _with_personal_adapter(encoder_spec: str = "shipped"):
     import torch
     from peft import LoraConfig

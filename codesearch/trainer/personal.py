@@ -147,8 +147,7 @@ def gate_decision(before: dict, after: dict, max_general_drop: float = 0.03, max
         return False, f"personal MRR@10 did not improve ({b:.3f} -> {a:.3f})"
     words = before.get(WORDS, {}).get("n", 0)
     if words < MIN_WORDS:
-        return False, (f"only {words} held-out queries in plain words (doc comments, commit messages, results marked in "
-                       f"the editor), fewer than the {MIN_WORDS} needed to check that it does not make them worse")
+        return False, _too_few_words(words)
     wb, wa = before[WORDS]["mrr@10"], after.get(WORDS, {}).get("mrr@10", 0.0)
     if wb - wa > max_words_drop:
         return False, f"MRR@10 of queries in plain words dropped {wb - wa:.3f} ({wb:.3f} -> {wa:.3f}, > {max_words_drop})"
@@ -157,6 +156,11 @@ def gate_decision(before: dict, after: dict, max_general_drop: float = 0.03, max
         if drop > max_general_drop:
             return False, f"general P@1 dropped {drop:.3f} (> {max_general_drop})"
     return True, f"personal MRR@10 {b:.3f} -> {a:.3f}"
+
+
+def _too_few_words(n: int) -> str:
+    return (f"only {n} held-out queries in plain words (doc comments, commit messages, results marked in the editor), "
+            f"fewer than the {MIN_WORDS} needed to check that it does not make them worse")
 
 
 WORDS_SUBSET = {WORDS: in_words}
@@ -253,6 +257,13 @@ def finetune_personal(
         return report
     held = heldout_by_domain([p for p in heldout if p["domain"] != "personal"], max_queries=HELDOUT_QUERIES)
     held["personal"] = personal_heldout([p for p in heldout if p["domain"] == "personal"])
+    words = sum(in_words(p) for p in held["personal"])
+    if words < MIN_WORDS:  # the gate could not keep it: say so before training, not after
+        report = PersonalReport(False, _too_few_words(words) + "; nothing was trained. Mark results good or bad in your "
+                                "editor (each marked query counts) or document your code, then run again",
+                                pairs=counts, run_dir=str(run_dir), stage_seconds=stages, seconds=round(time.monotonic() - t0, 1))
+        _write(run_dir, report)
+        return report
 
     # 2. Train, starting from the shipped model's adapter for most of the user's code.
     encoder = load_encoder(_shipped_spec(settings), dtype="auto")
