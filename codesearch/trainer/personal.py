@@ -8,8 +8,8 @@
 3. Gate: keep it only if held-out MRR@10 on the user's own code improves, its held-out queries
    in plain words (doc comments, commit messages, the editor's queries) lose at most
    ``max_words_drop`` MRR@10, and general code loses at most ``max_general_drop`` P@1, all
-   measured the way the index would use it. Code with too few queries in plain words to judge
-   on is left as it is (see WORDS_SOURCES).
+   measured the way the index would use it. With too few queries in plain words to judge on,
+   nothing is trained (see WORDS_SOURCES).
 4. When kept: write the model (shipped model + personal adapter, routing all indexed code to
    it) to ``HOME/personal/model``, which "default" then resolves to, and bring the index up to
    date: only chunks whose vector space changed are embedded again.
@@ -54,7 +54,7 @@ MIN_STEPS_FOR_RATE = 20
 # code's own identifiers. On Rust with its doc comments removed, an adapter trained on those alone
 # raised held-out MRR@10 0.816 -> 0.892 and lowered P@1 on plain-words queries about that code
 # 0.263 -> 0.197 (docs/experiments.md): the gate judges the plain-words queries on their own, and
-# keeps nothing it cannot judge on at least MIN_WORDS of them.
+# with fewer than MIN_WORDS of them held out nothing is trained.
 WORDS_SOURCES = frozenset({"doc", "commit", "feedback"})
 WORDS = "personal, plain words"  # their row in the report
 MIN_WORDS = 30
