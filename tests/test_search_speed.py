@@ -74,6 +74,36 @@ def test_one_blas_thread_nests_and_restores():
     assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before
 
 
+def test_token_merge_equals_the_plain_greedy_loop_bit_for_bit():
+    from codesearch.indexer.quant import merge_token_groups
+
+    def plain(v, threshold):  # the first version: every earlier leader, then np.add.at
+        sims, labels, leaders = v @ v.T, np.empty(len(v), np.int64), []
+        for i in range(len(v)):
+            if leaders and sims[i, leaders].max() > threshold:
+                labels[i] = int(np.argmax(sims[i, leaders]))
+                continue
+            labels[i] = len(leaders)
+            leaders.append(i)
+        if len(leaders) == len(v):
+            return v, None
+        sums = np.zeros((len(leaders), v.shape[1]), np.float32)
+        np.add.at(sums, labels, v)
+        return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-8), labels
+
+    rng = np.random.default_rng(2)
+    merged = 0
+    for _ in range(300):
+        v = rng.standard_normal((int(rng.integers(2, 80)), 8)).astype(np.float32)  # 8 dims: many merges
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        for threshold in (0.5, 0.9):
+            (got, labels), (want, want_labels) = merge_token_groups(v, threshold), plain(v, threshold)
+            assert np.array_equal(got, want)
+            assert (labels is None) == (want_labels is None) and (labels is None or np.array_equal(labels, want_labels))
+            merged += labels is not None
+    assert merged > 300
+
+
 def test_an_index_run_does_its_numpy_work_at_one_blas_thread_with_the_same_vectors(small_repo, tmp_path, encoder):
     """The head's, the token merge's and the codec's products are small: OpenBLAS's second thread
     made them several times slower beside torch (docs/speed.md). One thread changes no bit."""

@@ -97,22 +97,34 @@ def merge_token_groups(v: np.ndarray, threshold: float | None) -> tuple[np.ndarr
     v = np.asarray(v, np.float32)
     if not threshold or len(v) < 2:
         return v, None
+    # Greedy, in token order: a token joins the earlier group leader it is most similar to, if
+    # above the threshold, else leads a group of its own. Only the few earlier tokens above the
+    # threshold can be that leader, so each token looks at those alone (ties: the earliest).
     sims = v @ v.T
-    labels = np.empty(len(v), np.int64)
-    leaders: list[int] = []
-    for i in range(len(v)):
-        if leaders:
-            s = sims[i, leaders]
-            j = int(np.argmax(s))
-            if s[j] > threshold:
-                labels[i] = j
-                continue
-        labels[i] = len(leaders)
-        leaders.append(i)
-    if len(leaders) == len(v):
+    n = len(v)
+    rows, cols = np.nonzero(np.tril(sims > threshold, -1))
+    starts = np.searchsorted(rows, np.arange(n + 1)).tolist()
+    cols = cols.tolist()
+    labels_list = [0] * n
+    group_of: dict[int, int] = {}  # leader token -> its group
+    for i in range(n):
+        near = [j for j in cols[starts[i] : starts[i + 1]] if j in group_of]
+        if near:
+            best = near[0] if len(near) == 1 else near[int(np.argmax(sims[i, near]))]
+            labels_list[i] = group_of[best]
+        else:
+            labels_list[i] = group_of[i] = len(group_of)
+    if len(group_of) == n:
         return v, None
-    sums = np.zeros((len(leaders), v.shape[1]), np.float32)
-    np.add.at(sums, labels, v)
+    labels = np.asarray(labels_list, np.int64)
+    # Each group summed in token order (as np.add.at would, bit for bit, and faster): the k-th
+    # members of all groups in one step.
+    order = np.argsort(labels, kind="stable")
+    rank = np.arange(n) - np.searchsorted(labels[order], labels[order])
+    sums = np.zeros((len(group_of), v.shape[1]), np.float32)
+    for k in range(int(rank.max()) + 1):
+        members = order[rank == k]
+        sums[labels[members]] += v[members]
     return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-8), labels
 
 
