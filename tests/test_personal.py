@@ -148,25 +148,18 @@ def test_finetune_trains_gates_and_reports(personal_home, encoder, monkeypatch):
 def test_code_without_plain_words_to_judge_on_is_left_as_it_is(tmp_path, encoder):
     """Code with no doc comments, history or marked results: the gate could not check queries in
     plain words, so the command says so before training and the index keeps its model."""
-    import ast
-
     from click.testing import CliRunner
 
     from codesearch.cli import main
     from codesearch.config import load_settings, resolve_model
+    from codesearch.eval.sets.python import process_python
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
 
     repo = tmp_path / "repos" / "undocumented"
     repo.mkdir(parents=True)
-    for name in MODULES:  # the same real modules with their docstrings (and comments) removed
-        tree = ast.parse((STDLIB / name).read_text())
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-        (repo / name).write_text(ast.unparse(tree))
+    for name in MODULES:  # the same real modules with their docstrings blanked, as the eval sets' corpora are
+        (repo / name).write_text(process_python((STDLIB / name).read_text(), name).text)
     settings = load_settings(config_file=None, home=str(tmp_path / "home"))
     Indexer(Store(Path(settings["home"])), encoder, settings).run([repo])
     out = CliRunner().invoke(main, ["--home", settings["home"], "finetune", "--personal", "--steps", "2", "--batch-size", "4"],
