@@ -25,7 +25,6 @@ import json
 import os
 import re
 import time
-import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -57,6 +56,14 @@ METADATA_CACHE_BYTES = 32 << 20
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
 ANN_ROWS_PER_PARTITION = 1_000
+# Compaction and index upkeep go through Lance's own API (pylance, the Lance that LanceDB bundles;
+# LanceDB's `Table.compact_files` calls it too). LanceDB 0.40's `optimize` takes no options: it
+# rewrites every fragment under a million rows and merges each index into one segment on every
+# call, so each call held memory in proportion to the table (+200-470 MB at 117k chunks, the
+# part of an index run's peak that grew with the corpus; docs/speed.md). Instead:
+FRAGMENT_ROWS = 16_384  # compaction joins fragments up to this many rows; bigger ones are left as they are
+SEGMENT_MERGE_ROWS = 65_536  # new rows go into a new segment of each index; the newest segments are
+SEGMENT_MERGE_AT = 4  # merged once this many of them together hold at most SEGMENT_MERGE_ROWS rows
 
 
 def sql_str(value: str) -> str:
@@ -678,18 +685,18 @@ class Store:
 
     # ------------------------------------------------------------------ maintenance
     def optimize(self, keep_versions_seconds: float = KEEP_VERSIONS_SECONDS) -> None:
-        """Compact small commits, fold new rows into the indexes, drop old table versions.
+        """Compact small commits, index new rows, drop old table versions (``_upkeep``).
 
         Also builds the ANN index of the pooled vectors once the chunks table reaches
         ``ann_min_rows``, and rebuilds it when the table doubled since it was trained (new
-        rows in between are folded into the existing partitions by the compaction).
+        rows in between go to the existing partitions, in new segments of the index).
         """
         self.ensure_fts_index()
         present = self.table_names()
         for name in ("vectors", "chunks", "files"):
             if name in present:
                 # Keep the last minute of versions: a search running meanwhile may still read one.
-                self.table(name).optimize(cleanup_older_than=timedelta(seconds=keep_versions_seconds))
+                self._upkeep(name, older_than=timedelta(seconds=keep_versions_seconds))
         if "chunks" in present:
             self.ensure_ann_index()
         # A compaction rewrites the token-vector table and frees what it read and wrote; glibc
@@ -697,6 +704,23 @@ class Store:
         from codesearch.heap import release_free_heap
 
         release_free_heap()
+
+    def _lance(self, name: str):
+        """The Lance dataset of table ``name`` at its latest version (caches as bounded as ours)."""
+        return self.table(name).to_lance(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+
+    def _upkeep(self, name: str, *, older_than: timedelta, delete_unverified: bool = False) -> None:
+        """Compact table ``name``'s small fragments, index its new rows, drop versions older than
+        ``older_than``: with memory bounded by FRAGMENT_ROWS and SEGMENT_MERGE_ROWS, not by the table."""
+        self._lance(name).optimize.compact_files(target_rows_per_fragment=FRAGMENT_ROWS)
+        ds = self._lance(name)
+        ds.optimize.optimize_indices(num_indices_to_merge=0)  # the new rows, as a new segment of each index
+        for index, k in _segments_to_merge(ds):
+            self._lance(name).optimize.optimize_indices(index_names=[index], num_indices_to_merge=k)
+        self._cleanup(name, older_than, delete_unverified)
+
+    def _cleanup(self, name: str, older_than: timedelta, delete_unverified: bool = False) -> None:
+        self._lance(name).cleanup_old_versions(older_than=older_than, delete_unverified=delete_unverified)
 
     def has_ann_index(self) -> bool:
         return any("pooled" in list(getattr(ix, "columns", [])) for ix in self.table("chunks").list_indices())
@@ -792,10 +816,28 @@ class Store:
         time.sleep(grace_s)
         for name in ("vectors", "chunks", "files"):
             if name in self.table_names():
-                with warnings.catch_warnings():  # (LanceDB warns that older versions go: that is the point)
-                    warnings.filterwarnings("ignore", message=r".*removes every version except the latest")
-                    self.table(name).optimize(cleanup_older_than=timedelta(0), delete_unverified=unverified)
+                self._cleanup(name, timedelta(0), unverified)
         return disk - self.disk_bytes()
+
+
+def _segments_to_merge(ds) -> list[tuple[str, int]]:
+    """(index name, how many of its newest segments to merge) for each index of Lance dataset
+    ``ds`` whose newest segments, SEGMENT_MERGE_AT or more, hold SEGMENT_MERGE_ROWS rows or fewer
+    together. Segments stay at most that big, so a merge never reads a whole big index: an index
+    over N rows keeps about N / SEGMENT_MERGE_ROWS * 2 segments, which each search reads."""
+    rows = {f.fragment_id: f.metadata.physical_rows for f in ds.get_fragments()}
+    merges = []
+    for ix in ds.describe_indices():
+        found = [(s.dataset_version_at_last_update, sum(rows.get(f, 0) for f in s.fragment_ids)) for s in ix.segments]
+        k = total = 0
+        for _, n in sorted(found, reverse=True):  # newest first, as Lance merges them
+            if total + n > SEGMENT_MERGE_ROWS:
+                break
+            total += n
+            k += 1
+        if k >= SEGMENT_MERGE_AT:
+            merges.append((ix.name, k))
+    return merges
 
 
 def _records(data: pa.Table) -> dict[str, tuple[int, int, str]]:
