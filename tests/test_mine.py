@@ -370,6 +370,22 @@ def test_split_is_deterministic_by_file_and_never_straddles():
     assert len(h) < 50
 
 
+def test_split_never_holds_out_more_than_half_of_a_group():
+    """A small repository where one file holds most of a group's pairs: topping the held-out
+    side up to its size takes smaller files, never the big one (which left 4 of 117 pairs to
+    train on)."""
+    big = [_pair(f"q big {k}", f"code {k}", "src/big.rs", f"n{k}", line=k) for k in range(100)]
+    small = [_pair(f"q {f} {k}", f"code {f} {k}", f"src/s{f}.rs", f"n{k}", line=k) for f in range(20) for k in range(3)]
+    pairs = big + small
+    train, held = split_pairs(pairs, 0.05, 40, min_domain_pairs=60)
+    assert 0 < len(held) <= len(pairs) // 2 and len(train) >= len(pairs) // 2, (len(train), len(held))
+    assert not [p for p in held if p.file_key == big[0].file_key]
+    assert len(held) >= 40  # still as many as asked, from the small files
+    # a group of one file is trained on, not held out whole
+    _, h = split_pairs(big, 0.05, 40, min_domain_pairs=60)
+    assert h == []
+
+
 def test_pair_jsonl_round_trip(tmp_path):
     p = _pair("find the max", "fn max() {}")
     p.negatives = ["x.rs\nfn min() {}"]

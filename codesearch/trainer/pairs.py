@@ -254,7 +254,9 @@ def split_pairs(
 
     A file is held out when its hash is below ``fraction``; a domain with at least
     ``min_domain_pairs`` pairs but fewer than ``min_heldout`` held out takes more files in
-    hash order until it has them. A file's pairs never straddle the two sides. ``group``
+    hash order until it has them. A file's pairs never straddle the two sides, and no file is
+    held out that would take a domain's held-out pairs past half of it (in a small repository
+    one file can hold most of a group's pairs: held out, it left nothing to train on). ``group``
     (default: the domain) splits finer: each group of a file's pairs goes its own way.
     """
     key = group or (lambda p: p.domain)
@@ -269,14 +271,15 @@ def split_pairs(
         for f in ordered:
             if file_hash(f) >= fraction:
                 break
-            held.add((domain, f))
-            count += files[f]
+            if count + files[f] <= total // 2:
+                held.add((domain, f))
+                count += files[f]
         want = min_heldout if total >= min_domain_pairs else 0
         want = min(want, total // 2)
         for f in ordered:
             if count >= want:
                 break
-            if (domain, f) not in held:
+            if (domain, f) not in held and count + files[f] <= total // 2:
                 held.add((domain, f))
                 count += files[f]
     train = [p for p in pairs if (key(p), p.file_key) not in held]
