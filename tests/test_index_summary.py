@@ -135,3 +135,21 @@ def test_a_log_file_gets_a_few_progress_lines_not_a_frame_per_batch(tmp_path):
     assert out.exit_code == 0, out.output
     frames = [f for f in re.split(r"[\r\n]", out.stderr) if f.startswith("embedding:")]
     assert 1 <= len(frames) <= 3, frames
+
+
+RUST_CORE = Path("/usr/lib/rustlib/src/rust/library/core/src")
+
+
+@pytest.mark.skipif(not RUST_CORE.exists(), reason="needs Debian's rust-src")
+def test_the_estimate_counts_chunks_as_the_run_will_cut_them(index_env):
+    """Rust's core library has about 2.6 times the bytes per chunk of the eval corpora a fixed
+    ratio came from (long doc comments): the estimate cuts a sample of the run's own files."""
+    from codesearch.indexer.chunking import chunk_text
+    from codesearch.indexer.walk import SourceFile, read_text, stored_path, walk
+
+    _, indexer, _ = index_env
+    files = [f for f in walk([RUST_CORE / "iter", RUST_CORE / "num"]) if isinstance(f, SourceFile)]
+    assert len(files) > 64  # more than the sample
+    cut = sum(len(chunk_text(stored_path(f.rel_path), read_text(f))) for f in files)
+    estimate = indexer._estimate(files)
+    assert 0.8 * cut <= estimate.chunks <= 1.25 * cut, (estimate.chunks, cut)

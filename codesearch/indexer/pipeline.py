@@ -36,6 +36,10 @@ STAGES = ("walk", "chunk", "embed", "write")
 # corpora (evals/data/rust/corpus: 1,462,412 bytes -> 4,664 chunks, 314 B/chunk; evals/data/
 # python/corpus: 1,227,481 bytes -> 3,009 chunks, 408 B/chunk; together 2,689,893 / 7,673 = 351).
 BYTES_PER_CHUNK = 350
+# ... only where the run's own files say nothing: the estimate cuts a sample of them (picked by a
+# hash of the path) and uses their ratio. It varies with the code: 314 to 408 B/chunk on the eval
+# corpora, 647 on the Rust library and 96 crates (/tmp/c65k), which 350 put at twice its 116,514 chunks.
+ESTIMATE_SAMPLE_FILES = 64
 # Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
 # the 70 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine
 # (docs/speed.md). No default for a GPU: its estimate names no time until a run
@@ -49,13 +53,27 @@ def _timed(summary: "IndexSummary", stage: str):
     return timed(summary.stage_seconds, stage)
 
 
+def _bytes_per_chunk(files: list[walker.SourceFile]) -> float:
+    """Source bytes per chunk of up to ESTIMATE_SAMPLE_FILES of ``files`` (the same ones each time
+    for the same paths), cut as the run will cut them; BYTES_PER_CHUNK if they give no chunk."""
+    sample = sorted(files, key=lambda s: hashlib.sha1(stored_path(s.path).encode("utf-8", "surrogatepass")).digest())
+    n_bytes = n_chunks = 0
+    for source in sample[:ESTIMATE_SAMPLE_FILES]:
+        try:
+            n_chunks += len(chunk_text(stored_path(source.rel_path), walker.read_text(source)))
+        except Exception:  # noqa: BLE001 - unreadable or unchunkable here: the run will say why
+            continue
+        n_bytes += source.size
+    return n_bytes / n_chunks if n_chunks else BYTES_PER_CHUNK
+
+
 @dataclass
 class IndexEstimate:
     """What a run is about to do, known once the walk has found the new and changed files."""
 
     files: int
     bytes: int
-    chunks: int  # estimated from bytes (BYTES_PER_CHUNK)
+    chunks: int  # estimated from bytes (the bytes per chunk of a sample of the files)
     rate: float | None  # chunks/s: this home's last measured run on this kind of device, else DEFAULT_RATE
     measured: bool  # rate measured by this home (not the default)
 
@@ -339,7 +357,7 @@ class Indexer:
         device = self._device()
         rate, measured = rate_for((self.store.meta().get("index_rate") or {}).get(device), device, DEFAULT_RATE)
         n_bytes = sum(s.size for s in changed)
-        chunks = max(len(changed), round(n_bytes / BYTES_PER_CHUNK))
+        chunks = max(len(changed), round(n_bytes / _bytes_per_chunk(changed)))
         return IndexEstimate(len(changed), n_bytes, chunks, rate, measured)
 
     def update(
