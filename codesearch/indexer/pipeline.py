@@ -38,7 +38,7 @@ STAGES = ("walk", "chunk", "embed", "write")
 BYTES_PER_CHUNK = 350
 # ... only where the run's own files say nothing: the estimate cuts a sample of them (picked by a
 # hash of the path) and uses their ratio. It varies with the code: 314 to 408 B/chunk on the eval
-# corpora, 647 on the Rust library and 96 crates (/tmp/c65k), which 350 put at twice its 116,514 chunks.
+# corpora, 647 on the Rust library with 96 Debian crates, which 350 put at twice its 117,180 chunks.
 ESTIMATE_SAMPLE_FILES = 64
 # Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
 # the 70 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine
