@@ -1,19 +1,20 @@
 """Fault injection: a failure at every write point of the store, in turn, then a clean rerun.
 
 Everything the indexer writes goes through one of LanceDB's table writes (create, add,
-merge_insert, delete, optimize: compaction and cleanup, create_index: scalar, full-text and
-ANN index builds, drop) or the home's own files (``index.json``, the token
-codec). A run without faults is recorded first, listing its writes in order: those are the
-injection points. Then, for each point in turn, a run fails at exactly that write, raising
-what LanceDB or the OS raises (an exception, ``ENOSPC`` or ``EIO``); a second run without
-faults must leave an index equal to a clean build: the same chunks, file records, vectors
-(bit for bit), indexes and metadata, with no compaction left due.
+merge_insert, delete, create_index: scalar, full-text and ANN index builds, drop), Lance's
+upkeep through pylance (compaction, new rows into the indexes, cleanup of old versions) or the
+home's own files (``index.json``, the token codec). A run without faults is recorded first,
+listing its writes in order: those are the injection points. Then, for each point in turn, a
+run fails at exactly that write, raising what LanceDB or the OS raises (an exception,
+``ENOSPC`` or ``EIO``); a second run without faults must leave an index equal to a clean build:
+the same chunks, file records, vectors (bit for bit), indexes and metadata, with no compaction
+left due.
 
 Two scenarios: the first build of a small real corpus, and an update of that index after
 a file changed, one was deleted and one added (deletes and merges). Marked slow (a
 step of its own in .ci/run): one test fails the first write of each kind in the first build,
 cycling through the three kinds of fault (about 20 s); the other fails every write of both
-scenarios with each kind (168 trials, about 7.5 minutes).
+scenarios with each kind (222 trials, about 8 minutes).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import lancedb.merge
 import lancedb.table
 import numpy as np
 import pytest
+from lance.dataset import DatasetOptimizer, LanceDataset  # (the name lance.dataset is also a function)
 
 from codesearch.config import load_settings
 from codesearch.indexer.pipeline import Indexer
@@ -50,7 +52,9 @@ WRITES = [
     (lancedb.table.LanceTable, "add", "add rows"),
     (lancedb.merge.LanceMergeInsertBuilder, "execute", "merge rows"),
     (lancedb.table.LanceTable, "delete", "delete rows"),
-    (lancedb.table.LanceTable, "optimize", "compact"),
+    (DatasetOptimizer, "compact_files", "compact"),
+    (DatasetOptimizer, "optimize_indices", "update indexes"),
+    (LanceDataset, "cleanup_old_versions", "drop old versions"),
     (lancedb.table.LanceTable, "create_index", lambda args, kwargs: _INDEX_LABELS.get(
         type(kwargs.get("config")).__name__, "build ANN index")),
     (Store, "write_meta", "write metadata"),
@@ -258,8 +262,8 @@ def _trial(tmp_path, scenarios, scenario: str, at: int, kind: str) -> None:
 def test_every_write_point_of_a_clean_run_is_listed(scenarios):
     """The points cover chunk, vector and file commits, deletes, compaction, index builds and metadata."""
     labels = {label for _, _, label in _points(scenarios)}
-    wanted = {"create table", "add rows", "merge rows", "delete rows", "compact", "build ANN index",
-              "build full-text index", "build scalar index", "write metadata", "write token codec"}
+    wanted = {"create table", "add rows", "merge rows", "delete rows", "compact", "update indexes", "drop old versions",
+              "build ANN index", "build full-text index", "build scalar index", "write metadata", "write token codec"}
     assert wanted <= labels, wanted - labels
 
 
