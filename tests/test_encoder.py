@@ -180,3 +180,18 @@ def test_a_documents_vectors_do_not_depend_on_how_many_share_its_batch(encoder):
         tokens, pooled = encoder.encode_documents([doc] * n, space="rust")
         assert all(np.array_equal(t, alone_tokens[0]) for t in tokens), n
         assert np.array_equal(pooled, np.repeat(alone_pooled, n, axis=0)), n
+
+
+def test_long_documents_get_the_same_vectors_in_the_smaller_batches_of_the_token_limit(encoder):
+    """Batches of long documents are cut to DOCUMENT_BATCH_TOKENS padded tokens (fewer rows,
+    less memory): 40 documents of 256 tokens get the same vectors, bit for bit, as in batches
+    of 32 rows with no token limit."""
+    assert MultiVectorEncoder.DOCUMENT_BATCH_TOKENS // 256 < 32  # so the limit does cut them
+    docs = [f"fn step_{i}(state: &mut State) -> u32 {{ " + " ".join(f"state.x{j} += {i * j};" for j in range(60)) + " }"
+            for i in range(40)]
+    ids = encoder.tokenizer(encoder.model_texts(docs, is_query=False), truncation=True, max_length=256)["input_ids"]
+    assert min(len(x) for x in ids) == 256
+    limited, limited_pooled = encoder.encode_documents(docs, space="rust")
+    rows_only, rows_only_pooled = encoder.encode_documents(docs, space="rust", batch_tokens=0)
+    assert all(np.array_equal(a, b) for a, b in zip(limited, rows_only))
+    assert np.array_equal(limited_pooled, rows_only_pooled)

@@ -541,15 +541,19 @@ class MultiVectorEncoder(RoutedSpaces):
         progress: Callable[[int], None] | None = None,
         *,
         space=ACTIVE,
+        batch_tokens: int | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Token vectors of each document and one pooled (mean) unit vector per document.
 
         The pooled vector is the sentence-embedding view of the same text (mean of all token
         states, as all-MiniLM was trained for); search uses it to find candidates quickly.
+        A batch holds at most ``batch_size`` documents and ``batch_tokens`` padded tokens
+        (default DOCUMENT_BATCH_TOKENS; 0: no token limit); neither changes the vectors.
         """
         texts = self.model_texts(documents, is_query=False, space=space)
         return self._encode(
-            texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress, space=space
+            texts, self.config.document_max_tokens, batch_size, is_query=False, progress=progress, space=space,
+            batch_tokens=self.DOCUMENT_BATCH_TOKENS if batch_tokens is None else batch_tokens,
         )
 
     def _encode(
@@ -561,6 +565,7 @@ class MultiVectorEncoder(RoutedSpaces):
         is_query: bool,
         progress: Callable[[int], None] | None = None,
         space=ACTIVE,
+        batch_tokens: int = 0,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         import torch
 
@@ -577,9 +582,13 @@ class MultiVectorEncoder(RoutedSpaces):
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, add_special_tokens=True)["input_ids"]
         widths = [len(x) if is_query else self._padded_width(len(x)) for x in ids]
         order = sorted(range(len(ids)), key=lambda i: (widths[i], len(ids[i]), i))
+
+        def most_rows(width: int) -> int:  # at most batch_size rows and batch_tokens padded tokens
+            return max(1, min(batch_size, batch_tokens // width)) if batch_tokens else batch_size
+
         batches: list[list[int]] = []
         for i in order:
-            if batches and widths[batches[-1][0]] == widths[i] and len(batches[-1]) < batch_size:
+            if batches and widths[batches[-1][0]] == widths[i] and len(batches[-1]) < most_rows(widths[i]):
                 batches[-1].append(i)
             else:
                 batches.append([i])
@@ -589,11 +598,11 @@ class MultiVectorEncoder(RoutedSpaces):
         with torch.inference_mode():
             for batch_idx in batches:
                 width = widths[batch_idx[0]]
-                # Rows are padded too, to a power of two (at most batch_size): the CPU kernels
+                # Rows are padded too, to a power of two (at most most_rows): the CPU kernels
                 # keep native memory per input shape, and with every row count of every width
                 # an index run's memory grew batch after batch (docs/speed.md). Padding rows
                 # attend to their first token only; their output is dropped.
-                rows = self._padded_rows(len(batch_idx), batch_size)
+                rows = self._padded_rows(len(batch_idx), most_rows(width))
                 input_ids = np.full((rows, width), pad, dtype=np.int64)
                 attention = np.zeros((rows, width), dtype=np.int64)
                 attention[len(batch_idx) :, 0] = 1
@@ -658,6 +667,13 @@ class MultiVectorEncoder(RoutedSpaces):
         vectors = torch.nn.functional.normalize(hidden, dim=-1)
         return vectors, mask
 
+    # Documents: at most this many padded tokens a batch (16 rows of 256 tokens; up to 128 tokens,
+    # the full batch_size of 32). Activations grow with a batch's tokens: a group of 256 long
+    # chunks rose 133-203 MB above the memory before it in batches of 32 rows, 91-139 MB in
+    # batches of 16 (the forward pass of 32 x 256 tokens alone: +102-115 MB), 3-4% slower, the
+    # same vectors bit for bit; a first index of 40k chunks peaked 90-160 MB lower. 2,048
+    # tokens: 65-117 MB, but 13-17% slower on long chunks (docs/speed.md).
+    DOCUMENT_BATCH_TOKENS = 4096
     WIDTH_STEP = 16  # documents are padded to a multiple of this many tokens (see _encode)
 
     def _padded_width(self, n: int) -> int:
