@@ -48,8 +48,8 @@ os.environ.setdefault("LANCE_DEFAULT_IO_BUFFER_SIZE", str(32 << 20))
 # 1,024-row batches: 15-80 MB, and no slower (/work/exp/h25/mem/ct_batch.out).
 os.environ.setdefault("LANCE_DEFAULT_BATCH_SIZE", "1024")
 # Lance's older shuffler for IVF builds: building the pooled vectors' index of 117k chunks rose
-# +157 to +177 MB instead of +220 to +254 MB (two runs each), and the index answers the same:
-# Recall@10 0.999 against 0.996 (/work/exp/h27/annprobe.py, annrecall.py; docs/speed.md).
+# +156 to +177 MB instead of +214 to +254 MB (four runs each), and the index answers the same:
+# Recall@10 0.998-0.999 against 0.996 (/work/exp/h27/annprobe.py, annrecall.py; docs/speed.md).
 os.environ.setdefault("LANCE_LEGACY_SHUFFLER", "1")
 # LanceDB's session caches (index pages, manifests, file metadata) keep an entry for every table
 # version an index run commits, and its default capacities (GiBs) never evict them: in-use heap
