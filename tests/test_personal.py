@@ -50,6 +50,23 @@ def test_the_gate_ranks_plain_words_queries_beside_the_others():
     assert len(personal_heldout(only_words, 300)) == 300  # no others: all of them in plain words
 
 
+def test_general_code_is_the_standard_library_whatever_else_is_installed():
+    """The general pairs that guard against forgetting come from Python's own modules: not from
+    site-packages, whose files change with every install (and with them the seeded sample of
+    files, and which general pairs the gate holds out)."""
+    from codesearch.trainer.mining.dataset import build_dataset
+    from codesearch.trainer.personal import general_source
+
+    spec = general_source(150)
+    assert spec.path == str(STDLIB) and not spec.commits
+    data = build_dataset([spec], None, heldout_fraction=0.15, min_heldout=40, negatives=0)
+    pairs = data["train_pairs"] + data["heldout_pairs"]
+    assert 100 <= len(pairs) <= 200
+    files = {p.origin.path for p in pairs}
+    assert all((STDLIB / f).is_file() for f in files), files
+    assert not [f for f in files if f.split("/")[0] in ("site-packages", "dist-packages", "test")], files
+
+
 @pytest.fixture
 def personal_home(tmp_path, encoder):
     from codesearch.config import load_settings

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sysconfig
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -200,6 +199,18 @@ def _dominant_domain(store) -> str:
     return counts.most_common(1)[0][0] if counts else "general"
 
 
+def general_source(max_pairs: int):
+    """The general code mined against forgetting: Python's standard library as the shipped data
+    config lists it (its own modules only: without site-packages, whose files change with
+    whatever is installed, and so would the seeded sample of files and the pairs held out)."""
+    from dataclasses import replace
+
+    from codesearch.trainer.mining.sources import load_data_config
+
+    spec = next(s for s in load_data_config()[0] if s.name == "python-stdlib")
+    return replace(spec, name="general:python-stdlib", max_pairs=max_pairs, commits=False)
+
+
 def finetune_personal(
     settings: dict,
     *,
@@ -218,7 +229,7 @@ def finetune_personal(
     from codesearch.model.routing import adapter_for
     from codesearch.trainer.gate import curve_point, evaluate_domain, heldout_by_domain
     from codesearch.trainer.mining.dataset import build_dataset
-    from codesearch.trainer.mining.sources import SourceSpec, personal_sources
+    from codesearch.trainer.mining.sources import personal_sources
     from codesearch.trainer.phase import PhaseConfig, PhaseFiles, PhaseGate, run_phase
 
     t0 = time.monotonic()
@@ -234,10 +245,7 @@ def finetune_personal(
     # 1. Pairs.
     say(f"mining pairs from {len(roots)} indexed folder(s)")
     with timed(stages, "mine"):
-        stdlib = sysconfig.get_paths()["stdlib"]
-        sources = personal_sources(roots, max_pairs=max_pairs) + [
-            SourceSpec(name="general:python-stdlib", path=stdlib, max_pairs=general_pairs, commits=False)
-        ]
+        sources = personal_sources(roots, max_pairs=max_pairs) + [general_source(general_pairs)]
         # Plain-words pairs are held out on their own (by file, like the others), so that a
         # repository with few doc comments still holds some out for the gate to judge on.
         data = build_dataset(sources, None, heldout_fraction=0.15, min_heldout=40, negatives=3,
