@@ -655,16 +655,15 @@ def finetune(ctx: Context, personal, steps, batch_size, max_pairs, phase_config,
     """Specialise the model on your own code (`--personal`).
 
     \b
-    Mines pairs from the repositories indexed in this home (doc comments, comments above
-    calls, names, tests, git history) and from the results you marked in the editor, trains
-    the personal LoRA adapter on them (with some general code against forgetting), and keeps
-    it only if held-out queries on your own code improve, those in plain words (doc comments,
-    comments above calls, commit messages, queries you marked in the editor) lose at most
-    0.02 MRR@10, and general code at most 0.03 P@1. With fewer than 30 plain-words queries
-    to hold out it trains nothing. A kept adapter becomes this home's model ("default"
-    resolves to HOME/personal/model) and the index is brought up to date, embedding again
-    only what the new adapter encodes. Takes about 10-25 minutes on a 2-core CPU.
-    Report: HOME/personal/runs/<time>/report.json.
+    Mines pairs from the repositories indexed in this home (doc comments, names, tests, git
+    history) and from the results you marked in the editor, trains the personal LoRA adapter
+    on them (with some general code against forgetting), and keeps it only if held-out
+    queries on your own code improve, those in plain words (doc comments, commit messages,
+    queries you marked in the editor) lose at most 0.02 MRR@10, and general code at most
+    0.03 P@1. With fewer than 30 plain-words queries to hold out it trains nothing. A kept
+    adapter becomes this home's model ("default" resolves to HOME/personal/model) and the
+    index is brought up to date, embedding again only what the new adapter encodes.
+    Takes about 10-25 minutes on a 2-core CPU. Report: HOME/personal/runs/<time>/report.json.
     """
     from codesearch.trainer.personal import finetune_personal, remove_personal_model
 

@@ -214,58 +214,6 @@ def test_commit_pairs_from_a_small_git_repository(tmp_path):
     assert {p.origin.name for p in by_source(res2.pairs, "commit")} == {"split_words"}
 
 
-def test_call_site_comments_of_personal_code_name_the_one_declaration_called(tmp_path):
-    """Code without doc comments: a comment above a call becomes a plain-words query for the
-    declaration called, when that name is declared once in the repository."""
-    repo = tmp_path / "mine"
-    repo.mkdir()
-    (repo / "codec.py").write_text(
-        "def _strip_padding(data):\n    return data.rstrip(b'=')\n\n\n"
-        "def decode_block(data, table):\n"
-        "    # Remove the trailing pad characters before decoding the block\n"
-        "    data = _strip_padding(data)\n"
-        "    # Normalise every line ending to a single newline character\n"
-        "    data = data.replace(b'\\r\\n', b'\\n')\n"  # a method of any value: not linked
-        "    # Look the symbols up in the translation table one by one\n"
-        "    return Table.lookup_symbols(table, data)\n\n\n"
-        "class Table:\n"
-        "    def lookup_symbols(self, data):\n"
-        "        # Keep only the symbols that the table knows about here\n"
-        "        return [self.known[c] for c in data if c in self.known]\n\n"
-        "    def render(self):\n"
-        "        # Write each of the symbols out as one line of text\n"
-        "        return emit_lines(self.known)\n"  # declared twice: ambiguous
-    )
-    (repo / "out.py").write_text("def emit_lines(xs):\n    return list(xs)\n")
-    (repo / "out2.py").write_text("def emit_lines(xs):\n    return tuple(xs)\n")
-    (repo / "lib.rs").write_text(
-        "fn clamp_index(i: usize, len: usize) -> usize {\n    i.min(len - 1)\n}\n\n"
-        "pub fn pick(xs: &[u8], i: usize) -> u8 {\n"
-        "    // Clamp the index so that we never read past the end of the slice\n"
-        "    let i = clamp_index(i, xs.len());\n"
-        "    // Read the byte that the caller asked us for from the slice\n"  # no word of the name: not linked
-        "    xs[clamp_index(i, xs.len())]\n}\n\n"
-        "// Adds one to the counter kept for the whole run of the program\n"  # above a declaration: its doc
-        "fn bump_counter(c: &mut u32) {\n    *c += 1;\n}\n"
-    )
-    _git(tmp_path, "init", "-q", str(repo))
-    res = mine_source(SourceSpec("mine", str(repo), personal=True, commits=False), exclusions=Exclusions([], [], []))
-    got = {(p.query, p.origin.path, p.origin.name) for p in by_source(res.pairs, "callsite")}
-    assert got == {
-        ("Remove the trailing pad characters before decoding the block", "codec.py", "_strip_padding"),
-        ("Look the symbols up in the translation table one by one", "codec.py", "lookup_symbols"),
-        ("Clamp the index so that we never read past the end of the slice", "lib.rs", "clamp_index"),
-    }, got
-    p = next(p for p in by_source(res.pairs, "callsite") if p.origin.name == "clamp_index")
-    assert p.domain == "personal" and p.language == "rust" and p.positive.startswith("lib.rs\n")
-    assert "fn clamp_index" in p.positive and "never read past" not in p.positive
-    assert ("Adds one to the counter kept for the whole run of the program", "bump_counter") in {
-        (p.query, p.origin.name) for p in by_source(res.pairs, "doc")}
-    # Only the user's own code: sources of the curriculum's data are mined as before.
-    general = mine_source(SourceSpec("general", str(repo), commits=False), exclusions=Exclusions([], [], []))
-    assert not by_source(general.pairs, "callsite")
-
-
 def test_commit_subjects_that_are_not_queries():
     assert commit_query("Merge branch 'main' into dev") is None
     assert commit_query("Bump version to 1.2.3") is None

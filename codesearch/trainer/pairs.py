@@ -4,7 +4,7 @@ One :class:`Pair` per JSONL line::
 
     {"query": str, "positive": str, "negatives": [str, ...],
      "domain": "rust" | "formal" | "general" | "personal", "language": str,
-     "source": "doc" | "name" | "signature" | "test" | "commit" | "callsite" | "augmented",
+     "source": "doc" | "name" | "signature" | "test" | "commit" | "augmented",
      "origin": {"corpus": str, "path": str, "start_line": int, "end_line": int, "name": str, "kind": str}}
 
 ``positive`` and ``negatives`` are encoder texts (``Chunk.encoder_text()``: a header line
@@ -29,7 +29,7 @@ import numpy as np
 from codesearch import languages as _languages
 
 DOMAINS = ("rust", "formal", "general", "personal")
-SOURCES = ("doc", "name", "signature", "test", "commit", "callsite", "augmented")
+SOURCES = ("doc", "name", "signature", "test", "commit", "augmented")
 
 
 def domain_for(language: str, personal: bool = False, override: str | None = None) -> str:

@@ -1,15 +1,15 @@
 """`codesearch finetune --personal`: a personal adapter trained on the user's indexed code.
 
-1. Mine (query, code) pairs from the repositories this home indexes (docs, comments above
-   calls, names, tests, git history) plus the editor's feedback, and a little general code
-   (Python's stdlib) against forgetting; hold out whole files of each for the gate.
+1. Mine (query, code) pairs from the repositories this home indexes (docs, names, tests, git
+   history) plus the editor's feedback, and a little general code (Python's stdlib) against
+   forgetting; hold out whole files of each for the gate.
 2. Train the "personal" LoRA adapter (config/phases/personal.yaml: small learning rate,
    personal pairs weighted 3x), starting from the adapter that serves most of the user's code.
 3. Gate: keep it only if held-out MRR@10 on the user's own code improves, its held-out queries
-   in plain words (doc comments, comments above calls, commit messages, the editor's queries)
-   lose at most ``max_words_drop`` MRR@10, and general code loses at most ``max_general_drop``
-   P@1, all measured the way the index would use it. With too few queries in plain words to
-   judge on, nothing is trained (see WORDS_SOURCES).
+   in plain words (doc comments, commit messages, the editor's queries) lose at most
+   ``max_words_drop`` MRR@10, and general code loses at most ``max_general_drop`` P@1, all
+   measured the way the index would use it. With too few queries in plain words to judge on,
+   nothing is trained (see WORDS_SOURCES).
 4. When kept: write the model (shipped model + personal adapter, routing all indexed code to
    it) to ``HOME/personal/model``, which "default" then resolves to, and bring the index up to
    date: only chunks whose vector space changed are embedded again.
@@ -54,7 +54,7 @@ MIN_STEPS_FOR_RATE = 20
 # raised held-out MRR@10 0.816 -> 0.892 and lowered P@1 on plain-words queries about that code
 # 0.263 -> 0.197 (docs/experiments.md): the gate judges the plain-words queries on their own, and
 # with fewer than MIN_WORDS of them held out nothing is trained.
-WORDS_SOURCES = frozenset({"doc", "commit", "callsite", "feedback"})
+WORDS_SOURCES = frozenset({"doc", "commit", "feedback"})
 WORDS = "personal, plain words"  # their row in the report
 MIN_WORDS = 30
 HELDOUT_QUERIES = 300  # personal held-out queries the gate ranks, at most half of them plain words
@@ -158,8 +158,8 @@ def gate_decision(before: dict, after: dict, max_general_drop: float = 0.03, max
 
 
 def _too_few_words(n: int) -> str:
-    return (f"only {n} held-out queries in plain words (doc comments, comments above calls, commit messages, "
-            f"results marked in the editor), fewer than the {MIN_WORDS} needed to check that it does not make them worse")
+    return (f"only {n} held-out queries in plain words (doc comments, commit messages, results marked in the editor), "
+            f"fewer than the {MIN_WORDS} needed to check that it does not make them worse")
 
 
 WORDS_SUBSET = {WORDS: in_words}

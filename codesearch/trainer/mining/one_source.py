@@ -15,7 +15,6 @@ from codesearch.indexer.chunking import Chunk
 from codesearch.indexer.chunking.spans import split_lines
 from codesearch.identifiers import identifier_words
 from codesearch.trainer.doc_queries import leading_doc, python_doc, python_docstrings
-from codesearch.trainer.mining.callsites import CallSite, call_sites, link_call_sites
 from codesearch.trainer.mining.commits import MAX_COMMITS, CommitChange, commit_changes, commit_query
 from codesearch.trainer.mining.decls import mining_language, positive_chunk
 from codesearch.trainer.mining.exclusions import Exclusions
@@ -95,7 +94,6 @@ def mine_source(
     tests: list[MinedTest] = []
     history: dict[str, dict[str, list[CommitChange]]] = {}
     commit_hits: dict[str, list[tuple[int, Pair]]] = defaultdict(list)
-    sites: list[CallSite] = []
     n_names = 0
     for f, lang in files:
         if len(pairs) >= cap:
@@ -125,8 +123,6 @@ def mine_source(
             targets.append(TargetDecl(repo, corpus_path, stem, identifier_words(re.split(r"::|\.", d.name)[-1]), d, str(f.path)))
         for d, q in mined.tests:
             tests.append(MinedTest(repo, corpus_path, stem, q, q.split(), d.language))
-        if spec.personal:  # comments above calls: plain words about code without doc comments
-            sites.extend(call_sites(split_lines(text), lang, repo, corpus_path))
         # commits that changed this file's declarations
         if spec.commits:
             if repo not in history:
@@ -164,15 +160,6 @@ def mine_source(
         origin = Origin(spec.name, tg.path, pos.start_line, tg.decl.end, tg.decl.name, tg.decl.kind)
         dom = domain_for(tg.decl.language, spec.personal, spec.domain)
         pairs.append(Pair(t.query, pos.encoder_text(), [], dom, tg.decl.language, "test", origin))
-    # call-site pairs
-    for _site, tg, query in link_call_sites(sites, targets):
-        pos = _rebuild_positive(tg, texts)
-        if pos is None:
-            continue
-        origin = Origin(spec.name, tg.path, pos.start_line, tg.decl.end, tg.decl.name, tg.decl.kind)
-        dom = domain_for(tg.decl.language, spec.personal, spec.domain)
-        pairs.append(Pair(query, pos.encoder_text(), [], dom, tg.decl.language, "callsite", origin))
-        stats["call-site pairs"] += 1
     # commit pairs
     for sha in sorted(commit_hits):
         hits = commit_hits[sha]
