@@ -37,6 +37,7 @@ from lance.dataset import DatasetOptimizer, LanceDataset  # (the name lance.data
 from codesearch.config import load_settings
 from codesearch.indexer.pipeline import Indexer
 from codesearch.indexer.quant import TokenCodec
+from codesearch.indexer import store as store_mod
 from codesearch.indexer.store import DiskFull, Store
 
 pytestmark = pytest.mark.slow  # (9 minutes in all; .ci/run runs it as its own step)
@@ -195,6 +196,14 @@ def snapshot(home: Path) -> dict:
 
 def _diff(got: dict, want: dict) -> list[str]:
     return [k for k in want if got.get(k) != want[k]] + [k for k in got if k not in want]
+
+
+@pytest.fixture(autouse=True)
+def no_grace_for_searches(monkeypatch):
+    """No search runs beside these builds, so the wait left to searches still reading an old
+    version (2 s, before old versions are dropped) only adds up: every rerun after a fault drops
+    them."""
+    monkeypatch.setattr(store_mod, "SUPERSEDED_GRACE_S", 0.0)
 
 
 @pytest.fixture(scope="module")
