@@ -14,7 +14,7 @@ Two scenarios: the first build of a small real corpus, and an update of that ind
 a file changed, one was deleted and one added (deletes and merges). Marked slow (a
 step of its own in .ci/run): one test fails the first write of each kind in the first build,
 cycling through the three kinds of fault (about 20 s); the other fails every write of both
-scenarios with each kind (222 trials, about 8 minutes).
+scenarios with each kind (222 trials, about 1.5 minutes).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from codesearch.indexer.quant import TokenCodec
 from codesearch.indexer import store as store_mod
 from codesearch.indexer.store import DiskFull, Store
 
-pytestmark = pytest.mark.slow  # (9 minutes in all; .ci/run runs it as its own step)
+pytestmark = pytest.mark.slow  # (under 2 minutes in all; .ci/run runs it as its own step)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "repo_small"
 KINDS = ("exception", "ENOSPC", "EIO")
