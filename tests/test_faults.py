@@ -35,9 +35,9 @@ import pytest
 from lance.dataset import DatasetOptimizer, LanceDataset  # (the name lance.dataset is also a function)
 
 from codesearch.config import load_settings
+from codesearch.indexer import store as store_mod
 from codesearch.indexer.pipeline import Indexer
 from codesearch.indexer.quant import TokenCodec
-from codesearch.indexer import store as store_mod
 from codesearch.indexer.store import DiskFull, Store
 
 pytestmark = pytest.mark.slow  # (under 2 minutes in all; .ci/run runs it as its own step)

@@ -25,7 +25,7 @@ import logging
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -203,8 +203,6 @@ def general_source(max_pairs: int):
     """The general code mined against forgetting: Python's standard library as the shipped data
     config lists it (its own modules only: without site-packages, whose files change with
     whatever is installed, and so would the seeded sample of files and the pairs held out)."""
-    from dataclasses import replace
-
     from codesearch.trainer.mining.sources import load_data_config
 
     spec = next(s for s in load_data_config()[0] if s.name == "python-stdlib")
