@@ -404,10 +404,14 @@ def build_synthetic(store, encoder, n: int, *, source=None, distinct: int | None
     import pyarrow as pa
 
     from codesearch.indexer.pipeline import Indexer
+    from codesearch.settings import IndexSettings
 
     rng = np.random.default_rng(seed)
     distinct = min(n, distinct or n)
     Indexer(store, encoder, settings).prepare()  # model fingerprint, dimensions, storage format
+    # the ANN index from index.ann_min_rows on, whatever search.in_memory_max: bench measures that
+    # path (the one searches over tables past in_memory_max take) on its synthetic homes
+    store.ann_min_rows = IndexSettings.from_settings(settings).ann_min_rows
     protos = _prototypes(source, encoder, rng)
     if not protos:
         raise RuntimeError("no chunks to sample vectors from")

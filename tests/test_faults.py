@@ -116,6 +116,7 @@ def _settings(home: Path) -> dict:
     settings = load_settings(config_file=None, home=str(home))
     # Small commit groups, mid-run compaction and an ANN index: every kind of write happens.
     settings.setdefault("index", {}).update(batch_chunks=6, compact_every=3, ann_min_rows=16)
+    settings.setdefault("search", {}).update(in_memory_max=0)  # (searches that use the ANN index: it is built)
     return settings
 
 

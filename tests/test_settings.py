@@ -21,6 +21,7 @@ from codesearch.settings import (
     Settings,
     SettingsError,
     WatchSettings,
+    ann_build_rows,
 )
 
 
@@ -128,7 +129,7 @@ def test_readers_take_a_dict_or_the_typed_settings(tmp_path):
     for given in (settings, Settings.from_settings(settings)):
         assert Searcher(store, encoder, given).exact_below == 7
         assert Indexer(store, encoder, given).max_file_bytes == 1234
-        assert store.ann_min_rows == IndexSettings.defaults().ann_min_rows
+        assert store.ann_min_rows == ann_build_rows(None) == SearchSettings.defaults().in_memory_max + 1
     assert Searcher(store, encoder, SearchSettings.from_settings(settings)).exact_below == 7
     assert Searcher(store, encoder, None).exact_below == SearchSettings.defaults().exact_below
     assert model_idle_s({"lsp": {"model_idle_s": "soon"}}) == LspSettings.defaults().model_idle_s

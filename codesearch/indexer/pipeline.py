@@ -20,7 +20,7 @@ from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.store import FORMAT, Store, chunk_row, search_text_of
 from codesearch.indexer.walk import stored_path
-from codesearch.settings import IndexSettings, Settings
+from codesearch.settings import IndexSettings, Settings, ann_build_rows
 from codesearch.timing import device_kind, rate_for, time_left, timed
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class Indexer:
         self._commits = 0
         self.token_codec = opts.token_codec
         self.token_merge = opts.token_merge or None
-        store.ann_min_rows = opts.ann_min_rows
+        store.ann_min_rows = ann_build_rows(settings)  # (past search.in_memory_max: only those searches use it)
 
     def prepare(self) -> None:
         """Check the index was built with this model and storage format; start afresh when not."""

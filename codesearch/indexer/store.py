@@ -269,11 +269,11 @@ class Store:
         self.dim = dim or meta.get("dim")
         self._tables: dict = {}
         self._vectors_have_groups = False  # (checked once: add_vectors adds the column to an older table)
-        # IVF index on chunks.pooled from this many chunks on: index.ann_min_rows, which the
+        # IVF index on chunks.pooled from this many chunks on (settings.ann_build_rows), which the
         # indexer and bench set; a store opened only to read never builds one
-        from codesearch.settings import IndexSettings
+        from codesearch.settings import ann_build_rows
 
-        self.ann_min_rows = IndexSettings.defaults().ann_min_rows
+        self.ann_min_rows = ann_build_rows(None)
 
     # ------------------------------------------------------------------ metadata
     def meta(self) -> dict:
