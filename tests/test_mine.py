@@ -14,7 +14,7 @@ import pytest
 
 from codesearch.indexer.chunking import chunk_text
 from codesearch.trainer import augment
-from codesearch.trainer.mining.commits import commit_query
+from codesearch.trainer.mining.commits import commit_query, line_commits
 from codesearch.trainer.mining.dataset import build_dataset
 from codesearch.trainer.mining.exclusions import FALLBACK_HELDOUT, Exclusions
 from codesearch.trainer.mining.one_file import mine_text
@@ -200,18 +200,31 @@ def test_commit_pairs_from_a_small_git_repository(tmp_path):
     res = mine_source(SourceSpec("proj", str(repo)), exclusions=Exclusions([], [], []))
     commits = by_source(res.pairs, "commit")
     got = {(p.query, p.origin.path, p.origin.name) for p in commits}
-    # the second commit changed split_words; the first one's util.rs changes are stale
-    # (util.rs changed since), its stats.rs change still describes the file
+    # each declaration gets the commits that wrote the lines it has now: the first wrote all of
+    # clamp_to_range and mean_value and split_words' signature, the second split_words' body
+    first, second = "Add helpers for ranges and statistics", "Split words on any whitespace, not only spaces"
     assert got == {
-        ("Split words on any whitespace, not only spaces", "src/util.rs", "split_words"),
-        ("Add helpers for ranges and statistics", "src/stats.rs", "mean_value"),
+        (first, "src/util.rs", "clamp_to_range"), (first, "src/util.rs", "split_words"),
+        (first, "src/stats.rs", "mean_value"), (second, "src/util.rs", "split_words"),
     }
-    p = next(p for p in commits if p.origin.name == "split_words")
+    p = next(p for p in commits if p.query == second)
     assert p.positive.startswith("src/util.rs\n") and "split_whitespace" in p.positive
-    # an uncommitted edit makes the file's history stale
-    (repo / "src" / "stats.rs").write_text("pub fn mean_value(xs: &[f64]) -> f64 {\n    0.0\n}\n")
+    # a later commit that rewrites other lines of every file (here: a comment above each) leaves
+    # those pairs alone; a subject that is no query ("wip") gives none
+    for f in ("util.rs", "stats.rs"):
+        (repo / "src" / f).write_text("// generated\n" + (repo / "src" / f).read_text())
+    _git(repo, "commit", "-q", "-am", "wip")
     res2 = mine_source(SourceSpec("proj", str(repo)), exclusions=Exclusions([], [], []))
-    assert {p.origin.name for p in by_source(res2.pairs, "commit")} == {"split_words"}
+    assert {(p.query, p.origin.path, p.origin.name) for p in by_source(res2.pairs, "commit")} == got
+    # lines not committed yet belong to no commit: an edited body leaves only the signature's
+    (repo / "src" / "stats.rs").write_text("// generated\npub fn mean_value(xs: &[f64]) -> f64 {\n    0.0\n}\n")
+    changes = line_commits(repo, "src/stats.rs")
+    assert {c.subject: c.ranges for c in changes} == {first: [(2, 2), (4, 4)], "wip": [(1, 1)]}
+    assert line_commits(tmp_path, "nothing.rs") == []  # not in git: no history
+    # a shallow clone's one commit stands for the history cut off: it wrote nothing it can name
+    _git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(tmp_path / "shallow"))
+    assert line_commits(tmp_path / "shallow", "src/util.rs") == []
+    assert {(c.subject) for c in line_commits(repo, "src/util.rs")} == {first, second, "wip"}
 
 
 def test_commit_subjects_that_are_not_queries():

@@ -16,7 +16,7 @@ The names below are the miner's public API.
 
 from __future__ import annotations
 
-from codesearch.trainer.mining.commits import MAX_COMMITS, CommitChange, commit_changes, commit_query
+from codesearch.trainer.mining.commits import MAX_COMMITS, CommitChange, commit_query, line_commits
 from codesearch.trainer.mining.dataset import build_dataset, build_from_config
 from codesearch.trainer.mining.decls import (
     CONTAINER_KINDS,
@@ -65,7 +65,7 @@ __all__ = [
     "MAX_DECLS_PER_COMMIT", "MAX_NAME_PAIRS_PER_FILE", "MAX_PAIRS_PER_COMMIT", "MAX_PAIRS_PER_FILE",
     "MAX_POSITIVE_LINES", "MINED_LANGUAGES", "NAME_SHARE", "NOT_DECLS", "NO_NAME_KINDS", "REPO_ROOT",
     "RESERVED_REPOS", "TRIVIAL_NAMES", "UPSTREAMS_OF_EVAL_SOURCES", "CommitChange", "Exclusions", "FileMined",
-    "MinedDecl", "SourceResult", "SourceSpec", "build_dataset", "build_from_config", "commit_changes",
+    "MinedDecl", "SourceResult", "SourceSpec", "build_dataset", "build_from_config", "line_commits",
     "commit_query", "declarations", "default_config_path", "expand_path", "file_chunks", "good_name_words",
     "is_test_decl", "list_files", "load_data_config", "mine_source", "mine_text", "mining_language",
     "name_query", "personal_sources", "positive_chunk", "test_query",

@@ -1,9 +1,9 @@
 """Commit pairs' git history: a commit's subject as a query (:func:`commit_query`) and, per
-file, the recent commits whose changed lines still describe the file at HEAD
-(:func:`commit_changes`)."""
+file, the commits that wrote the lines it has now (:func:`line_commits`, git blame)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesearch.trainer.doc_queries import looks_like_prose
-from codesearch.trainer.mining.exclusions import Exclusions
 
-MAX_COMMITS = 500
+MAX_COMMITS = 500  # per file: the commits that wrote its lines, the most recent first
 
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _CONVENTIONAL = re.compile(
     r"^(?:feat|feature|fix|bugfix|chore|docs|doc|refactor|perf|test|tests|style|build|ci|revert)(?:\([^)]*\))?!?:\s*",
     re.I,
@@ -64,70 +62,63 @@ class CommitChange:
     ranges: list[tuple[int, int]]  # 1-based inclusive line ranges of the current file version
 
 
-def commit_changes(
-    repo: Path, max_commits: int = MAX_COMMITS, exclusions: Exclusions | None = None
-) -> dict[str, list[CommitChange]]:
-    """Per file (path relative to ``repo``): the recent commits whose changes still describe
-    the current file, i.e. the file's blob after the commit is its blob at HEAD and the work
-    tree has not changed it since. Empty when ``repo`` is not in a git work tree."""
-    top = _git(repo, "rev-parse", "--show-toplevel")
-    if top is None:
-        return {}
-    top_path = Path(top.strip())
+_BLAME_HEADER = re.compile(r"^([0-9a-f]{40}) \d+ (\d+)(?: (\d+))?$")
+_UNCOMMITTED = "0" * 40
+
+
+def line_commits(repo: Path, rel_path: str, max_commits: int = MAX_COMMITS, timeout: float = 60) -> list[CommitChange]:
+    """The commits that wrote the lines file ``rel_path`` (relative to ``repo``) has now, each
+    with its subject and the ranges of those lines (``git blame -w`` of the work-tree file), the
+    ``max_commits`` most recent at most. Lines not committed yet, and a shallow clone's boundary
+    commit (it stands for all the history cut off; a root commit is none), belong to none. Empty
+    outside git.
+
+    Each line goes to the commit that last changed it, however old: a declaration written by
+    "Add a pager to echo" and later touched by a reformat still gets the first for the lines the
+    reformat left alone."""
+    out = _git(repo, "blame", "--root", "-w", "--porcelain", "--", rel_path, timeout=timeout)
+    if not out:
+        return []
+    lines: dict[str, list[int]] = defaultdict(list)
+    subject: dict[str, str] = {}
+    when: dict[str, int] = {}
+    cut = _shallow_commits(str(repo))
+    sha = ""
+    for line in out.split("\n"):
+        if line.startswith("\t"):
+            continue
+        m = _BLAME_HEADER.match(line)
+        if m:
+            sha = m.group(1)
+            lines[sha].append(int(m.group(2)))
+        elif line.startswith("summary "):
+            subject[sha] = line[8:]
+        elif line.startswith("committer-time "):
+            when[sha] = int(line.split()[1])
+    shas = [s for s in lines if s != _UNCOMMITTED and s not in cut]
+    shas.sort(key=lambda s: -when.get(s, 0))
+    return [CommitChange(s, subject.get(s, ""), _ranges(lines[s])) for s in shas[:max_commits]]
+
+
+@functools.lru_cache(maxsize=64)
+def _shallow_commits(repo: str) -> frozenset[str]:
+    """The commits where a shallow clone's history was cut (git's ``shallow`` file); none in a
+    full clone. Blame gives each of them every line older than the cut."""
+    where = _git(Path(repo), "rev-parse", "--git-path", "shallow")
+    if not where:
+        return frozenset()
+    path = Path(repo) / where.strip()
     try:
-        prefix = Path(os.path.realpath(repo)).relative_to(os.path.realpath(top_path)).as_posix()
-    except ValueError:
-        return {}
-    prefix = "" if prefix == "." else prefix + "/"
-    head = _git(repo, "ls-tree", "-r", "-z", "--full-tree", "HEAD")
-    if head is None:
-        return {}
-    blobs: dict[str, str] = {}
-    for entry in head.split("\0"):
-        if "\t" in entry:
-            meta, path = entry.split("\t", 1)
-            parts = meta.split()
-            if len(parts) == 3 and parts[1] == "blob":
-                blobs[path] = parts[2]
-    status = _git(repo, "status", "--porcelain", "-z", "--untracked-files=no") or ""
-    dirty = {e[3:] for e in status.split("\0") if len(e) > 3}
-    spec = ["."] + (exclusions.git_excludes() if exclusions is not None else [])
-    out_text = _git(
-        repo, "log", "--no-merges", f"-n{max_commits}", "--no-renames", "--no-color", "--no-ext-diff",
-        "--unified=0", "--format=%x1e%H%x1f%s", "-p", "--", *spec, timeout=300,
-    )  # fmt: skip
-    if not out_text:
-        return {}
-    result: dict[str, list[CommitChange]] = defaultdict(list)
-    for record in out_text.split("\x1e")[1:]:
-        header, _, body = record.partition("\n")
-        sha, _, subject = header.partition("\x1f")
-        path: str | None = None
-        new_blob = ""
-        ranges: list[tuple[int, int]] = []
+        return frozenset(path.read_text().split())
+    except OSError:
+        return frozenset()
 
-        def flush() -> None:
-            if path is None or not ranges or path in dirty or not path.startswith(prefix):
-                return
-            full = blobs.get(path)
-            if full is None or not new_blob or not full.startswith(new_blob):
-                return
-            result[path[len(prefix) :]].append(CommitChange(sha, subject, list(ranges)))
 
-        for line in body.split("\n"):
-            if line.startswith("diff --git "):
-                flush()
-                path, new_blob, ranges = None, "", []
-            elif line.startswith("index "):
-                m = re.match(r"index [0-9a-f]+\.\.([0-9a-f]+)", line)
-                new_blob = m.group(1) if m else ""
-            elif line.startswith("+++ "):
-                target = line[4:].rstrip("\t")
-                path = target[2:] if target.startswith("b/") else None
-            elif line.startswith("@@"):
-                m = _HUNK.match(line)
-                if m:
-                    start, count = int(m.group(1)), int(m.group(2) if m.group(2) is not None else 1)
-                    ranges.append((max(start, 1), start + count - 1) if count > 0 else (max(start, 1), max(start, 1)))
-        flush()
-    return dict(result)
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for n in sorted(numbers):
+        if out and n == out[-1][1] + 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out

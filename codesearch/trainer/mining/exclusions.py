@@ -1,7 +1,7 @@
 """What pair mining must never read (contamination checks): the eval and validation sets'
 sources (``evals/heldout_sources.txt``, any version of those crates, CPython's copies of those
 modules, those Coq theories, checkouts of those repositories) and the repositories reserved for
-an independent benchmark, as path rules (:class:`Exclusions`) and ``git log`` pathspecs."""
+an independent benchmark, as path rules (:class:`Exclusions`)."""
 
 from __future__ import annotations
 
@@ -168,15 +168,3 @@ class Exclusions:
                 return "eval source (python)"
         return None
 
-    def git_excludes(self) -> list[str]:
-        """git pathspecs that keep excluded folders out of ``git log``."""
-        out = []
-        for c in self.crates:
-            out += [f":(exclude,icase,glob)**/{c}/**", f":(exclude,icase,glob)**/{c}-[0-9]*/**"]
-        for _owner, name in RESERVED_REPOS:
-            if name != "Examples":
-                out += [f":(exclude,icase,glob)**/{name}/**", f":(exclude,icase,glob)**/{name}-[0-9]*/**"]
-        out.append(":(exclude,icase,glob)**/tlaplus*/Examples/**")
-        for r in self.repos:
-            out += [f":(exclude,icase,glob)**/{r.split('/')[-1]}/**", f":(exclude,icase,glob)**/{r.replace('/', '+')}/**"]
-        return out

@@ -15,7 +15,7 @@ from codesearch.indexer.chunking import Chunk
 from codesearch.indexer.chunking.spans import split_lines
 from codesearch.identifiers import identifier_words
 from codesearch.trainer.doc_queries import leading_doc, python_doc, python_docstrings
-from codesearch.trainer.mining.commits import MAX_COMMITS, CommitChange, commit_changes, commit_query
+from codesearch.trainer.mining.commits import MAX_COMMITS, commit_query, line_commits
 from codesearch.trainer.mining.decls import mining_language, positive_chunk
 from codesearch.trainer.mining.exclusions import Exclusions
 from codesearch.trainer.mining.one_file import mine_text
@@ -92,7 +92,6 @@ def mine_source(
     doc_skips: Counter[str] = Counter()
     targets: list[TargetDecl] = []
     tests: list[MinedTest] = []
-    history: dict[str, dict[str, list[CommitChange]]] = {}
     commit_hits: dict[str, list[tuple[int, Pair]]] = defaultdict(list)
     n_names = 0
     for f, lang in files:
@@ -123,13 +122,11 @@ def mine_source(
             targets.append(TargetDecl(repo, corpus_path, stem, identifier_words(re.split(r"::|\.", d.name)[-1]), d, str(f.path)))
         for d, q in mined.tests:
             tests.append(MinedTest(repo, corpus_path, stem, q, q.split(), d.language))
-        # commits that changed this file's declarations
+        # the commits that wrote this file's declarations as they are now
         if spec.commits:
-            if repo not in history:
-                history[repo] = commit_changes(Path(repo), max_commits, exclusions)
-                stats["commits touching current files"] += sum(len(v) for v in history[repo].values())
-            changes = history[repo].get(f.rel_path)
-            for ch in changes or ():
+            changes = line_commits(Path(repo), f.rel_path, max_commits)
+            stats["commits touching current files"] += len(changes)
+            for ch in changes:
                 q = commit_query(ch.subject)
                 if q is None:
                     continue
