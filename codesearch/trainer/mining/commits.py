@@ -76,13 +76,15 @@ def line_commits(repo: Path, rel_path: str, max_commits: int = MAX_COMMITS, time
     Each line goes to the commit that last changed it, however old: a declaration written by
     "Add a pager to echo" and later touched by a reformat still gets the first for the lines the
     reformat left alone."""
+    cut = _cut_commits(str(repo))
+    if cut is None:  # (asked once per folder: a source that is no repository costs no git call a file)
+        return []
     out = _git(repo, "blame", "--root", "-w", "--porcelain", "--", rel_path, timeout=timeout)
     if not out:
         return []
     lines: dict[str, list[int]] = defaultdict(list)
     subject: dict[str, str] = {}
     when: dict[str, int] = {}
-    cut = _shallow_commits(str(repo))
     sha = ""
     for line in out.split("\n"):
         if line.startswith("\t"):
@@ -101,12 +103,13 @@ def line_commits(repo: Path, rel_path: str, max_commits: int = MAX_COMMITS, time
 
 
 @functools.lru_cache(maxsize=64)
-def _shallow_commits(repo: str) -> frozenset[str]:
-    """The commits where a shallow clone's history was cut (git's ``shallow`` file); none in a
-    full clone. Blame gives each of them every line older than the cut."""
+def _cut_commits(repo: str) -> frozenset[str] | None:
+    """The commits where a shallow clone's history was cut (git's ``shallow`` file; none in a
+    full clone), or None when ``repo`` is in no git work tree. Blame gives each cut commit every
+    line older than the cut."""
     where = _git(Path(repo), "rev-parse", "--git-path", "shallow")
     if not where:
-        return frozenset()
+        return None
     path = Path(repo) / where.strip()
     try:
         return frozenset(path.read_text().split())
