@@ -176,25 +176,28 @@ def test_a_changed_storage_format_rebuilds_the_index(small_repo, tmp_path, encod
 def test_an_index_run_builds_the_ann_index_only_where_searches_use_it(small_repo, tmp_path, encoder):
     """Searches over tables up to ``search.in_memory_max`` score every pooled vector in memory, so
     an index run does not build (and hold memory for) an IVF index they would not read; past it,
-    or with the in-memory path switched off, it does, and a search finds the same chunk."""
+    or with the in-memory path switched off, it does, and a search finds the same chunk. The
+    build waits for the run's last upkeep, once the encoder is done: one build over every chunk,
+    even where the tables were compacted after each commit of a few chunks."""
     from codesearch.config import load_settings
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
     from codesearch.search import Searcher
 
-    def run(home, in_memory_max):
+    def run(home, in_memory_max, **index):
         settings = load_settings(config_file=None, home=str(tmp_path / home))
-        settings["index"]["ann_min_rows"] = 16
+        settings["index"].update({"ann_min_rows": 16, **index})
         settings["search"]["in_memory_max"] = in_memory_max
         store = Store(tmp_path / home)
         Indexer(store, encoder, settings).run([small_repo])
         assert store.count_chunks() > 16
         top = Searcher(store, encoder, settings).search("check if a value is within bounds", limit=1)[0].name
-        return store.has_ann_index(), top
+        return store.has_ann_index(), top, store.meta().get("ann_rows") == store.count_chunks()
 
-    assert run("memory", 150_000) == (False, "contains")
-    assert run("lance", 0) == (True, "contains")
-    assert run("past", 16) == (True, "contains")
+    assert run("memory", 150_000) == (False, "contains", False)
+    assert run("lance", 0) == (True, "contains", True)
+    assert run("past", 16) == (True, "contains", True)
+    assert run("upkeep", 0, ann_min_rows=1, batch_chunks=4, compact_every=1) == (True, "contains", True)
 
 
 def test_ann_index_is_built_past_the_threshold_and_matches_exact_candidates(small_repo, tmp_path, encoder):

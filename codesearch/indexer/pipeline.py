@@ -666,4 +666,4 @@ class Indexer:
             self._marked_due = True
         self._commits += 1
         if self._commits % self.compact_every == 0:
-            self.store.optimize()
+            self.store.optimize(ann=False)  # (the ANN index: at the run's last upkeep, once the encoder is done)

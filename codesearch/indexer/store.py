@@ -688,26 +688,30 @@ class Store:
         return self.table("chunks").count_rows(where) if where else self.table("chunks").count_rows()
 
     # ------------------------------------------------------------------ maintenance
-    def optimize(self, keep_versions_seconds: float = KEEP_VERSIONS_SECONDS) -> None:
+    def optimize(self, keep_versions_seconds: float = KEEP_VERSIONS_SECONDS, *, ann: bool = True) -> None:
         """Compact small commits, index new rows, drop old table versions (``_upkeep``).
 
-        Also builds the ANN index of the pooled vectors once the chunks table reaches
-        ``ann_min_rows``, and rebuilds it when the table doubled since it was trained (new
-        rows in between go to the existing partitions, in new segments of the index).
+        With ``ann``, also builds the ANN index of the pooled vectors once the chunks table
+        reaches ``ann_min_rows``, and rebuilds it when the table doubled since it was trained
+        (new rows in between go to the existing partitions, in new segments of the index). An
+        index run's upkeep between commits passes ``ann=False`` and leaves the build to the run's
+        last upkeep: the build reads every pooled vector and part of that memory stays held, so
+        it costs least once the encoder is done (docs/speed.md, "The IVF build at the run's end").
         """
+        from codesearch.heap import release_free_heap
+
         self.ensure_fts_index()
         present = self.table_names()
         for name in ("vectors", "chunks", "files"):
             if name in present:
                 # Keep the last minute of versions: a search running meanwhile may still read one.
                 self._upkeep(name, older_than=timedelta(seconds=keep_versions_seconds))
-        if "chunks" in present:
-            self.ensure_ann_index()
         # A compaction rewrites the token-vector table and frees what it read and wrote; glibc
         # kept those pages (an index run's RSS grew by them between compactions).
-        from codesearch.heap import release_free_heap
-
         release_free_heap()
+        if ann and "chunks" in present:
+            self.ensure_ann_index()
+            release_free_heap()
 
     def _lance(self, name: str):
         """The Lance dataset of table ``name`` at its latest version (caches as bounded as ours)."""
