@@ -45,6 +45,17 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("doc", ("doc/", "docs/", "*.md", "*.markdown", "*.rst", "*.adoc")),
 )
 
+# Languages of prose: files no registered language claims (codesearch/languages.py).
+PROSE = ("text", "markdown")
+
+
+def takes_prior(role: str, language: str) -> bool:
+    """Whether ``search.role_prior`` scales a chunk's score: every role but ``lib``, except code
+    in the ``doc`` role (a TLA+ spec under ``docs/spec``, a Lean file under ``doc/``): the prior
+    puts library code before prose, tests and examples, not before a specification."""
+    return role != LIB and (role != "doc" or language in PROSE)
+
+
 # (in the order they are shown; the rules above are checked in their own order)
 ROLES: tuple[str, ...] = (LIB, "test", "bench", "example", "doc", "generated", "vendor")
 assert set(ROLES) == {LIB} | {role for role, _ in _RULES}

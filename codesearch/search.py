@@ -29,7 +29,7 @@ import numpy as np
 
 from codesearch.blas import one_blas_thread
 from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
-from codesearch.roles import LIB, role_of, role_sql
+from codesearch.roles import LIB, role_of, role_sql, takes_prior
 from codesearch.scoring import maxsim_many
 from codesearch.settings import METHODS, SearchSettings, Settings
 
@@ -175,8 +175,9 @@ class Searcher:
         # Results of one file never overlap: of overlapping ones the better-scoring is kept, or
         # the smaller when they score within overlap_tie of each other.
         self.overlap_tie = opts.overlap_tie
-        # Score factor of chunks whose path role is not "lib" (tests, benches, examples, ...):
-        # below 1 ranks library code first when otherwise equally relevant (1.0: no prior).
+        # Score factor of chunks whose path role is not "lib" (tests, benches, examples, prose
+        # docs; roles.takes_prior): below 1 ranks library code first when otherwise equally
+        # relevant (1.0: no prior).
         self.role_prior = opts.role_prior
         # The ANN path (used when the index has an IVF index on the pooled vectors, see
         # Store.ensure_ann_index): partitions probed, and exact re-ranking of k * refine rows.
@@ -621,7 +622,7 @@ class Searcher:
         roles = [role_of(r["rel_path"]) for r in rows]
         scores = np.asarray(scores, dtype=np.float64)
         if self.role_prior != 1.0 and len(rows):
-            nonlib = np.array([role != LIB for role in roles])
+            nonlib = np.array([takes_prior(role, r.get("language") or "") for role, r in zip(roles, rows)])
             # s - (1 - f)|s|: a factor f on positive scores, and still a demotion on negative ones
             scores = np.where(nonlib, scores - (1.0 - self.role_prior) * np.abs(scores), scores)
         keep = [

@@ -141,6 +141,35 @@ def test_roles_show_filter_and_prior(roles_repo, index_env, encoder, tmp_path):
     assert after["example"] == pytest.approx(0.8 * before["example"], abs=2e-4)
 
 
+def test_the_prior_puts_library_code_before_prose_docs_but_not_before_a_spec_in_docs(tmp_path, index_env, encoder):
+    """The role prior scales prose (Markdown, text) in docs/, and leaves code there alone: a
+    specification under docs/spec is what a formal-methods user searches for."""
+    from codesearch.config import load_settings
+
+    repo = tmp_path / "repos" / "wrapping"
+    for rel in ("src/wrapping.py", "docs/spec/wrapping.py"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(STDLIB / "textwrap.py", repo / rel)
+    (repo / "docs" / "guide.md").write_text(
+        "# Wrapping text\n\nTo wrap text into lines of a given width, call `wrap` with the text and the width.\n"
+        "It returns the lines without final newlines; `fill` joins them into one string.\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    store, indexer, searcher = index_env
+    indexer.run([repo])
+    query = "wrap text into lines of a given width"
+    settings = load_settings(config_file=None, home=str(store.home))
+    settings["search"]["role_prior"] = 1.0
+    plain = {(r.rel_path, r.start_line): r for r in Searcher(store, encoder, settings).search(query, limit=30)}
+    default = {(r.rel_path, r.start_line): r for r in searcher().search(query, limit=30)}
+    prose = [k for k in default if k[0] == "docs/guide.md"]
+    spec = [k for k in default if k[0] == "docs/spec/wrapping.py"]
+    assert prose and spec and all(default[k].role == "doc" for k in prose + spec)
+    for k in prose:
+        assert default[k].score == pytest.approx(0.8 * plain[k].score, abs=2e-4)
+    for k in spec:
+        assert default[k].score == plain[k].score
+
+
 def test_cli_role_option_and_json(roles_repo, tmp_path):
     from click.testing import CliRunner
 
