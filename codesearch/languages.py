@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 TEXT = "text"  # the language of every file no registered language claims
+PLAIN_TEXT = frozenset({TEXT, "markdown"})  # the plain-text fallback's names (prose): no registered languages
 DOMAINS = ("general", "rust", "formal")  # a language's domain (the adapter that encodes it)
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdx"})  # text files cut at their headings
 
@@ -106,7 +107,7 @@ def register(lang: Language) -> Language:
     """Add ``lang`` (or replace the language of that name); returns it."""
     if lang.domain not in DOMAINS:
         raise ValueError(f"language {lang.name}: unknown domain {lang.domain!r}")
-    if lang.name in (TEXT, "markdown"):
+    if lang.name in PLAIN_TEXT:
         raise ValueError(f"{lang.name!r} is the plain-text fallback, not a language to register")
     for ext in lang.extensions:
         if not ext.startswith(".") or ext != ext.lower():

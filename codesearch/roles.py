@@ -31,6 +31,8 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Iterable, Sequence
 
+from codesearch.languages import PLAIN_TEXT
+
 LIB = "lib"
 
 # (role, patterns): "name/" is a folder at any depth, anything else a file-name glob ('*' only).
@@ -45,15 +47,11 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("doc", ("doc/", "docs/", "*.md", "*.markdown", "*.rst", "*.adoc")),
 )
 
-# Languages of prose: files no registered language claims (codesearch/languages.py).
-PROSE = ("text", "markdown")
-
-
 def takes_prior(role: str, language: str) -> bool:
     """Whether ``search.role_prior`` scales a chunk's score: every role but ``lib``, except code
     in the ``doc`` role (a TLA+ spec under ``docs/spec``, a Lean file under ``doc/``): the prior
     puts library code before prose, tests and examples, not before a specification."""
-    return role != LIB and (role != "doc" or language in PROSE)
+    return role != LIB and (role != "doc" or language in PLAIN_TEXT)
 
 
 # (in the order they are shown; the rules above are checked in their own order)

@@ -14,7 +14,7 @@ DOMAINS = ("general", "rust", "formal", "personal")
 
 def known_languages() -> frozenset[str]:
     """Every language name a chunk can carry, as the registry stands now."""
-    return _languages.names() | {"text", "markdown"}
+    return _languages.names() | _languages.PLAIN_TEXT
 
 
 KNOWN_LANGUAGES = known_languages()  # (as registered at import; known_languages() sees later ones)
