@@ -47,11 +47,30 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("doc", ("doc/", "docs/", "*.md", "*.markdown", "*.rst", "*.adoc")),
 )
 
-def takes_prior(role: str, language: str) -> bool:
+# Words by which a query asks for a role itself ("tests for the json encoder"): the prior leaves
+# that role alone for such a query.
+_NAMED_BY: dict[str, frozenset[str]] = {
+    "test": frozenset({"test", "tests", "testing", "unittest", "unittests"}),
+    "bench": frozenset({"bench", "benches", "benchmark", "benchmarks"}),
+    "example": frozenset({"example", "examples"}),
+    "doc": frozenset({"doc", "docs", "documentation"}),
+}
+_WORD = re.compile(r"[a-z]+")
+
+
+def named_roles(query: str) -> frozenset[str]:
+    """The roles a query names by one of their words, as a whole word in any case
+    (``test_wrap`` names ``test``; ``latest`` or ``contest`` does not)."""
+    words = set(_WORD.findall(query.lower()))
+    return frozenset(role for role, names in _NAMED_BY.items() if words & names)
+
+
+def takes_prior(role: str, language: str, named: frozenset[str] = frozenset()) -> bool:
     """Whether ``search.role_prior`` scales a chunk's score: every role but ``lib``, except code
     in the ``doc`` role (a TLA+ spec under ``docs/spec``, a Lean file under ``doc/``): the prior
-    puts library code before prose, tests and examples, not before a specification."""
-    return role != LIB and (role != "doc" or language in PLAIN_TEXT)
+    puts library code before prose, tests and examples, not before a specification; and except
+    a role the query names (``named``, see :func:`named_roles`)."""
+    return role != LIB and role not in named and (role != "doc" or language in PLAIN_TEXT)
 
 
 # (in the order they are shown; the rules above are checked in their own order)

@@ -29,7 +29,7 @@ import numpy as np
 
 from codesearch.blas import one_blas_thread
 from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
-from codesearch.roles import LIB, role_of, role_sql, takes_prior
+from codesearch.roles import LIB, named_roles, role_of, role_sql, takes_prior
 from codesearch.scoring import maxsim_many
 from codesearch.settings import METHODS, SearchSettings, Settings
 
@@ -290,7 +290,7 @@ class Searcher:
 
         if method == "bm25":
             rows, scores = self._lexical(query, where, max(limit * 3, self.n_lexical))
-            results = self._finish(rows, scores, limit, glob)
+            results = self._finish(rows, scores, limit, glob, named_roles(query))
             if explain:  # the whole score is the full-text one
                 for r in results:
                     r.matches, r.lexical = [], {"score": r.score, "words": self._lexical_words(query, r)}
@@ -300,7 +300,7 @@ class Searcher:
         if method == "dense":
             encoded = self._encode_query_spaces(query, spaces)
             rows, scores = self._dense_spaces(encoded, where, max(limit * 3, 50))
-            results = self._finish(rows, scores, limit, glob)
+            results = self._finish(rows, scores, limit, glob, named_roles(query))
             if explain:  # one vector per side: no token meets another
                 for r in results:
                     r.matches, r.lexical = [], None
@@ -350,7 +350,7 @@ class Searcher:
         if explain:  # the likely results' token groups, read while the results' texts are read
             likely = np.argsort(-np.asarray(scores))[: 3 * limit]
             groups = _POOL.submit(self.store.get_groups, [candidates[i]["key"] for i in likely])
-        results = self._finish(candidates, list(scores), limit, glob)
+        results = self._finish(candidates, list(scores), limit, glob, named_roles(query))
         if explain:
             self._explain(query, results, candidates, maxsim, lexical if method == "hybrid" else None, encoded, vectors,
                           groups.result())
@@ -616,13 +616,15 @@ class Searcher:
         return out
 
     # ------------------------------------------------------------------ results
-    def _finish(self, rows: list[dict], scores: Sequence[float], limit: int, glob: str | None) -> list[SearchResult]:
-        """The top ``limit`` of the scored candidates: the role prior applied, the path glob's
-        character classes checked, and one result per place (see :func:`pick_places`)."""
+    def _finish(self, rows: list[dict], scores: Sequence[float], limit: int, glob: str | None,
+                named: frozenset[str] = frozenset()) -> list[SearchResult]:
+        """The top ``limit`` of the scored candidates: the role prior applied (not to the roles
+        the query names, ``named``), the path glob's character classes checked, and one result
+        per place (see :func:`pick_places`)."""
         roles = [role_of(r["rel_path"]) for r in rows]
         scores = np.asarray(scores, dtype=np.float64)
         if self.role_prior != 1.0 and len(rows):
-            nonlib = np.array([takes_prior(role, r.get("language") or "") for role, r in zip(roles, rows)])
+            nonlib = np.array([takes_prior(role, r.get("language") or "", named) for role, r in zip(roles, rows)])
             # s - (1 - f)|s|: a factor f on positive scores, and still a demotion on negative ones
             scores = np.where(nonlib, scores - (1.0 - self.role_prior) * np.abs(scores), scores)
         keep = [

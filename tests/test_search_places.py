@@ -170,6 +170,36 @@ def test_the_prior_puts_library_code_before_prose_docs_but_not_before_a_spec_in_
         assert default[k].score == plain[k].score
 
 
+def test_the_prior_leaves_alone_the_role_a_query_names(tmp_path, index_env, encoder):
+    """A query that asks for tests ("tests that wrap text ...") is not answered with library code
+    first: the prior leaves the test role alone for it, and still scales the others."""
+    from codesearch.config import load_settings
+    from codesearch.roles import named_roles
+
+    assert named_roles("Tests that wrap text") == {"test"}
+    assert named_roles("test_wrap_width; see the docs") == {"test", "doc"}
+    assert named_roles("the latest contest attestation") == frozenset()  # whole words only
+    repo = tmp_path / "repos" / "wrapping"
+    for rel in ("src/wrapping.py", "tests/test_wrapping.py", "examples/wrapping.py"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(STDLIB / "textwrap.py", repo / rel)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    store, indexer, searcher = index_env
+    indexer.run([repo])
+    settings = load_settings(config_file=None, home=str(store.home))
+    settings["search"]["role_prior"] = 1.0
+    off = Searcher(store, encoder, settings)
+    for query, scaled, kept in (("wrap text into lines of a given width", {"test", "example"}, set()),
+                                ("tests that wrap text into lines of a given width", {"example"}, {"test"})):
+        plain = {(r.rel_path, r.start_line): r.score for r in off.search(query, limit=500)}
+        default = searcher().search(query, limit=500)
+        seen = {r.role for r in default}
+        assert scaled | kept <= seen, (query, seen)
+        for r in default:
+            factor = 0.8 if r.role in scaled else 1.0
+            assert r.score == pytest.approx(factor * plain[(r.rel_path, r.start_line)], abs=2e-4), (query, r.rel_path)
+
+
 def test_cli_role_option_and_json(roles_repo, tmp_path):
     from click.testing import CliRunner
 
