@@ -46,6 +46,8 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
         figures["embedded_chunks"] = summary.embedded
         figures["index_seconds"] = round(summary.seconds, 2)
         figures["chunks_per_second"] = round(summary.embedded / summary.seconds, 1) if summary.embedded else None
+        # (the index run's own peak; peak_rss_mb below is the whole bench's, searchers included)
+        figures["index_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     store = ctx.store(create=False)
     searcher = Searcher(store, encoder, ctx.settings)
     n_chunks = store.count_chunks()

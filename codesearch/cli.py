@@ -360,7 +360,8 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
 
 # ---------------------------------------------------------------------------- bench
 @main.command()
-@click.option("--queries", "n_queries", default=100, show_default=True, help="How many timed queries.")
+@click.option("--queries", "n_queries", type=click.IntRange(1, None), default=100, show_default=True,
+              help="How many timed queries.")
 @click.option("--index", "index_paths", multiple=True, type=click.Path(exists=True),
               help="First index this folder (repeatable) and report indexing throughput.")
 @click.option("--synthetic", "synthetic", type=click.IntRange(1, None), default=None,
@@ -379,6 +380,9 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
 def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_home, watch_edits, chunks_dir, as_json):
     """Measure indexing throughput, warm query latency (p50/p95; exact and ANN paths), watcher
     latency, index size and memory, on the current index or a synthetic one (--synthetic N).
+
+    Memory: peak_rss_mb is the whole bench process's peak (its searchers and the exhaustive
+    recall truth included); with --index, index_peak_rss_mb is the index run's own.
 
     With --chunks DIR: how well the chunker cuts DIR instead, per language (no model loaded)."""
     if chunks_dir is not None:
