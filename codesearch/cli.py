@@ -616,7 +616,7 @@ def mcp_cmd(click_ctx, roots, no_index, no_watch, log_file, log_level):
               help="A curriculum (config/curriculum.yaml) or a single phase (config/phases/rust.yaml).")
 @click.option("--data", type=click.Path(file_okay=False), help="Pairs folder (train.jsonl and heldout.jsonl, or their packs from `data pack`); overrides the config's (which may list several).")
 @click.option("--output", type=click.Path(file_okay=False), help="Run folder; overrides the config.")
-@click.option("--max-steps", type=int, default=None, help="Stop each phase after this many steps (resume later by running again).")
+@click.option("--max-steps", type=click.IntRange(1, None), default=None, help="Stop each phase after this many steps (resume later by running again).")
 def train(config_path, data, output, max_steps):
     """Train the encoder: curriculum phases, each gated on held-out pairs.
 
@@ -648,9 +648,9 @@ def train(config_path, data, output, max_steps):
 
 @main.command()
 @click.option("--personal", is_flag=True, help="Train the personal adapter on the code indexed in this home (required).")
-@click.option("--steps", type=int, default=None, help="Training steps (default: config/phases/personal.yaml).")
-@click.option("--batch-size", type=int, default=None, help="Pairs per step (default: the phase config's).")
-@click.option("--max-pairs", type=int, default=20000, show_default=True, help="Pairs mined per indexed folder at most.")
+@click.option("--steps", type=click.IntRange(1, None), default=None, help="Training steps (default: config/phases/personal.yaml).")
+@click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Pairs per step (default: the phase config's).")
+@click.option("--max-pairs", type=click.IntRange(1, None), default=20000, show_default=True, help="Pairs mined per indexed folder at most.")
 @click.option("--phase-config", type=click.Path(exists=True, dir_okay=False), help="Another phase config to train with.")
 @click.option("--remove", is_flag=True, help="Go back to the shipped model: delete the personal model, update the index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

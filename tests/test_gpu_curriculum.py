@@ -231,6 +231,10 @@ def test_a_time_budget_ends_a_phase_early_with_its_schedule_finished(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match="max_train_seconds"):
         PhaseConfig.load(tmp_path / "bad.yaml")
+    for key, value in (("steps", 0), ("batch_size", -2), ("steps", 2.5)):
+        (tmp_path / "bad3.yaml").write_text(yaml.safe_dump({**cfg, key: value}))
+        with pytest.raises(ValueError, match=f"{key} must be a whole number of at least 1"):
+            PhaseConfig.load(tmp_path / "bad3.yaml")
     (tmp_path / "bad2.yaml").write_text(yaml.safe_dump({**cfg, "gate_on": ["eval:a", "lean"]}))
     with pytest.raises(ValueError, match="gate_on"):
         PhaseConfig.load(tmp_path / "bad2.yaml")

@@ -15,6 +15,7 @@ import pytest
 from codesearch.trainer.personal import WORDS, gate_decision, personal_heldout
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+CONFIG = Path(__file__).resolve().parent.parent / "config"
 # Real, documented code that is in none of the eval sets (see evals/heldout_sources.txt).
 MODULES = ["ftplib.py", "smtplib.py", "sunau.py"]
 
@@ -242,6 +243,14 @@ def test_finetune_says_what_is_missing(tmp_path):
     assert out.exit_code != 0 and "codesearch index" in out.output
     out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune"])
     assert out.exit_code != 0 and "--personal" in out.output
+    # counts below 1 are refused before anything is mined (they mined, gated for a minute and
+    # then trained nothing, "-5 steps", or ended in a traceback; --max-pairs 0 meant no limit)
+    for option in ("--steps", "--batch-size", "--max-pairs"):
+        for value in ("0", "-5"):
+            out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune", "--personal", option, value])
+            assert out.exit_code == 2 and option in out.output and "x>=1" in out.output, (option, value, out.output)
+    out = runner.invoke(main, ["train", "--config", str(CONFIG / "curriculum-cpu.yaml"), "--max-steps", "0"])
+    assert out.exit_code == 2 and "--max-steps" in out.output and "x>=1" in out.output
 
 
 def test_the_index_home_spells_the_layout_every_caller_uses(tmp_path):

@@ -104,6 +104,10 @@ class PhaseConfig:
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         cfg = cls(**data, lora=lora, domain_weights=weights)
+        for name in ("steps", "batch_size"):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{path}: {name} must be a whole number of at least 1, got {value!r}")
         if not cfg.domains:
             cfg.domains = [cfg.target_domain]
         if cfg.language:
