@@ -336,6 +336,8 @@ def eval_cmd(ctx: Context, file, root, method, as_json, quiet):
     root_path = Path(root).expanduser().absolute()
     try:
         queries = load_eval_set(file)
+        if not queries:  # (before indexing ROOT, which may take minutes, to print zeros)
+            raise EvalSetError(f"{file}: no queries (one JSON object a line: docs/eval-format.md)")
         n_files, missing = check_root(queries, root_path)
     except EvalSetError as exc:
         _fail(str(exc))

@@ -113,6 +113,10 @@ def test_eval_with_a_wrong_root_fails_clearly(indexed, tmp_path):
     some = run_cli("eval", str(evalset), "--root", str(repo), "-q", home=home)
     assert some.exit_code == 0, some.output
     assert "warning: 1 of the 2 files" in some.output and "src/gone.rs" in some.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    none = run_cli("eval", str(empty), "--root", str(repo), home=home)
+    assert none.exit_code == 2 and "no queries" in _one_error_line(none.output)
 
 
 def test_status_of_an_empty_index_has_no_per_chunk_figure(tmp_path):
