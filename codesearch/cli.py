@@ -513,16 +513,24 @@ def data_build(data_config, out_dir, max_per_source, seed, as_json):
         if not as_json:
             click.echo(msg, err=True)
 
-    summary = build_from_config(data_config, out_dir, max_per_source=max_per_source, seed=seed, progress=say)
+    try:
+        summary = build_from_config(data_config, out_dir, max_per_source=max_per_source, seed=seed, progress=say)
+    except ValueError as exc:
+        _fail(str(exc))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-        return
-    for side in ("train", "heldout"):
-        c = summary[side]
-        click.echo(f"{side}: {c['total']} pairs  domains {c['domain']}  sources {c['source']}")
-    for s in summary["sources_skipped"]:
-        click.echo(f"skipped source {s['name']}: {s['reason']} ({s['path']})")
-    click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}, heldout.jsonl, summary.json in {summary['wall_s']:.0f}s")
+    else:
+        for side in ("train", "heldout"):
+            c = summary[side]
+            click.echo(f"{side}: {c['total']} pairs  domains {c['domain']}  sources {c['source']}")
+        for s in summary["sources_skipped"]:
+            click.echo(f"skipped source {s['name']}: {s['reason']} ({s['path']})")
+        click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}, heldout.jsonl, summary.json in {summary['wall_s']:.0f}s")
+    if not summary["train"]["total"] + summary["heldout"]["total"]:
+        used, skipped = len(summary["sources_used"]), len(summary["sources_skipped"])
+        _fail("no pairs mined: " + ("the config lists no sources" if not used + skipped else
+                                    f"{skipped} of its {used + skipped} sources skipped (missing or empty), "
+                                    f"{used} with nothing to mine (see summary.json)"))
 
 
 @data.command("pack")

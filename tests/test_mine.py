@@ -636,3 +636,27 @@ def test_build_writes_train_heldout_summary_and_cli(tmp_path):
     CliRunner().invoke(main, ["data", "build", "--config", str(cfg), "--out", str(out2)])
     assert (out / "train.jsonl").read_bytes() == (out2 / "train.jsonl").read_bytes()
     assert (out / "heldout.jsonl").read_bytes() == (out2 / "heldout.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("config, message", [
+    ("sources:\n  - {name: x, path: /tmp, kind: rust}\n", "source x: unknown key 'kind'; the keys are: name, path"),
+    ("sources:\n  - {name: x, path: /tmp, domain: lean}\n", "unknown domain 'lean'; one of general, rust, formal"),
+    ("sources:\n  - {name: x}\n", "a source needs at least `path`"),
+    ("source:\n  - {path: /tmp}\n", "unknown setting 'source'; the settings are: sources,"),
+    ("sources: [\n", "not valid YAML"),
+    ("sources: []\n", "no pairs mined: the config lists no sources"),
+    ("sources:\n  - {name: gone, path: /nonexistent/x}\n", "no pairs mined: 1 of its 1 sources skipped"),
+])
+def test_data_build_says_what_is_wrong_with_its_config(tmp_path, config, message):
+    """A typo in a data config (a key, a domain) was ignored, so a build mined what the user did
+    not ask for; a config that gives no pairs wrote empty files and exited 0."""
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text(config)
+    r = CliRunner().invoke(main, ["data", "build", "--config", str(cfg), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("codesearch: error:")]
+    assert len(errors) == 1 and message in errors[0], r.output

@@ -26,6 +26,19 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SourceSpec":
+        """A source from its config entry; ValueError (one line) for an entry that is not one."""
+        if not isinstance(d, dict) or not d.get("path"):
+            raise ValueError(f"a source needs at least `path`: {d!r}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"source {d.get('name') or d['path']}: unknown key {unknown[0]!r}; "
+                             f"the keys are: {', '.join(cls.__dataclass_fields__)}")
+        if d.get("domain"):
+            from codesearch.model.routing import DOMAINS
+
+            if d["domain"] not in DOMAINS:
+                raise ValueError(f"source {d.get('name') or d['path']}: unknown domain {d['domain']!r}; "
+                                 f"one of {', '.join(DOMAINS)}")
         path = expand_path(str(d["path"]))
         name = str(d.get("name") or Path(path).name)
         return cls(
@@ -68,10 +81,26 @@ def load_data_config(path: Path | str | None = None) -> tuple[list[SourceSpec], 
 
     p = Path(path) if path else default_config_path()
     with p.open(encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh) or {}
-    sources = [SourceSpec.from_dict(s) for s in cfg.get("sources") or []]
-    options = {k: v for k, v in cfg.items() if k != "sources"}
+        try:
+            cfg = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{p}: expected a mapping with `sources`, got {type(cfg).__name__}")
+    # (keys starting with "_" are YAML anchors only: config/data-formal.yaml's file patterns)
+    unknown = sorted(k for k in cfg if k not in DATA_OPTIONS and not str(k).startswith("_"))
+    if unknown:
+        raise ValueError(f"{p}: unknown setting {unknown[0]!r}; the settings are: {', '.join(DATA_OPTIONS)}")
+    try:
+        sources = [SourceSpec.from_dict(s) for s in cfg.get("sources") or []]
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+    options = {k: v for k, v in cfg.items() if k != "sources" and not str(k).startswith("_")}
     return sources, options
+
+
+# A data config's top-level settings (config/data.yaml explains each).
+DATA_OPTIONS = ("sources", "max_pairs_per_source", "heldout_fraction", "min_heldout", "negatives", "max_commits")
 
 
 def personal_sources(roots: Iterable[Path | str], max_pairs: int | None = None) -> list[SourceSpec]:
