@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -238,6 +239,31 @@ def test_a_time_budget_ends_a_phase_early_with_its_schedule_finished(tmp_path):
     (tmp_path / "bad2.yaml").write_text(yaml.safe_dump({**cfg, "gate_on": ["eval:a", "lean"]}))
     with pytest.raises(ValueError, match="gate_on"):
         PhaseConfig.load(tmp_path / "bad2.yaml")
+
+
+def test_a_curriculum_config_with_a_typo_is_refused(tmp_path):
+    """A misspelt curriculum setting was ignored: `keep_adapter: true` trained every adapter afresh
+    instead of re-training on the shipped ones; a missing phase file was a raw OSError."""
+    from click.testing import CliRunner
+
+    from codesearch.cli import main
+    from codesearch.trainer.curriculum import CurriculumConfig
+
+    phase = CONFIG / "phases" / "cpu-formal.yaml"
+    cases = [
+        (f"keep_adapter: true\nphases: [{phase}]\n", "unknown setting 'keep_adapter'; the settings are: phases, data"),
+        (f"gate_metric: ndcg\nphases: [{phase}]\n", "gate_metric must be one of p@1, mrr@10, recall@5"),
+        ("phases: [phases/nowhere.yaml]\n", "phase config phases/nowhere.yaml does not exist"),
+    ]
+    for text, message in cases:
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CurriculumConfig.load(tmp_path / "c.yaml")
+        out = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "c.yaml")])
+        assert out.exit_code == 2 and message in out.output, out.output
+    for shipped in sorted(CONFIG.glob("*.yaml")):  # every shipped curriculum still loads
+        if shipped.name.startswith(("curriculum", "retrain-", "formal-gpu")):
+            assert CurriculumConfig.load(shipped).phases
 
 
 def test_the_gpu_scoring_of_a_prepared_set_ranks_as_the_numpy_scoring():

@@ -15,7 +15,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -54,10 +54,21 @@ class CurriculumConfig:
         if "phases" not in data:  # a single phase file: a curriculum of one
             return cls(phases=[path], data=_folders(data.get("data", "data/pairs")), output=Path(data.get("output", "runs/" + path.stem)))
         here = path.parent
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:  # (a typo such as `keep_adapter:` silently trained every adapter afresh)
+            raise ValueError(f"{path}: unknown setting {unknown[0]!r}; the settings are: {', '.join(known)}")
+        from codesearch.eval.metrics import METRICS
+
+        if data.get("gate_metric", "mrr@10") not in METRICS:
+            raise ValueError(f"{path}: gate_metric must be one of {', '.join(METRICS)}, got {data['gate_metric']!r}")
 
         def rel(p: str) -> Path:
             q = Path(p)
-            return q if q.is_absolute() or q.exists() else here / q
+            q = q if q.is_absolute() or q.exists() else here / q
+            if not q.is_file():
+                raise ValueError(f"{path}: phase config {p} does not exist")
+            return q
 
         return cls(
             phases=[rel(p) for p in data["phases"]],
