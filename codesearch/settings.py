@@ -7,9 +7,10 @@ reads it. Each declares its keys' names and types and nothing else: the default 
 config/default.yaml only (each key commented there), and ``from_settings`` takes from that file
 what the given dict leaves out, so a plain dict such as ``{"search": {"limit": 5}}`` works too.
 
-``from_settings`` rejects a key a typed section does not have and a value of the wrong type,
-each with a one-line ``SettingsError`` (a ValueError) naming the key (``search.limit: expected
-an integer, got 'ten'``; an unknown key lists the valid ones). ``load_settings`` runs it once on
+``from_settings`` rejects a key a typed section does not have, a value of the wrong type and a
+number outside its section's ``RANGES``, each with a one-line ``SettingsError`` (a ValueError)
+naming the key (``search.limit: expected an integer, got 'ten'``, ``search.limit: must be from 1
+to 1000, got 0``; an unknown key lists the valid ones). ``load_settings`` runs it once on
 the merged settings, so a bad user file fails at start with that line.
 
 The model: ColBERT's ``infra/config/settings.py`` (dataclasses per concern) and
@@ -81,6 +82,14 @@ def _check(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def _in_range(key: str, value: float, lo: float | None, hi: float | None) -> None:
+    """SettingsError naming ``key`` unless lo <= value <= hi (either bound None: none)."""
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        want = (f"from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+        raise SettingsError(f"{key}: must be {want}, got {_short(value)}")
+
+
 def _short(value: Any) -> str:
     text = repr(value).replace("\n", " ")
     return text if len(text) <= 80 else text[:77] + "..."
@@ -91,6 +100,9 @@ class _Section:
 
     SECTION: ClassVar[str]
     CHOICES: ClassVar[dict[str, tuple]] = {}
+    # (lowest, highest) a number may take, inclusive (None: unbounded); null stays allowed where
+    # the type allows it
+    RANGES: ClassVar[dict[str, tuple]] = {}
 
     @classmethod
     @functools.lru_cache(maxsize=None)
@@ -126,6 +138,8 @@ class _Section:
             choices = cls.CHOICES.get(name)
             if choices and value not in choices:
                 raise SettingsError(f"{key}: must be one of {', '.join(choices)}, got {_short(value)}")
+            if name in cls.RANGES and value is not None:
+                _in_range(key, value, *cls.RANGES[name])
             values[name] = value
         return cls(**values)
 
@@ -144,6 +158,9 @@ def _defaults_of(cls):
 @dataclass(frozen=True)
 class IndexSettings(_Section):
     SECTION: ClassVar[str] = "index"
+    RANGES: ClassVar[dict[str, tuple]] = {
+        "max_file_bytes": (1, None), "batch_chunks": (1, None), "encode_batch_size": (1, None),
+        "compact_every": (1, None), "token_merge": (0, 1), "ann_min_rows": (1, None)}
 
     max_file_bytes: int
     batch_chunks: int
@@ -177,6 +194,11 @@ class IndexSettings(_Section):
 class SearchSettings(_Section):
     SECTION: ClassVar[str] = "search"
     CHOICES: ClassVar[dict[str, tuple]] = {"method": METHODS}
+    RANGES: ClassVar[dict[str, tuple]] = {
+        "limit": (1, 1000), "candidates_dense": (1, None), "candidates_lexical": (0, None), "exact_below": (0, None),
+        "lexical_weight": (0, None), "overlap_tie": (0, None), "role_prior": (0, 1), "in_memory_max": (0, None),
+        "ann_nprobes": (1, None), "ann_nprobes_share": (0, 1), "ann_refine": (1, None), "query_threads": (0, None),
+        "service_idle_s": (0, None), "cache_mb": (0, None)}
 
     limit: int
     method: str
@@ -210,6 +232,9 @@ def ann_build_rows(settings: Any = None) -> int:
 @dataclass(frozen=True)
 class WatchSettings(_Section):
     SECTION: ClassVar[str] = "watch"
+    RANGES: ClassVar[dict[str, tuple]] = {
+        "debounce_ms": (0, None), "max_delay_ms": (0, None), "mass_change_files": (1, None),
+        "optimize_idle_s": (0, None), "retry_s": (0.01, None)}
 
     debounce_ms: float
     max_delay_ms: float

@@ -70,6 +70,12 @@ def test_a_plain_dict_gets_the_rest_from_default_yaml():
     ({"watch": {"debounce_ms": "soon"}}, "watch.debounce_ms: expected a number, got 'soon'"),
     ({"lsp": {"model_idle_s": "soon"}}, "lsp.model_idle_s: expected a number or null, got 'soon'"),
     ({"search": 3}, "search: expected a mapping of settings, got int"),
+    # numbers out of their range: a limit of 0 gave "No results." for every search
+    ({"search": {"limit": 0}}, "search.limit: must be from 1 to 1000, got 0"),
+    ({"search": {"role_prior": 1.5}}, "search.role_prior: must be from 0 to 1, got 1.5"),
+    ({"search": {"lexical_weight": -1}}, "search.lexical_weight: must be at least 0, got -1.0"),
+    ({"index": {"batch_chunks": 0}}, "index.batch_chunks: must be at least 1, got 0"),
+    ({"watch": {"retry_s": 0}}, "watch.retry_s: must be at least 0.01, got 0.0"),
     ({"serach": {}}, "serach: unknown setting; the settings are: home, model, index, search, watch, lsp"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_key(settings, message):
@@ -98,6 +104,7 @@ def test_unknown_section_in_the_users_file(tmp_path):
     ("watch:\n  debounce_ms: [1]\n", "watch.debounce_ms: expected a number, got [1]"),
     ("search:\n  service: maybe\n", "search.service: expected true or false, got 'maybe'"),
     ("index:\n  token_codec: 4\n", "index.token_codec: expected a string, got 4"),
+    ("search:\n  limit: 0\n", "search.limit: must be from 1 to 1000, got 0"),
 ])
 def test_wrong_type_in_the_users_file_names_the_key(tmp_path, config, message):
     line = one_line_error(cli(tmp_path, config, "status"))
