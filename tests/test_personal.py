@@ -244,7 +244,7 @@ def test_finetune_says_what_is_missing(tmp_path):
     out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune"])
     assert out.exit_code != 0 and "--personal" in out.output
     # counts below 1 are refused before anything is mined (they mined, gated for a minute and
-    # then trained nothing, "-5 steps", or ended in a traceback; --max-pairs 0 meant no limit)
+    # then trained nothing, "-5 steps", or ended in a traceback; --max-pairs 0 meant the default cap)
     for option in ("--steps", "--batch-size", "--max-pairs"):
         for value in ("0", "-5"):
             out = runner.invoke(main, ["--home", str(tmp_path / "empty"), "finetune", "--personal", option, value])
