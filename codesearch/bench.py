@@ -47,7 +47,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
         figures["index_seconds"] = round(summary.seconds, 2)
         figures["chunks_per_second"] = round(summary.embedded / summary.seconds, 1) if summary.embedded else None
         # (the index run's own peak; peak_rss_mb below is the whole bench's, searchers included)
-        figures["index_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        figures["index_peak_rss_mb"] = _peak_rss_mb()
     store = ctx.store(create=False)
     searcher = Searcher(store, encoder, ctx.settings)
     n_chunks = store.count_chunks()
@@ -70,7 +70,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
             from codesearch.indexer.store import Store
 
             figures.update(watch_latency(Store(Path(tmp) / "home"), encoder, ctx.settings, Path(tmp) / "live", watch_edits))
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    figures["peak_rss_mb"] = _peak_rss_mb()
     return figures
 
 
@@ -105,6 +105,11 @@ def _timed(searcher, queries: list[str], **kw) -> tuple[list[float], list[list[s
         times.append((time.perf_counter() - t0) * 1000)
         ids.append([r.key for r in results])  # content, not location: copies of a chunk are equivalent
     return times, ids
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _pct(times: list[float], q: int) -> float:
@@ -337,7 +342,7 @@ def run_synthetic(
     if watch_edits:  # a folder outside the index home (the watcher ignores its own home)
         with tempfile.TemporaryDirectory(prefix="codesearch-bench-live-") as live:
             figures.update(watch_latency(store, encoder, ctx.settings, Path(live), watch_edits))
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    figures["peak_rss_mb"] = _peak_rss_mb()
     return figures
 
 

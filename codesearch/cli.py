@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from codesearch import __version__
-from codesearch.settings import METHODS
+from codesearch.settings import METHODS, SearchSettings
 
 # Nothing here may reach a model hub: every model is loaded from local folders.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -230,7 +230,7 @@ def _check_roles(ctx, param, value) -> tuple[str, ...]:
 
 @main.command()
 @click.argument("query")
-@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=None, help="How many results (default 10).")
+@click.option("-n", "--limit", type=click.IntRange(*SearchSettings.RANGES["limit"]), default=None, help="How many results (default 10).")
 @click.option("--lang", multiple=True, help="Only these languages (rust, python, lean, tlaplus, smtlib, coq, ...; aliases: rs, py, tla, rocq, ...). Repeatable.")
 @click.option("--kind", multiple=True, help="Only these kinds (function, method, struct, theorem, operator, ...: those in the index). Repeatable.")
 @click.option("--repo", help="Only this repository (folder name or path).")

@@ -29,16 +29,15 @@ class SourceSpec:
         """A source from its config entry; ValueError (one line) for an entry that is not one."""
         if not isinstance(d, dict) or not d.get("path"):
             raise ValueError(f"a source needs at least `path`: {d!r}")
+        label = d.get("name") or d["path"]
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"source {d.get('name') or d['path']}: unknown key {unknown[0]!r}; "
-                             f"the keys are: {', '.join(cls.__dataclass_fields__)}")
+            raise ValueError(f"source {label}: unknown key {unknown[0]!r}; the keys are: {', '.join(cls.__dataclass_fields__)}")
         if d.get("domain"):
             from codesearch.model.routing import DOMAINS
 
             if d["domain"] not in DOMAINS:
-                raise ValueError(f"source {d.get('name') or d['path']}: unknown domain {d['domain']!r}; "
-                                 f"one of {', '.join(DOMAINS)}")
+                raise ValueError(f"source {label}: unknown domain {d['domain']!r}; one of {', '.join(DOMAINS)}")
         path = expand_path(str(d["path"]))
         name = str(d.get("name") or Path(path).name)
         return cls(
