@@ -182,11 +182,13 @@ def test_a_documents_vectors_do_not_depend_on_how_many_share_its_batch(encoder):
         assert np.array_equal(pooled, np.repeat(alone_pooled, n, axis=0)), n
 
 
-def test_long_documents_get_the_same_vectors_in_the_smaller_batches_of_the_token_limit(encoder):
+def test_long_documents_get_the_same_vectors_in_the_smaller_batches_of_the_token_limit(encoder, monkeypatch):
     """Batches of long documents are cut to DOCUMENT_BATCH_TOKENS padded tokens (fewer rows,
     less memory): 40 documents of 256 tokens get the same vectors, bit for bit, as in batches
-    of 32 rows with no token limit."""
+    of 32 rows with no token limit. (The shipped model reads 128 tokens of a document, where the
+    limit cuts nothing; a model that reads 256, such as a GPU-trained one, gets the limit.)"""
     assert MultiVectorEncoder.DOCUMENT_BATCH_TOKENS // 256 < 32  # so the limit does cut them
+    monkeypatch.setattr(encoder.config, "document_max_tokens", 256)
     docs = [f"fn step_{i}(state: &mut State) -> u32 {{ " + " ".join(f"state.x{j} += {i * j};" for j in range(60)) + " }"
             for i in range(40)]
     ids = encoder.tokenizer(encoder.model_texts(docs, is_query=False), truncation=True, max_length=256)["input_ids"]
@@ -195,3 +197,19 @@ def test_long_documents_get_the_same_vectors_in_the_smaller_batches_of_the_token
     rows_only, rows_only_pooled = encoder.encode_documents(docs, space="rust", batch_tokens=0)
     assert all(np.array_equal(a, b) for a, b in zip(limited, rows_only))
     assert np.array_equal(limited_pooled, rows_only_pooled)
+
+
+def test_the_shipped_model_reads_the_first_128_tokens_of_a_document(encoder):
+    """What the adapters were trained on (docs/experiments.md, "Documents read up to 128
+    tokens"): two long documents that differ only past their 128th token get the same vectors,
+    and one that differs before it does not."""
+    assert encoder.config.document_max_tokens == 128
+    body = " ".join(f"total += weights[{i}] * values[{i}];" for i in range(12))
+    head = "fn weighted_sum(weights: &[f64], values: &[f64]) -> f64 { let mut total = 0.0; "
+    long_a, long_b = head + body + " audit_log(total); total }", head + body + " send_metrics(total); total }"
+    assert 160 < len(encoder.tokenizer(encoder.model_texts([long_a], is_query=False))["input_ids"][0]) < 250
+    early = head.replace("weighted_sum", "dot_product") + body + " audit_log(total); total }"
+    (a, b, c), pooled = encoder.encode_documents([long_a, long_b, early], space="rust")
+    assert a.shape[0] <= 128
+    assert np.array_equal(a, b) and np.array_equal(pooled[0], pooled[1])
+    assert not np.array_equal(a, c)

@@ -137,7 +137,8 @@ def search_text_of(rel_path: str, name: str, context: str, text: str) -> str:
 def pack_groups(labels: np.ndarray | None) -> bytes:
     """A chunk's token groups as stored: b"" when nothing was merged, else one byte saying the
     width (1 or 2) and the labels at that width (one byte each for chunks of up to 256 stored
-    vectors: every chunk of the shipped model, whose documents are cut at 256 tokens)."""
+    vectors: every chunk of a model whose documents are cut at 256 tokens or fewer, as the
+    shipped model's are at 128)."""
     if labels is None:
         return b""
     width = 1 if int(labels.max(initial=0)) < 256 else 2

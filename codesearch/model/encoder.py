@@ -106,6 +106,10 @@ class EncoderConfig:
     query_prefix: str = ""
     document_prefix: str = ""
     query_max_tokens: int = 64
+    # Tokens of a document the encoder reads (header and code; the rest is left to full-text
+    # search). The shipped model reads 128, what it was trained on: pooled over 13 eval and
+    # validation sets it scored as well as 256, and it indexes about 1.3 times as fast
+    # (docs/experiments.md and docs/speed.md, "Documents read up to 128 tokens").
     document_max_tokens: int = 256
     # Token filters for documents. Both off by default: on the held-out Rust and Python sets,
     # plain MaxSim over every token of the base model scores best (P@1 0.163 vs 0.087 with
