@@ -41,10 +41,10 @@ BYTES_PER_CHUNK = 350
 # corpora, 647 on the Rust library with 96 Debian crates, which 350 put at twice its 117,180 chunks.
 ESTIMATE_SAMPLE_FILES = 64
 # Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
-# the 70 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine
-# (docs/speed.md). No default for a GPU: its estimate names no time until a run
-# there has measured one.
-DEFAULT_RATE = {"cpu": 70.0}
+# the 88 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine,
+# with the shipped model reading 128 tokens a document (docs/speed.md). No default for a GPU:
+# its estimate names no time until a run there has measured one.
+DEFAULT_RATE = {"cpu": 88.0}
 # A run that embeds fewer chunks is mostly fixed costs (setup, compaction): its rate is not kept.
 MIN_CHUNKS_FOR_RATE = 256
 
