@@ -186,7 +186,8 @@ def test_long_documents_get_the_same_vectors_in_the_smaller_batches_of_the_token
     """Batches of long documents are cut to DOCUMENT_BATCH_TOKENS padded tokens (fewer rows,
     less memory): 40 documents of 256 tokens get the same vectors, bit for bit, as in batches
     of 32 rows with no token limit. (The shipped model reads 128 tokens of a document, where the
-    limit cuts nothing; a model that reads 256, such as a GPU-trained one, gets the limit.)"""
+    limit cuts nothing; a model that reads 256, as `model: base` and other model folders do by
+    default, gets the limit.)"""
     assert MultiVectorEncoder.DOCUMENT_BATCH_TOKENS // 256 < 32  # so the limit does cut them
     monkeypatch.setattr(encoder.config, "document_max_tokens", 256)
     docs = [f"fn step_{i}(state: &mut State) -> u32 {{ " + " ".join(f"state.x{j} += {i * j};" for j in range(60)) + " }"
