@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import typing
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 # search.method: how results are scored (see codesearch/search.py).
 METHODS = ("hybrid", "multivector", "dense", "bm25")
@@ -31,6 +31,14 @@ METHODS = ("hybrid", "multivector", "dense", "bm25")
 
 class SettingsError(ValueError):
     """A bad setting: a one-line message naming the key."""
+
+
+def reject_unknown(where: str, given: Iterable[Any], valid: Sequence[str], noun: str = "setting") -> None:
+    """ValueError (one line) naming the first of ``given`` that is not in ``valid``, and listing
+    the valid ones: for the trainer's YAML files (curricula, data configs and their sources)."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown {noun} {unknown[0]!r}; the {noun}s are: {', '.join(valid)}")
 
 
 def _shipped() -> dict:

@@ -22,6 +22,7 @@ import yaml
 
 from codesearch.model.folder import ModelFolder
 from codesearch.model.routing import DOMAINS
+from codesearch.settings import reject_unknown
 from codesearch.trainer.gate import curve_point, evaluate_routing, heldout_by_domain, heldout_by_language
 from codesearch.trainer.phase import PhaseConfig, PhaseFiles, PhaseGate, restore_kept_phase, run_phase
 from codesearch.trainer.pack import read_split
@@ -54,10 +55,8 @@ class CurriculumConfig:
         if "phases" not in data:  # a single phase file: a curriculum of one
             return cls(phases=[path], data=_folders(data.get("data", "data/pairs")), output=Path(data.get("output", "runs/" + path.stem)))
         here = path.parent
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:  # (a typo such as `keep_adapter:` silently trained every adapter afresh)
-            raise ValueError(f"{path}: unknown setting {unknown[0]!r}; the settings are: {', '.join(known)}")
+        # (a typo such as `keep_adapter:` silently trained every adapter afresh)
+        reject_unknown(str(path), data, [f.name for f in fields(cls)])
         from codesearch.eval.metrics import METRICS
 
         if data.get("gate_metric", "mrr@10") not in METRICS:

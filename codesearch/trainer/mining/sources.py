@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from codesearch.settings import reject_unknown
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -30,9 +32,7 @@ class SourceSpec:
         if not isinstance(d, dict) or not d.get("path"):
             raise ValueError(f"a source needs at least `path`: {d!r}")
         label = d.get("name") or d["path"]
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"source {label}: unknown key {unknown[0]!r}; the keys are: {', '.join(cls.__dataclass_fields__)}")
+        reject_unknown(f"source {label}", d, list(cls.__dataclass_fields__), noun="key")
         if d.get("domain"):
             from codesearch.model.routing import DOMAINS
 
@@ -87,9 +87,7 @@ def load_data_config(path: Path | str | None = None) -> tuple[list[SourceSpec], 
     if not isinstance(cfg, dict):
         raise ValueError(f"{p}: expected a mapping with `sources`, got {type(cfg).__name__}")
     # (keys starting with "_" are YAML anchors only: config/data-formal.yaml's file patterns)
-    unknown = sorted(k for k in cfg if k not in DATA_OPTIONS and not str(k).startswith("_"))
-    if unknown:
-        raise ValueError(f"{p}: unknown setting {unknown[0]!r}; the settings are: {', '.join(DATA_OPTIONS)}")
+    reject_unknown(str(p), [k for k in cfg if not str(k).startswith("_")], DATA_OPTIONS)
     try:
         sources = [SourceSpec.from_dict(s) for s in cfg.get("sources") or []]
     except ValueError as exc:
