@@ -383,6 +383,11 @@ def bench(ctx: Context, n_queries, index_paths, synthetic, distinct, synthetic_h
     """Measure indexing throughput, warm query latency (p50/p95; exact and ANN paths), watcher
     latency, index size and memory, on the current index or a synthetic one (--synthetic N).
 
+    Recall: flat_recall_at_10 (exact pooled-vector candidates) and, where the index has an IVF
+    index, ann_recall_at_10 are the share of the ten results a multi-vector search would return
+    if every chunk were its candidate (exhaustive MaxSim, then the same role prior and places)
+    that the candidate stage finds.
+
     Memory: peak_rss_mb is the whole bench process's peak (its searchers and the exhaustive
     recall truth included); with --index, index_peak_rss_mb is the index run's own.
 

@@ -260,3 +260,40 @@ def test_bench_recall_truth_is_exhaustive_maxsim(small_repo, tmp_path, encoder):
     few._dense_spaces = lambda encoded, where, n: dense(encoded, where, 1)  # at least 3x the limit)
     assert _recall(few, queries, truth) <= 0.4
     assert _recall(everything, queries, exhaustive_top(store, everything, queries, k=10)) == 1.0
+
+
+def test_bench_recall_truth_ranks_as_search_does(tmp_path, encoder):
+    """The recall truth applies the search's role prior: a test that matches a query best by
+    MaxSim, but is ranked below library code by every search, is not a result the candidate
+    stage missed (counting it as one put Recall@10 at 0.89 where the candidates missed 0.02)."""
+    from codesearch.bench import exhaustive_top
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    repo = tmp_path / "bounds"
+    (repo / "src").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src" / "lib.rs").write_text(
+        "/// Whether a value lies between `lo` and `hi`.\n"
+        "pub fn in_range(v: i64, lo: i64, hi: i64) -> bool {\n    lo <= v && v <= hi\n}\n\n"
+        "/// The larger of two numbers.\npub fn larger(a: i64, b: i64) -> i64 {\n    if a > b { a } else { b }\n}\n")
+    (repo / "tests" / "bounds.rs").write_text(
+        "#[test]\nfn value_within_bounds() {\n    assert!(bounds::in_range(5, 1, 10));\n"
+        "    assert!(!bounds::in_range(11, 1, 10));\n}\n")
+    settings = load_settings(config_file=None, home=str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    Indexer(store, encoder, settings).run([repo])
+    query = ["check if a value is within bounds"]
+    searcher = Searcher(store, encoder, settings)
+    searcher.exact_below = store.count_chunks() + 1  # scores every chunk
+    no_prior = Searcher(store, encoder, settings)
+    no_prior.role_prior = 1.0
+    # (the premise: by MaxSim alone the test comes first)
+    [raw] = exhaustive_top(store, no_prior, query, k=1)
+    assert [r.rel_path for r in no_prior.search(query[0], limit=1, method="multivector")] == ["tests/bounds.rs"]
+    [truth] = exhaustive_top(store, searcher, query, k=1)
+    [first] = searcher.search(query[0], limit=1, method="multivector")
+    assert first.rel_path == "src/lib.rs" and truth == {first.key} != raw
