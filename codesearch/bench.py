@@ -120,10 +120,11 @@ def _ann_figures(store, encoder, settings, queries: list[str], n_exact: int | No
     """Recall@10 of the search paths against exhaustive MaxSim, and latency of the flat path.
 
     The truth is :func:`exhaustive_top`: what the search returns when every chunk of the index is
-    its candidate (MaxSim against each, then the same role prior and places). Both candidate paths are scored against it with ``method="multivector"`` (MaxSim only, so
-    the truth is well defined): the ANN path (IVF index on the pooled vectors, when the index
-    has one) and the flat path (exact nearest pooled vectors). Recall counts chunk contents
-    (keys): identical chunks at several paths tie, so locations would not do.
+    its candidate (MaxSim against each, then the same role prior and places). Both candidate
+    paths are scored against it with ``method="multivector"`` (MaxSim only, so the truth is
+    well defined): the ANN path (IVF index on the pooled vectors, when the index has one) and
+    the flat path (exact nearest pooled vectors). Recall counts chunk contents (keys):
+    identical chunks at several paths tie, so locations would not do.
     """
     from codesearch.search import Searcher
 
