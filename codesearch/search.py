@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from codesearch.blas import one_blas_thread
-from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, code_words, sql_in, sql_like_prefix, sql_str
+from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, VectorRows, code_words, sql_in, sql_like_prefix, sql_str
 from codesearch.roles import LIB, named_roles, role_of, role_sql, takes_prior
 from codesearch.scoring import maxsim_many
 from codesearch.settings import METHODS, SearchSettings, Settings
@@ -310,7 +310,8 @@ class Searcher:
 
         total = self.store.count_chunks(where)
         # (the full-text candidates need no encoding: they are read while the query is encoded)
-        lexical = _POOL.submit(self._lexical_with_vectors, query, where, self.n_lexical) if total > self.exact_below else None
+        resident = self._resident_pooled() if total > self.exact_below else None
+        lexical = _POOL.submit(self._lexical_with_vectors, query, where, self.n_lexical, resident) if total > self.exact_below else None
         encoded = self._encode_query_spaces(query, spaces)
         fetched: dict[str, np.ndarray] = {}
         if lexical is None:
@@ -325,7 +326,7 @@ class Searcher:
                 lex_rows, lex_scores = [], []
         if not candidates:
             return []
-        vectors = self._token_vectors([r["key"] for r in candidates], fetched)
+        vectors = self._token_vectors([r["key"] for r in candidates], fetched, resident)
         candidates = [r for r in candidates if r["key"] in vectors]  # (vectors lost: `codesearch doctor --fix`)
         if not candidates:
             return []
@@ -580,18 +581,36 @@ class Searcher:
         data = self.store.full_text(words, n, _META_COLUMNS, where=where)
         return data.select(_CANDIDATE_COLUMNS).to_pylist(), data.column("_score").to_pylist()
 
-    def _lexical_with_vectors(self, query: str, where: str | None, n: int) -> tuple[list[dict], list[float], dict[str, np.ndarray]]:
+    def _lexical_with_vectors(self, query: str, where: str | None, n: int, resident: ResidentPooled | None = None
+                              ) -> tuple[list[dict], list[float], dict[str, np.ndarray]]:
         """The full-text candidates, and the token vectors of those not in the cache: read while
         the query is still being encoded (the full-text search ends first), so that the search
         then reads only the dense candidates' vectors."""
         rows, scores = self._lexical(query, where, n)
         missing = [r["key"] for r in rows if r["key"] not in self._cache]
-        return rows, scores, self.store.get_scoring_vectors(missing, float32=True) if missing else {}
+        return rows, scores, self._read_vectors(missing, resident) if missing else {}
+
+    def _read_vectors(self, keys: Sequence[str], resident: ResidentPooled | None) -> dict[str, np.ndarray]:
+        """Token vectors of ``keys`` from the store: by position where the in-memory path knows
+        where they lie (a third of the time: 6.9 against 13.8 ms for 150 keys at 100k chunks),
+        else by key."""
+        rows = resident.vector_rows if resident is not None else None
+        if rows is not None:
+            try:
+                return self.store.get_scoring_vectors(keys, float32=True, rows=rows)
+            except (RuntimeError, OSError, ValueError):
+                # (its snapshot's files were removed by a cleanup since: where they lie now)
+                try:
+                    resident.vector_rows = self.store.vector_rows()
+                except (RuntimeError, OSError, ValueError):
+                    resident.vector_rows = None
+        return self.store.get_scoring_vectors(keys, float32=True)
 
     def _all_rows(self, where: str | None) -> list[dict]:
         return self.store.read("chunks", _META_COLUMNS + ["text"], where=where).to_pylist()
 
-    def _token_vectors(self, keys: Sequence[str], fetched: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def _token_vectors(self, keys: Sequence[str], fetched: dict[str, np.ndarray] | None = None,
+                       resident: ResidentPooled | None = None) -> dict[str, np.ndarray]:
         """Token vectors of ``keys``: from the cache, from ``fetched`` (read ahead), else the store."""
         out = {}
         missing = []
@@ -606,7 +625,7 @@ class Searcher:
                 self._cache.move_to_end(k)
                 out[k] = v
         if missing:
-            read.update(self.store.get_scoring_vectors(missing, float32=True))
+            read.update(self._read_vectors(missing, resident))
         if read:
             for k, v in read.items():
                 out[k] = v
@@ -751,6 +770,12 @@ class ResidentPooled:
         names, starts = np.unique(spaces, return_index=True)
         ends = list(starts[1:]) + [len(spaces)]
         self.blocks = {str(name): (int(a), int(b)) for name, a, b in zip(names, starts, ends)}
+        # where the candidates' token vectors lie (read by position: Store.VectorRows); None after
+        # its snapshot could not be read (then by key)
+        try:
+            self.vector_rows: VectorRows | None = store.vector_rows()
+        except (RuntimeError, OSError, ValueError):  # (searches then read by key, and say what is wrong)
+            self.vector_rows = None
 
     def nearest(
         self, queries: dict[str, np.ndarray], n: int, allowed: np.ndarray | None = None

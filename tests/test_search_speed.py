@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +251,39 @@ def test_a_changed_index_is_read_again_and_a_big_one_is_left_to_lancedb(small_re
     small = Searcher(store, encoder, settings)
     small.exact_below, small.in_memory_max = 0, store.count_chunks() - 1
     assert _places(small.search(query, method="dense")) == _places(after) and small._resident is None
+
+
+def test_candidates_token_vectors_read_by_position_as_by_key_also_once_their_files_are_gone(small_repo, tmp_path, encoder):
+    """The in-memory path reads its candidates' token vectors by their position in the vectors
+    table (a third of the time of reading them by key at 100k chunks): the same results, scores
+    included. When the files of the version it placed them in are gone (a cleanup after a
+    compaction), searches still answer the same, from where the vectors lie now."""
+    import lance
+
+    from codesearch.indexer.store import VectorRows
+    from codesearch.search import Searcher
+
+    store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder)
+    by_position, by_key = Searcher(store, encoder, settings, cache_bytes=0), Searcher(store, encoder, settings, cache_bytes=0)
+    for s in (by_position, by_key):
+        s.exact_below, s.n_dense, s.n_lexical = 0, 20, 5  # candidates are a choice, not every chunk
+    queries = ["check if a value is within bounds", "evict the least recently used entry", "lemma about list length",
+               "parse a date from a string", "join path components"]
+    by_key.search(queries[0])
+    by_key._resident.vector_rows = None  # (read by key, as past search.in_memory_max)
+    expected = {(q, m): _places(by_key.search(q, method=m)) for q in queries for m in ("hybrid", "multivector")}
+    for (q, m), places in expected.items():
+        assert _places(by_position.search(q, method=m)) == places, (q, m)
+    rows = by_position._resident.vector_rows
+    keys = store.values("chunks", "key", limit=30)
+    assert sorted(set(rows.take(keys + ["0" * 32, "not a key"]).column("key").to_pylist())) == sorted(set(keys))
+
+    # a snapshot whose files are gone: a copy of the table, then its data files deleted
+    copy = tmp_path / "vectors-copy.lance"
+    shutil.copytree(rows.dataset.uri, copy)
+    by_position._resident.vector_rows = VectorRows(lance.dataset(str(copy)))
+    for f in (copy / "data").iterdir():
+        f.unlink()
+    for (q, m), places in expected.items():
+        assert _places(by_position.search(q, method=m)) == places, (q, m)
+    assert Path(by_position._resident.vector_rows.dataset.uri) != copy  # placed again, in the table as it is
