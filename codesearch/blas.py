@@ -3,13 +3,18 @@ index run): OpenBLAS's threads cost more than they bring on products this small.
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 
 _BLAS_LOCK = threading.Lock()
 _BLAS_USERS = 0
 _BLAS_LIMIT = None  # the active threadpoolctl limiter while any user runs
-_BLAS_CONTROLLER = None  # numpy's BLAS libraries (threadpoolctl), found once; False: none to limit
+_BLAS_CONTROLLER = None  # numpy's BLAS libraries (threadpoolctl); False: none to limit
+# The libraries are looked for again when modules were imported since the last look (a BLAS
+# is loaded with the module that uses it: scipy's with the model's imports, after a first search
+# may have looked): about 1 ms, and only between uses.
+_SCANNED_AT_MODULES = -1
 
 
 @contextmanager
@@ -27,9 +32,11 @@ def one_blas_thread():
     tokens of 512 chunks took 3.6 s with 2 threads and 0.65 s with 1 while torch was busy on the
     other core. Without threadpoolctl installed this does nothing.
     """
-    global _BLAS_USERS, _BLAS_LIMIT, _BLAS_CONTROLLER
+    global _BLAS_USERS, _BLAS_LIMIT, _BLAS_CONTROLLER, _SCANNED_AT_MODULES
     with _BLAS_LOCK:
-        if _BLAS_CONTROLLER is None:
+        if _BLAS_USERS == 0 and len(sys.modules) != _SCANNED_AT_MODULES:
+            import numpy  # noqa: F401 - (its BLAS is the one to limit: loaded before looking)
+
             try:
                 from threadpoolctl import ThreadpoolController
 
@@ -39,6 +46,7 @@ def one_blas_thread():
                 _BLAS_CONTROLLER = blas if blas.lib_controllers else False
             except Exception:  # noqa: BLE001 - no threadpoolctl, or a BLAS it cannot read: leave it
                 _BLAS_CONTROLLER = False
+            _SCANNED_AT_MODULES = len(sys.modules)
         if _BLAS_USERS == 0 and _BLAS_CONTROLLER:
             _BLAS_LIMIT = _BLAS_CONTROLLER.limit(limits=1)
         _BLAS_USERS += 1

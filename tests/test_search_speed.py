@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -287,3 +290,24 @@ def test_candidates_token_vectors_read_by_position_as_by_key_also_once_their_fil
     for (q, m), places in expected.items():
         assert _places(by_position.search(q, method=m)) == places, (q, m)
     assert Path(by_position._resident.vector_rows.dataset.uri) != copy  # placed again, in the table as it is
+
+
+def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
+    """A BLAS library loaded after the first search or index run (scipy's comes with the model's
+    imports) is held at one thread too: the libraries were looked for once, at the first use,
+    and in a fresh process that was before numpy's own was loaded."""
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    code = (
+        "import threadpoolctl\n"
+        "from codesearch.blas import one_blas_thread\n"
+        "with one_blas_thread():\n    pass\n"
+        "import numpy, scipy.linalg\n"
+        "with one_blas_thread():\n"
+        "    inside = {i['filepath']: i['num_threads'] for i in threadpoolctl.threadpool_info()\n"
+        "              if i['user_api'] == 'blas' and 'torch' not in i['filepath']}\n"
+        "print(sorted(set(inside.values())), len(inside))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "2"}).stdout.split()
+    assert out[0] == "[1]" and int(out[1]) >= 2, out
