@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codesearch.home import FTS_STATE, INDEX_META, LANCE_DIR, WRITE_LOCK  # the home's layout: codesearch/home.py
 
@@ -608,7 +609,7 @@ class Store:
 
     def vector_rows(self) -> VectorRows:
         """Where each key's token vectors lie in the vectors table as it is now (see VectorRows)."""
-        return VectorRows(self.table("vectors", create=False).to_lance())
+        return VectorRows(self.table("vectors", create=False))
 
     def scoring_query(self, q_tokens: np.ndarray) -> np.ndarray:
         """Query token vectors in the space of ``get_scoring_vectors`` (a rotation for the bit codecs)."""
@@ -892,31 +893,56 @@ def _dir_prefix(path: Path) -> str:
 
 
 class VectorRows:
-    """Where each key's token vectors lie in one version of the vectors table, so that a search
-    reads its candidates' vectors by position (Lance's ``take``) rather than through an
-    ``IN (...)`` filter on the key: 4.8 against 12.2 ms for 150 keys at 100k chunks
-    (docs/speed.md). It holds that version's dataset, a snapshot that later writes do not
-    change, and its keys sorted (about 40 bytes a chunk). A key written since is not placed and
-    is read by key; a snapshot whose files a cleanup removed raises an OSError from ``take``."""
+    """Where each key's token vectors lie in the vectors table, so that a search reads its
+    candidates' vectors by position (LanceDB's ``take_offsets``) rather than through an
+    ``IN (...)`` filter on the key: 6.0 against 10.9 ms for 150 keys at 100k chunks
+    (docs/speed.md). Holds the keys sorted, 40 bytes a chunk. A row's vectors never change
+    (its key is their content's), so a row read from a moved position is still right for its
+    own key: rows whose key was not asked for are dropped, the keys not found are read by key by
+    the caller, and ``stale`` says the positions should be read again (after a compaction or
+    deletion since)."""
 
     COLUMNS = ["key", "n_tokens", "tokens"]
 
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
-        keys = dataset.to_table(columns=["key"]).column("key").to_numpy(zero_copy_only=False).astype(bytes)
+    def __init__(self, table) -> None:
+        self.table = table
+        keys = _fixed_width_bytes(table.search().select(["key"]).limit(None).to_arrow().column("key"))
         self.order = np.argsort(keys, kind="stable")
         self.keys = keys[self.order]
+        self.stale = False
 
     def take(self, keys: Sequence[str]) -> pa.Table | None:
-        """The rows of ``keys`` this version holds (in table order; None if none); keys it lacks
-        are left out."""
+        """The rows of ``keys`` found where they were placed (None if none)."""
         size = self.keys.dtype.itemsize
         wanted = np.array([b for b in (k.encode() for k in keys) if len(b) <= size], dtype=self.keys.dtype)
         if not len(wanted) or not len(self.keys):
             return None
         at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
         positions = np.unique(self.order[at[self.keys[at] == wanted]])
-        return self.dataset.take(positions, columns=self.COLUMNS) if len(positions) else None
+        if not len(positions):
+            return None
+        data = self.table.take_offsets(positions.tolist()).select(self.COLUMNS).to_arrow()
+        asked = pa.array(list(keys), pa.string())
+        right = pc.is_in(data.column("key"), value_set=asked)
+        if data.num_rows != len(positions) or not pc.all(right).as_py():
+            self.stale = True
+            data = data.filter(right)
+        return data
+
+
+def _fixed_width_bytes(strings: pa.Array) -> np.ndarray:
+    """A string column as a numpy bytes array: straight from its data buffer where every string
+    has the same length (the keys: 32 hex digits), without a Python object per row (which cost
+    40 MB at 100k keys, kept by the allocator), else through Python strings."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4) if len(strings) else None
+    if offsets is not None and strings.null_count == 0 and strings.type == pa.string():
+        widths = np.diff(offsets)
+        if len(widths) and widths.min() == widths.max() > 0:
+            data = np.frombuffer(strings.buffers()[2], np.uint8, offsets[-1] - offsets[0], offsets[0])
+            return data.view(f"S{int(widths[0])}").copy()
+    return np.array([s.encode() for s in strings.to_pylist()], dtype=bytes)
 
 
 def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = False, float32: bool = False) -> dict[str, np.ndarray]:
