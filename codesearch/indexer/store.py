@@ -932,8 +932,8 @@ class VectorRows:
 
 def _fixed_width_bytes(strings: pa.Array) -> np.ndarray:
     """A string column as a numpy bytes array: straight from its data buffer where every string
-    has the same length (the keys: 32 hex digits), without a Python object per row (which cost
-    40 MB at 100k keys, kept by the allocator), else through Python strings."""
+    has the same length (the keys: 32 hex digits), without a Python object per row, else
+    through Python strings."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
     offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4) if len(strings) else None
