@@ -310,8 +310,7 @@ class Searcher:
 
         total = self.store.count_chunks(where)
         # (the full-text candidates need no encoding: they are read while the query is encoded)
-        resident = self._resident_pooled() if total > self.exact_below else None
-        lexical = _POOL.submit(self._lexical_with_vectors, query, where, self.n_lexical, resident) if total > self.exact_below else None
+        lexical = _POOL.submit(self._lexical_with_vectors, query, where, self.n_lexical) if total > self.exact_below else None
         encoded = self._encode_query_spaces(query, spaces)
         fetched: dict[str, np.ndarray] = {}
         if lexical is None:
@@ -326,7 +325,7 @@ class Searcher:
                 lex_rows, lex_scores = [], []
         if not candidates:
             return []
-        vectors = self._token_vectors([r["key"] for r in candidates], fetched, resident)
+        vectors = self._token_vectors([r["key"] for r in candidates], fetched)
         candidates = [r for r in candidates if r["key"] in vectors]  # (vectors lost: `codesearch doctor --fix`)
         if not candidates:
             return []
@@ -581,18 +580,21 @@ class Searcher:
         data = self.store.full_text(words, n, _META_COLUMNS, where=where)
         return data.select(_CANDIDATE_COLUMNS).to_pylist(), data.column("_score").to_pylist()
 
-    def _lexical_with_vectors(self, query: str, where: str | None, n: int, resident: ResidentPooled | None = None
-                              ) -> tuple[list[dict], list[float], dict[str, np.ndarray]]:
+    def _lexical_with_vectors(self, query: str, where: str | None, n: int) -> tuple[list[dict], list[float], dict[str, np.ndarray]]:
         """The full-text candidates, and the token vectors of those not in the cache: read while
         the query is still being encoded (the full-text search ends first), so that the search
         then reads only the dense candidates' vectors."""
         rows, scores = self._lexical(query, where, n)
         missing = [r["key"] for r in rows if r["key"] not in self._cache]
-        return rows, scores, self._read_vectors(missing, resident) if missing else {}
+        return rows, scores, self._read_vectors(missing) if missing else {}
 
-    def _read_vectors(self, keys: Sequence[str], resident: ResidentPooled | None) -> dict[str, np.ndarray]:
+    def _read_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Token vectors of ``keys`` from the store: by position where the in-memory path knows
-        where they lie (6.0 against 10.9 ms for 150 keys at 100k chunks), else by key."""
+        where they lie (6.0 against 10.9 ms for 150 keys at 100k chunks), else by key. The
+        pooled vectors last read say where (no version read here: the full-text task reads its
+        candidates' vectors before the search reads the table's version; a position that moved
+        since is found out and read again, see store.VectorRows)."""
+        resident = self._resident
         rows = resident.vector_rows if resident is not None else None
         if rows is None:
             return self.store.get_scoring_vectors(keys, float32=True)
@@ -611,8 +613,7 @@ class Searcher:
     def _all_rows(self, where: str | None) -> list[dict]:
         return self.store.read("chunks", _META_COLUMNS + ["text"], where=where).to_pylist()
 
-    def _token_vectors(self, keys: Sequence[str], fetched: dict[str, np.ndarray] | None = None,
-                       resident: ResidentPooled | None = None) -> dict[str, np.ndarray]:
+    def _token_vectors(self, keys: Sequence[str], fetched: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Token vectors of ``keys``: from the cache, from ``fetched`` (read ahead), else the store."""
         out = {}
         missing = []
@@ -627,7 +628,7 @@ class Searcher:
                 self._cache.move_to_end(k)
                 out[k] = v
         if missing:
-            read.update(self._read_vectors(missing, resident))
+            read.update(self._read_vectors(missing))
         if read:
             for k, v in read.items():
                 out[k] = v

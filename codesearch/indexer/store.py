@@ -906,7 +906,8 @@ class VectorRows:
 
     def __init__(self, table) -> None:
         self.table = table
-        keys = _fixed_width_bytes(table.search().select(["key"]).limit(None).to_arrow().column("key"))
+        keys = np.array([k.encode() for k in table.search().select(["key"]).limit(None).to_arrow().column("key").to_pylist()],
+                        dtype=bytes)
         self.order = np.argsort(keys, kind="stable")
         self.keys = keys[self.order]
         self.stale = False
@@ -928,21 +929,6 @@ class VectorRows:
             self.stale = True
             data = data.filter(right)
         return data
-
-
-def _fixed_width_bytes(strings: pa.Array) -> np.ndarray:
-    """A string column as a numpy bytes array: straight from its data buffer where every string
-    has the same length (the keys: 32 hex digits), without a Python object per row, else
-    through Python strings."""
-    if isinstance(strings, pa.ChunkedArray):
-        strings = strings.combine_chunks()
-    offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4) if len(strings) else None
-    if offsets is not None and strings.null_count == 0 and strings.type == pa.string():
-        widths = np.diff(offsets)
-        if len(widths) and widths.min() == widths.max() > 0:
-            data = np.frombuffer(strings.buffers()[2], np.uint8, offsets[-1] - offsets[0], offsets[0])
-            return data.view(f"S{int(widths[0])}").copy()
-    return np.array([s.encode() for s in strings.to_pylist()], dtype=bytes)
 
 
 def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = False, float32: bool = False) -> dict[str, np.ndarray]:
