@@ -31,16 +31,49 @@ def test_maxsim_many_equals_the_plain_product_bit_for_bit():
         assert np.array_equal(maxsim_many(q, PackedDocs(docs)), plain)
 
 
-def test_a_product_split_in_halves_equals_the_whole_bit_for_bit():
-    from codesearch.search import _matvec
+def test_pooled_candidates_from_int8_codes_are_the_exact_best_rows(monkeypatch):
+    """Candidates scored from int8 codes, then exactly where their error bound says they may be
+    among the best, are the best rows of the exact float32 scores: the same rows, scores and
+    order (ties in the given order), with near-duplicate vectors, exact duplicates, masks, two
+    spaces and the product split in halves."""
+    import codesearch.search
+    from codesearch.search import PooledScores
 
-    rng = np.random.default_rng(1)
-    matrix = rng.standard_normal((60_001, 64)).astype(np.float32)
-    vector = rng.standard_normal(64).astype(np.float32)
-    with one_blas_thread():
-        assert np.array_equal(_matvec(matrix, vector), matrix @ vector)
-        for rows in range(100, 300):
-            assert np.array_equal(_matvec(matrix[:rows], vector, split_rows=2), matrix[:rows] @ vector), rows
+    rng = np.random.default_rng(7)
+    dim = 64
+    centres = rng.standard_normal((30, dim))
+    # clusters of near-duplicates (their int8 scores are in a different order from the exact
+    # ones), exact duplicates, and scattered rows
+    near = centres[rng.integers(0, 30, 2000)] + 0.02 * rng.standard_normal((2000, dim))
+    stored = np.concatenate([near, near[:300], rng.standard_normal((700, dim))]).astype(np.float16)
+    stored[5] = 0  # (a zero vector scores 0)
+    stored = stored[rng.permutation(len(stored))]
+    tie = rng.permutation(len(stored))
+    exact = stored.astype(np.float32) / np.maximum(np.linalg.norm(stored.astype(np.float32), axis=1), 1e-30)[:, None]
+    pooled = PooledScores(stored)
+    assert pooled.codes.dtype == np.int8 and pooled.stored is stored
+    split = (0, 1800, len(stored))
+    for split_rows in (50_000, 500):
+        monkeypatch.setattr(codesearch.search, "_SPLIT_ROWS", split_rows)
+        for trial in range(12):
+            qs = [centres[rng.integers(0, 30)] + 0.01 * rng.standard_normal(dim) for _ in range(2)]
+            qs = [(q / np.linalg.norm(q)).astype(np.float32) for q in qs]
+            blocks = [(split[0], split[1], qs[0]), (split[1], split[2], qs[1])]
+            mask = rng.random(len(stored)) < 0.7 if trial % 3 == 0 else None
+            want = np.concatenate([(exact[a:b] * q).sum(axis=1) for a, b, q in blocks])
+            if mask is not None:
+                want = np.where(mask, want, -np.inf)
+            for n in (1, 10, 150, 400, len(stored) + 5):
+                order = np.lexsort((tie, -want))
+                order = order[np.isfinite(want[order])][:n]
+                rows, scores = pooled.top(blocks, n, tie, mask)
+                assert np.array_equal(rows, order), (split_rows, trial, n)
+                assert np.array_equal(scores, want[order]), (split_rows, trial, n)
+    # the int8 scores alone would have put other rows first: the bound is what makes it exact
+    a, b, q = 0, len(stored), qs[0]
+    approx = pooled.approximate(a, b, q)
+    want = (exact * q).sum(axis=1)
+    assert set(np.argsort(-approx)[:150]) != set(np.argsort(-want)[:150])
 
 
 @pytest.mark.parametrize("name", CODECS)
