@@ -60,6 +60,23 @@ class Context:
             self._query_encoder = self._load(load_query_encoder)
         return self._query_encoder
 
+    def index_encoder(self):
+        """What an index run encodes with: the torch encoder where it is loaded (or the only one
+        that runs this model), else the numpy query encoder with the torch encoder loaded at the
+        first document to embed (codesearch/model/ondemand.py): a run with nothing to embed never
+        loads it. (`watch` loads it at start: its first change is then searchable at once.)"""
+        from codesearch.model import load_query_encoder
+        from codesearch.model.ondemand import OnDemandEncoder
+        from codesearch.model.query import QueryEncoder
+
+        if self._encoder is not None:
+            return self._encoder
+        queries = self._query_encoder or self._load(load_query_encoder)  # (not kept here: see OnDemandEncoder)
+        if not isinstance(queries, QueryEncoder):
+            self._encoder = queries  # (the torch encoder)
+            return queries
+        return OnDemandEncoder(queries, self.encoder)
+
     def _load(self, loader):
         from codesearch.config import resolve_model
         from codesearch.model.encoder import UnsafeWeightsError
@@ -159,7 +176,7 @@ def _index_progress(quiet: bool):
 def _run_index(ctx: Context, paths, quiet: bool):
     from codesearch.indexer.pipeline import Indexer
 
-    indexer = Indexer(ctx.store(create=True), ctx.encoder(), ctx.settings)
+    indexer = Indexer(ctx.store(create=True), ctx.index_encoder(), ctx.settings)
     with _index_progress(quiet) as (progress, estimate):
         return indexer.run(paths, progress=progress, on_estimate=estimate)
 
@@ -176,6 +193,8 @@ def _print_summary(summary) -> None:
     )
     click.echo(f"Chunks written: {s.chunks} ({s.embedded} embedded{rate}, {s.reused} reused). Index total: {s.total_chunks}.")
     click.echo(time_line(s.stage_seconds, s.seconds))
+    if s.model_seconds >= 0.05:  # (loaded once there was something to embed: not in the times above)
+        click.echo(f"Model loaded in {s.model_seconds:.1f}s.")
     if s.skipped:
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(s.skipped.items()))
         click.echo(f"Skipped files: {parts}.")
@@ -196,13 +215,14 @@ def index(ctx: Context, paths, as_json, quiet):
     changed since the last run. Safe to interrupt: running it again finishes the job.
     """
     from codesearch.indexer.store import DiskFull, IndexDamaged, IndexLocked, damage_message, is_disk_full
+    from codesearch.model.ondemand import ModelLoadError
 
     for p in paths:
         if not Path(p).expanduser().exists():
             _fail(f"{p} does not exist")
     try:
         summary = _run_index(ctx, paths, quiet or as_json)
-    except (IndexLocked, FileNotFoundError, IndexDamaged, DiskFull) as exc:
+    except (IndexLocked, FileNotFoundError, IndexDamaged, DiskFull, ModelLoadError) as exc:
         _fail(str(exc))
     except (RuntimeError, OSError) as exc:  # a read failing mid-run: never a success over a broken index
         if is_disk_full(exc):  # before the indexer ran (creating the home)

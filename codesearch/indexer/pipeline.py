@@ -19,6 +19,7 @@ from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.store import FORMAT, Store, chunk_row, search_text_of
+from codesearch.model.ondemand import ModelLoadError, OnDemandEncoder
 from codesearch.indexer.walk import stored_path
 from codesearch.settings import IndexSettings, Settings, ann_build_rows
 from codesearch.timing import device_kind, rate_for, time_left, timed
@@ -105,6 +106,9 @@ class IndexSummary:
     total_chunks: int = 0
     compacted_bytes: int = 0  # old versions dropped at the end of the run
     stage_seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # see STAGES
+    # loading the torch encoder, where this run did (codesearch/model/ondemand.py): not part of
+    # ``seconds`` (as when it was loaded before the run), so the chunks/s are the run's own
+    model_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return {
@@ -121,6 +125,7 @@ class IndexSummary:
             "total_chunks": self.total_chunks,
             "chunks_per_second": round(self.embedded / self.seconds, 1) if self.seconds else None,  # embedded / seconds
             "seconds_by_stage": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "model_load_seconds": round(self.model_seconds, 2),
         }
 
 
@@ -337,8 +342,8 @@ class Indexer:
                 with _timed(summary, "write"):
                     summary.compacted_bytes = self._compact(drop=self._commits != commits_before or due, all_versions=due)
             summary.total_chunks = self.store.count_chunks()
-            self._remember_rate(summary.embedded, time.perf_counter() - started)
-        summary.seconds = time.perf_counter() - started
+            self._remember_rate(summary.embedded, time.perf_counter() - started - summary.model_seconds)
+        summary.seconds = time.perf_counter() - started - summary.model_seconds
         return summary
 
     def _device(self) -> str:
@@ -415,7 +420,7 @@ class Indexer:
                 with _timed(summary, "write"):
                     self._compact()
             summary.total_chunks = self.store.count_chunks()
-        summary.seconds = time.perf_counter() - started
+        summary.seconds = time.perf_counter() - started - summary.model_seconds
         return summary
 
     def maintain(self) -> None:
@@ -534,6 +539,8 @@ class Indexer:
         done = 0
         if not to_embed_total:
             progress = None  # nothing to embed: no "embedding" stage (an empty bar) to report
+        else:
+            self._load_model(summary)
         if progress:
             progress("embedding", 0, to_embed_total)
         group: list[_FileWork] = []
@@ -553,6 +560,15 @@ class Indexer:
             if progress:
                 progress("embedding", done, to_embed_total)
         summary.files_indexed += len(work)
+
+    def _load_model(self, summary: IndexSummary) -> None:
+        """Load the torch encoder of a model that loads it on demand (an :class:`OnDemandEncoder`)
+        now that there is something to embed, timed apart from the stages and the run."""
+        if not isinstance(self.encoder, OnDemandEncoder) or self.encoder.loaded:
+            return
+        began = time.perf_counter()
+        self.encoder.torch_encoder()
+        summary.model_seconds += time.perf_counter() - began
 
     def _cut_again(self, source: walker.SourceFile, summary: IndexSummary) -> list[Chunk]:
         """The chunks of a file whose chunks were not held (see ``hold_chunks``): as cut before,
@@ -600,6 +616,8 @@ class Indexer:
                     tokens, pooled = self.encoder.encode_documents(
                         [new[k].encoder_text() for k in keys], batch_size=self.encode_batch_size, space=space or None
                     )
+            except ModelLoadError:
+                raise  # (no model to embed with: no file would fare better; the run stops, nothing lost)
             except Exception:  # one bad input must not abort the run: find the file, skip it
                 if len(group) > 1:
                     return sum(self._commit_group([w], have, summary) for w in group)

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from codesearch.home import IndexHome
 from codesearch.lsp.config import LspConfig
+from codesearch.model.ondemand import QuerySide
 from codesearch.search import Filters, SearchResult
 from codesearch.settings import LspSettings, SettingsError
 
@@ -83,7 +84,7 @@ def model_idle_s(settings) -> float | None:
     return None if value is None or value < 0 else value
 
 
-class ModelHandle:
+class ModelHandle(QuerySide):
     """A model as the language server holds it: the numpy query encoder always, the torch
     encoder only while documents are embedded.
 
@@ -112,40 +113,6 @@ class ModelHandle:
         self._generation = 0
         self._failed: tuple[float, str] | None = None  # (when, why) the last start failed
         self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ the query side
-    @property
-    def fingerprint(self) -> str:
-        return self.queries.fingerprint
-
-    @property
-    def dim(self) -> int:
-        return self.queries.dim
-
-    @property
-    def spaces(self):
-        return self.queries.spaces
-
-    def routes(self):
-        return self.queries.routes()
-
-    def space_for(self, language: str):
-        return self.queries.space_for(language)
-
-    def space_fingerprints(self):
-        return self.queries.space_fingerprints()
-
-    def space_fingerprint(self, space):
-        return self.queries.space_fingerprint(space)
-
-    def encode_queries_pooled(self, *args, **kwargs):
-        return self.queries.encode_queries_pooled(*args, **kwargs)
-
-    def encode_queries(self, *args, **kwargs):
-        return self.queries.encode_queries(*args, **kwargs)
-
-    def encode_query_spaces(self, *args, **kwargs):
-        return self.queries.encode_query_spaces(*args, **kwargs)
 
     # ------------------------------------------------------------------ the document side
     @property
