@@ -19,8 +19,8 @@ from codesearch.indexer import walk as walker
 from codesearch.indexer.chunking import CHUNKER_VERSION, chunk_text
 from codesearch.indexer.chunking.base import Chunk
 from codesearch.indexer.store import FORMAT, Store, chunk_row, search_text_of
-from codesearch.model.ondemand import ModelLoadError, OnDemandEncoder
 from codesearch.indexer.walk import stored_path
+from codesearch.model.ondemand import ModelLoadError, OnDemandEncoder
 from codesearch.settings import IndexSettings, Settings, ann_build_rows
 from codesearch.timing import device_kind, rate_for, time_left, timed
 
