@@ -189,8 +189,9 @@ def exhaustive_top(store, searcher, queries: list[str], k: int = 10, pool: int =
     for data in store.iter_all_vectors(scoring=True):
         by_space: dict[str, list[str]] = {}
         for key in data:
-            if (space_of.get(key) or "") in q_tokens:
-                by_space.setdefault(space_of.get(key) or "", []).append(key)
+            space = space_of.get(key) or ""
+            if space in q_tokens:
+                by_space.setdefault(space, []).append(key)
         for space, group in by_space.items():
             packed = PackedDocs([data[key] for key in group])
             for i, q in enumerate(q_tokens[space]):

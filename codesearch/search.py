@@ -884,9 +884,10 @@ class PooledScores:
         if mask is not None:
             approx = np.where(mask[index], approx, -np.inf)
         if len(index) > n:
-            lower = approx - self.error[index]
+            error = self.error[index]
+            lower = approx - error
             floor = np.partition(lower, len(lower) - n)[len(lower) - n]  # the n-th best lower bound
-            maybe = np.nonzero((approx + self.error[index] >= floor) & np.isfinite(approx))[0]
+            maybe = np.nonzero((approx + error >= floor) & np.isfinite(approx))[0]
         else:
             maybe = np.nonzero(np.isfinite(approx))[0]
         rows = index[maybe]
