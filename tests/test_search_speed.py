@@ -287,11 +287,30 @@ def test_a_changed_index_is_read_again_and_a_big_one_is_left_to_lancedb(small_re
     assert _places(small.search(query, method="dense")) == _places(after) and small._resident is None
 
 
-def test_candidates_token_vectors_read_by_position_as_by_key_also_once_the_rows_moved(small_repo, tmp_path, encoder):
-    """The in-memory path reads its candidates' token vectors by their position in the vectors
-    table (about half the time of reading them by key at 100k chunks): the same results, scores
-    included. When the rows moved since they were placed (a compaction), searches still answer
-    the same, and the positions are read again."""
+def _rewrite_removing_old_files(store, table: str, key: str, snapshot) -> None:
+    """Table ``table`` with the same rows in new files (one row deleted and added again, then all
+    compacted), and the data files of ``snapshot`` (an older version) that the new one does not
+    use removed, as a clean-up of old versions does."""
+    import os
+
+    files = lambda ds: {f.path for frag in ds.get_fragments() for f in frag.data_files()}  # noqa: E731
+    one = snapshot.to_table(limit=1).column(key)[0].as_py()
+    row = snapshot.to_table(filter=f"{key} = '{one}'")
+    store.table(table).delete(f"{key} = '{one}'")
+    store.table(table).add(row)
+    store._lance(table).optimize.compact_files(materialize_deletions_threshold=0.0)
+    gone = files(snapshot) - files(store._lance(table))
+    assert gone
+    for name in gone:
+        os.remove(store.home / "lance" / f"{table}.lance" / "data" / name)
+
+
+def test_candidates_token_vectors_read_by_position_as_by_key_also_once_their_version_is_gone(small_repo, tmp_path, encoder):
+    """The in-memory path reads its candidates' token vectors by their position in one version
+    of the vectors table (its ``tokens`` column alone: a quarter of the time of reading them by
+    key at 100k chunks): the same vectors and results, scores included. Keys that version does
+    not hold are read by key. When that version's files are gone (a compaction, then a clean-up
+    of old versions), searches still answer the same, and the keys are placed again."""
     from codesearch.search import Searcher
 
     store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder)
@@ -308,14 +327,52 @@ def test_candidates_token_vectors_read_by_position_as_by_key_also_once_the_rows_
     rows = by_position._resident.vector_rows
     assert not rows.stale
     keys = store.values("chunks", "key", limit=30)
-    assert sorted(set(rows.take(keys + ["0" * 32, "not a key"]).column("key").to_pylist())) == sorted(set(keys))
+    placed = store.get_scoring_vectors(keys + ["0" * 32, "not a key"], rows=rows)
+    by_keys = store.get_scoring_vectors(keys)
+    assert sorted(placed) == sorted(set(keys)) == sorted(by_keys)
+    assert all(np.array_equal(placed[k], by_keys[k]) for k in by_keys)
 
-    # rows moved since they were placed: every position now points at another row
-    rows.order = np.roll(rows.order, 1)
+    # The vectors table rewritten with the same rows, and the files of the version the searcher
+    # placed its keys in removed, as a clean-up of old versions does.
+    _rewrite_removing_old_files(store, "vectors", "key", rows.dataset)
     for (q, m), places in expected.items():
         assert _places(by_position.search(q, method=m)) == places, (q, m)
-    assert rows.stale and by_position._resident.vector_rows is not rows  # placed again
-    assert not by_position._resident.vector_rows.stale
+        assert by_position._resident.vector_rows is not rows  # placed again, in the newest version
+    assert rows.stale and not by_position._resident.vector_rows.stale
+
+
+def test_results_texts_read_back_by_position_are_the_tables(small_repo, tmp_path, encoder):
+    """The shown results' texts are read back by position from the version of the chunks table
+    the candidates came from: each is the text that table holds for that place, also after that
+    version's files are gone (then read from the newest version)."""
+    from codesearch.search import Searcher
+
+    store, settings = _indexed_with_stdlib(small_repo, tmp_path, encoder)
+    searcher = Searcher(store, encoder, settings, cache_bytes=0)
+    searcher.exact_below = 0
+    queries = ["check if a value is within bounds", "parse a date from a string", "join path components"]
+
+    def table_texts():
+        data = store.read("chunks", ["path", "start_line", "end_line", "text"])
+        return {(p, a, b): t for p, a, b, t in zip(*(data.column(c).to_pylist() for c in data.column_names))}
+
+    def assert_texts_are_the_tables():
+        texts = table_texts()
+        for q in queries:
+            for method in ("hybrid", "multivector"):
+                results = searcher.search(q, method=method)
+                assert results and all(r.text and r.text == texts[(r.path, r.start_line, r.end_line)] for r in results), (q, method)
+
+    assert_texts_are_the_tables()
+    old = searcher._resident
+    assert old._by_rowid is not None  # (they were read by position)
+    by_row = dict(zip(old.rows.column("_rowid").to_pylist()[:5], old.rows.column("id").to_pylist()[:5]))
+    assert set(old.texts(by_row)) == set(by_row.values())
+    _rewrite_removing_old_files(store, "chunks", "id", old.snapshot)
+    with pytest.raises((OSError, RuntimeError, ValueError)):
+        old.texts(by_row)
+    assert_texts_are_the_tables()
+    assert searcher._resident is not old
 
 
 def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
