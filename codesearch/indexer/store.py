@@ -31,7 +31,6 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from codesearch.home import FTS_STATE, INDEX_META, LANCE_DIR, WRITE_LOCK  # the home's layout: codesearch/home.py
 
