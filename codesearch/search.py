@@ -28,7 +28,9 @@ from typing import Sequence
 import numpy as np
 
 from codesearch.blas import one_blas_thread
-from codesearch.indexer.store import CHUNK_META_COLUMNS, FORMAT, Store, VectorRows, code_words, sql_in, sql_like_prefix, sql_str
+from codesearch.indexer.store import (
+    CHUNK_META_COLUMNS, FORMAT, Store, VectorRows, code_words, sorted_positions, sql_in, sql_like_prefix, sql_str,
+)
 from codesearch.roles import LIB, named_roles, role_of, role_sql, takes_prior
 from codesearch.scoring import maxsim_many
 from codesearch.settings import METHODS, SearchSettings, Settings
@@ -802,15 +804,11 @@ class ResidentPooled:
             order = np.argsort(ids, kind="stable")
             self._by_rowid = ids[order], order
         sorted_ids, order = self._by_rowid
-        wanted = np.array(list(by_row), dtype=ids.dtype)
-        if not len(wanted) or not len(ids):
-            return {}
-        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(ids) - 1)
-        positions = np.unique(order[at[sorted_ids[at] == wanted]])
+        positions, at = sorted_positions(sorted_ids, order, np.array(list(by_row), dtype=ids.dtype))
         if not len(positions):
             return {}
         data = self.snapshot.take(positions.tolist(), columns=["id", "text"])
-        return {id_: text for row, id_, text in zip(ids[positions].tolist(), data.column("id").to_pylist(), data.column("text").to_pylist())
+        return {id_: text for row, id_, text in zip(sorted_ids[at].tolist(), data.column("id").to_pylist(), data.column("text").to_pylist())
                 if by_row.get(row) == id_}
 
     def nearest(

@@ -925,16 +925,24 @@ class VectorRows:
         of their positions (None if none)."""
         size = self.keys.dtype.itemsize
         wanted = np.array([b for b in (k.encode() for k in keys) if len(b) <= size], dtype=self.keys.dtype)
-        if not len(wanted) or not len(self.keys):
-            return None
-        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        found = at[self.keys[at] == wanted]
-        positions, first = np.unique(self.order[found], return_index=True)
+        positions, at = sorted_positions(self.keys, self.order, wanted)
         if not len(positions):
             return None
         tokens = self.dataset.take(positions.tolist(), columns=["tokens"]).column("tokens")
-        names = pa.array([k.decode() for k in self.keys[found[first]]], pa.string())
+        names = pa.array([k.decode() for k in self.keys[at]], pa.string())
         return pa.table({"key": names, "tokens": tokens})
+
+
+def sorted_positions(values: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the ``wanted`` values lie in a table whose column, sorted, is ``values`` (``order``:
+    each sorted value's position in the table): their positions, ascending and each once, and
+    each one's index in ``values``. Values the column lacks are left out."""
+    if not len(wanted) or not len(values):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    at = np.minimum(np.searchsorted(values, wanted), len(values) - 1)
+    found = at[values[at] == wanted]
+    positions, first = np.unique(order[found], return_index=True)
+    return positions, found[first]
 
 
 def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = False, float32: bool = False) -> dict[str, np.ndarray]:
