@@ -368,6 +368,12 @@ class Store:
     def has_index(self) -> bool:
         return "chunks" in self.table_names()
 
+    def forget(self) -> None:
+        """Open the tables and read the codec again at their next use: another process (an
+        index run in a child, another ``codesearch index``) may have replaced them."""
+        self._tables.clear()
+        self._codec = None
+
     def reset(self) -> None:
         """Drop every table (used when the model, and so the vector space, changed)."""
         for name in ("vectors", "chunks", "files"):

@@ -1,26 +1,39 @@
-"""The language server's torch encoder, in a child process that exits when it is dropped.
+"""The language server's torch encoder and its index runs, in a child process that exits when
+it is dropped.
 
 Measured on the rust eval corpus (4,664 chunks, see CHANGELOG): a server that had embedded
 and then dropped its torch encoder in-process still held 1,039 MB (torch, transformers and
 peft stay imported, with their allocator's pages), against 480 MB for one that never imported
 torch. So documents are embedded in ``python -m codesearch.lsp.embedder SPEC``: the server
 sends batches of texts and gets their vectors back; ending the child gives back everything.
+Whole index runs (the workspace at start, ``codesearch.reindex``, a save without the watcher)
+run in the child too: a server that ran one over 20k chunks itself kept about 110 MB of
+LanceDB's and the allocator's memory from its writes (docs/speed.md).
 
 Protocol: pickles over the child's stdin/stdout, one object per message (a private pipe
 between a process and its own child). The child answers ``(True, {"device", "fingerprint"})``
-once its model is loaded, then ``(ok, vectors or error text)`` per request
-``("encode", texts, batch_size, space)``; it exits at end of input, so it also ends when the
-server dies. Stray prints of the libraries go to stderr (the server's log), never into the
-protocol.
+once the numpy query side of its model is read (the torch encoder is loaded at the first
+document to embed), then:
+
+- ``("encode", texts, batch_size, space)``: ``(ok, vectors or error text)``;
+- ``("index", settings, roots, exclude, log_level)``: ``("progress", stage, done, total)`` and
+  ``("log", level, logger, text)`` messages while the run goes, then ``(True, IndexSummary)``
+  or ``(False, exception)`` (the exception itself where it pickles, else its text).
+
+It exits at end of input, so it also ends when the server dies; in the middle of a run, at
+the run's next message (each commit is atomic: the next run finishes the job). Stray prints of
+the libraries go to stderr (the server's log), never into the protocol.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 _ACTIVE = "__active__"  # the encoder's ACTIVE sentinel, which does not survive pickling
@@ -31,7 +44,8 @@ class EmbedderError(RuntimeError):
 
 
 class EmbedderProcess:
-    """``encode_documents`` of a torch encoder running in a child process."""
+    """``encode_documents`` of a torch encoder running in a child process, and ``run_index``:
+    a whole index run there."""
 
     def __init__(self, spec: str, start_timeout: float | None = None):
         import codesearch
@@ -70,19 +84,48 @@ class EmbedderProcess:
             raise EmbedderError(value)
         return value
 
-    def close(self, timeout: float = 5.0) -> None:
-        """End the child (it exits at end of input; killed if it does not within ``timeout``)."""
+    def run_index(self, settings: dict, roots, *, exclude=None, progress=None):
+        """``Indexer(Store(settings["home"]), model, settings, exclude=exclude).run(roots,
+        progress=progress)`` in the child; its log records go to this process's loggers.
+        ``exclude`` must pickle. Raises what the run raised (an :class:`EmbedderError` with its
+        text where that does not pickle)."""
+        request = ("index", settings, [str(r) for r in roots], exclude, logging.getLogger("codesearch").getEffectiveLevel())
         with self._lock:
+            self._send(request)
+            while True:
+                message = self._recv()
+                if message[0] == "progress":
+                    if progress is not None:
+                        progress(*message[1:])
+                elif message[0] == "log":
+                    level, name, text = message[1:]
+                    logging.getLogger(name).log(level, "%s", text)
+                else:
+                    ok, value = message
+                    break
+        if ok:
+            return value
+        raise value if isinstance(value, BaseException) else EmbedderError(value)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the child (it exits at end of input; killed if it does not within ``timeout``,
+        or at once when an index run holds it that long)."""
+        held = self._lock.acquire(timeout=timeout)
+        try:
             try:
                 self._proc.stdin.close()
             except OSError:
                 pass
             try:
-                self._proc.wait(timeout)
+                self._proc.wait(timeout if held else 0.1)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            self._proc.stdout.close()
+            if held:
+                self._proc.stdout.close()
+        finally:
+            if held:
+                self._lock.release()
 
     def _send(self, message) -> None:
         try:
@@ -106,26 +149,42 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)  # anything printed goes to stderr, not into the protocol
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
+    lock = threading.Lock()  # (log records may come from the run's other threads)
 
     def send(message) -> None:
-        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
+        with lock:
+            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
 
     try:
         from codesearch.blas import one_blas_thread
-        from codesearch.model import load_encoder
+        from codesearch.model import load_encoder, load_query_encoder
         from codesearch.model.encoder import ACTIVE
+        from codesearch.model.ondemand import OnDemandEncoder
+        from codesearch.model.query import QueryEncoder
 
-        encoder = load_encoder(argv[0])
+        spec = argv[0]
+        queries = load_query_encoder(spec)
+        # The torch encoder is loaded at the first document to embed: an index run with
+        # nothing to embed (a server started over an up-to-date index) never loads it.
+        encoder = OnDemandEncoder(queries, lambda: load_encoder(spec)) if isinstance(queries, QueryEncoder) else queries
+        device = str(encoder.device)
     except Exception as exc:  # noqa: BLE001 - reported to the server, which says it
         send((False, f"{type(exc).__name__}: {exc}"))
         return 1
-    send((True, {"device": str(encoder.device), "fingerprint": encoder.fingerprint}))
+    send((True, {"device": device, "fingerprint": encoder.fingerprint}))
     while True:
         try:
-            kind, texts, batch_size, space = pickle.load(inp)
+            request = pickle.load(inp)
         except EOFError:
             return 0
+        if request[0] == "index":
+            try:
+                _index(encoder, request[1:], send)
+            except BrokenPipeError:  # the server is gone
+                return 0
+            continue
+        kind, texts, batch_size, space = request
         try:
             with one_blas_thread():  # (as an index run does: the head's products are small)
                 result = encoder.encode_documents(texts, batch_size, space=ACTIVE if space == _ACTIVE else space)
@@ -133,6 +192,67 @@ def main(argv: list[str]) -> int:
             send((False, f"{type(exc).__name__}: {exc}"))
         else:
             send((True, result))
+
+
+def _index(encoder, request, send) -> None:
+    """One index run for the server (see the module's docstring)."""
+    from codesearch.heap import release_free_heap
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    settings, roots, exclude, level = request
+    forward = _Forward(send)
+    forward.setLevel(level)
+    top = logging.getLogger()
+    top.addHandler(forward)
+    old_level, top.level = top.level, level
+    last = 0.0
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < 0.05:
+            return  # (at most 20 messages a second: the server's bar moves 10 times)
+        last = now
+        send(("progress", stage, done, total))
+
+    try:
+        store = Store(Path(settings["home"]), dim=encoder.dim)
+        summary = Indexer(store, encoder, settings, exclude=exclude).run(roots, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - the server raises it in the run's place
+        send((False, _portable(exc)))
+    else:
+        send((True, summary))
+    finally:
+        top.removeHandler(forward)
+        top.level = old_level
+        release_free_heap()  # (the child may stay for the next batch: lsp.model_idle_s)
+
+
+class _Forward(logging.Handler):
+    """Log records of a run, sent to the server's loggers."""
+
+    def __init__(self, send):
+        super().__init__()
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.send(("log", record.levelno, record.name, record.getMessage()))
+        except Exception:  # noqa: BLE001 - a record that cannot go is dropped, never the run
+            pass
+
+
+def _portable(exc: BaseException):
+    """``exc`` where it comes back whole through pickle (IndexLocked: the server retries),
+    else its text."""
+    try:
+        back = pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - an exception whose constructor takes other arguments
+        back = None
+    if type(back) is type(exc) and str(back) == str(exc):
+        return back
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ them to the workspace folders and drops results that the editor's ignore pattern
 Searches and the index keys need only the numpy query encoder (no torch); the torch encoder,
 which embeds documents, is started (in a child process, codesearch.lsp.embedder) when an
 index run or a watcher update has something to embed and ended after ``lsp.model_idle_s``
-seconds without one (see :class:`ModelHandle`), so an idle server never holds torch.
+seconds without one (see :class:`ModelHandle`), so an idle server never holds torch. Whole
+index runs go to that child as well, so what their writes leave with LanceDB and the
+allocator ends with it; the watcher's small updates write from the server.
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ class ModelHandle(QuerySide):
     def encode_documents(self, *args, **kwargs):
         with self._using() as encoder:
             return encoder.encode_documents(*args, **kwargs)
+
+    def run_index(self, settings: dict, roots, *, exclude=None, progress=None):
+        """A whole index run in the embedding process (see embedder.py), as one use; None
+        where the torch encoder runs in this process instead (the caller runs it here)."""
+        with self._using() as encoder:
+            run = getattr(encoder, "run_index", None)
+            return None if run is None else run(settings, roots, exclude=exclude, progress=progress)
 
     @property
     def device(self):
@@ -262,6 +271,29 @@ class _LockedTokenizer:
 
 
 @dataclass(frozen=True)
+class EditorIgnores:
+    """The indexer's ``exclude`` hook for the editor's ignore patterns: a file is left out when
+    a pattern matches its path in its repository or below one of ``roots`` (the folders of the
+    run). A value, so that it travels to the embedding process with an index run."""
+
+    config: LspConfig
+    roots: tuple[str, ...] = ()
+
+    def __call__(self, source) -> bool:
+        if not self.config.ignore:
+            return False
+        rels = [source.rel_path]
+        for folder in self.roots:
+            f = str(folder).rstrip("/") + "/"
+            if str(source.path).startswith(f):
+                rels.append(str(source.path)[len(f):])
+        return self.config.is_ignored(*rels)
+
+    def __reduce__(self):  # (without the config's compiled patterns: the child compiles its own)
+        return (EditorIgnores, (replace(self.config, _ignore_spec=None), self.roots))
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """A validated search: see codesearch.lsp.search.parse_search_params."""
 
@@ -385,10 +417,20 @@ class Engine:
 
     # ------------------------------------------------------------------ indexing
     def index(self, roots: Sequence[Path], progress: Callable[[str, int, int], None] | None = None):
-        """Bring ``roots`` up to date (incremental: only changed chunks are embedded)."""
+        """Bring ``roots`` up to date (incremental: only changed chunks are embedded), in the
+        embedding process where there is one (see embedder.py), else here."""
         self.index_roots = [str(r) for r in roots]
         with self.model_busy():
-            summary = self.indexer.run(list(roots), progress=progress)
+            summary = None
+            if isinstance(self.encoder, ModelHandle):
+                summary = self.encoder.run_index(
+                    self.settings, list(roots), exclude=EditorIgnores(self.config, tuple(self.index_roots)),
+                    progress=progress,
+                )
+                if summary is not None:
+                    self.store.forget()  # (another process wrote: it may have replaced tables)
+            if summary is None:
+                summary = self.indexer.run(list(roots), progress=progress)
         release_memory()  # embedding leaves hundreds of MB of freed buffers with the allocator
         self._has_chunks = summary.total_chunks > 0
         self._meta_mtime = self._meta_stat()
@@ -427,14 +469,7 @@ class Engine:
 
     def excluded_source(self, source) -> bool:
         """The indexer's hook: files the editor's ignore patterns name stay out of the index."""
-        if not self.config.ignore:
-            return False
-        rels = [source.rel_path]
-        for folder in self.index_roots:
-            f = str(folder).rstrip("/") + "/"
-            if str(source.path).startswith(f):
-                rels.append(str(source.path)[len(f):])
-        return self.config.is_ignored(*rels)
+        return EditorIgnores(self.config, tuple(self.index_roots))(source)
 
     def _ignored(self, r: SearchResult, folders: Sequence[Path]) -> bool:
         if not self.config.ignore:
