@@ -82,6 +82,7 @@ def test_a_run_refused_by_the_write_lock_raises_index_locked_for_the_retry(engin
     assert engine.index([ws]).total_chunks > 10  # once it is free, the run goes through
 
 
+@pytest.mark.slow  # (14 s: .ci/run's second step, with the other stops mid-index)
 def test_a_child_killed_mid_run_fails_that_run_and_the_next_starts_a_new_one(engine, tmp_path):
     ws = make_workspace(tmp_path)
     killed: list[int] = []
@@ -99,6 +100,7 @@ def test_a_child_killed_mid_run_fails_that_run_and_the_next_starts_a_new_one(eng
     assert engine.search(SearchRequest(QUERY, 3), [ws])[0].name == "contains"
 
 
+@pytest.mark.slow  # (8 s: .ci/run's second step)
 def test_the_embedding_process_ends_with_its_server_even_mid_run(tmp_path):
     """A server that dies (kill -9, a crash) in the middle of an index run leaves no process
     holding the model behind."""

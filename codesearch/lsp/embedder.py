@@ -173,6 +173,12 @@ def main(argv: list[str]) -> int:
         send((False, f"{type(exc).__name__}: {exc}"))
         return 1
     send((True, {"device": device, "fingerprint": encoder.fingerprint}))
+    try:  # what an index run needs first (LanceDB: about 1.2 s), read while the server starts
+        import lancedb  # noqa: F401
+
+        import codesearch.indexer.pipeline  # noqa: F401
+    except Exception:  # noqa: BLE001 - said by the run that needs it
+        pass
     while True:
         try:
             request = pickle.load(inp)

@@ -126,6 +126,20 @@ class ModelHandle(QuerySide):
         with self._using() as encoder:
             return encoder.encode_documents(*args, **kwargs)
 
+    def start_soon(self) -> None:
+        """Start the embedding process now, in the background, as one use (an index run is
+        coming: the child's start then overlaps the server's own; it ends ``idle_s`` after, as
+        ever, if no run comes)."""
+
+        def start() -> None:
+            try:
+                with self._using():
+                    pass
+            except Exception as exc:  # noqa: BLE001 - the run that needs it says why
+                log.info("starting the embedding process early failed: %s", exc)
+
+        threading.Thread(target=start, name="codesearch-embedder-start", daemon=True).start()
+
     def run_index(self, settings: dict, roots, *, exclude=None, progress=None):
         """A whole index run in the embedding process (see embedder.py), as one use; None
         where the torch encoder runs in this process instead (the caller runs it here)."""
@@ -338,6 +352,8 @@ class Engine:
         # A ModelHandle (torch encoder only while embedding) or, for a model only torch runs,
         # the torch encoder itself.
         self.encoder = open_model(self.model_spec, self.settings, fresh=fresh_model)
+        if isinstance(self.encoder, ModelHandle) and config.index_on_startup:
+            self.encoder.start_soon()  # (the first index run goes to it: docs/speed.md)
         self.store = Store(self.home, dim=self.encoder.dim)
         self.index_roots: list[str] = []  # the folders of the last index run (ignore patterns are relative to them)
         self.indexer = Indexer(self.store, self.encoder, self.settings, exclude=self.excluded_source)
