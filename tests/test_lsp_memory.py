@@ -87,6 +87,24 @@ def test_the_query_side_never_loads_torch(fake_loads):
     assert not loads and not h.loaded
 
 
+def test_where_no_embedding_process_starts_a_run_stays_here_and_loads_the_model_only_to_embed(monkeypatch):
+    """Where no child process can start, an index run goes back to the server (run_index says
+    None), and the model is loaded in the server only once there is something to embed."""
+    def no_process(spec):
+        raise OSError("no subprocesses here")
+
+    loads: list[str] = []
+    monkeypatch.setattr(engine_mod, "start_embedder", no_process)
+    monkeypatch.setattr(engine_mod, "load_encoder_once", lambda spec, fresh=False: loads.append(spec) or FakeTorch())
+    h = ModelHandle("m", FakeQueries(), idle_s=0.1)
+    h.start_soon()
+    assert h.run_index({"home": "/nowhere"}, []) is None
+    time.sleep(0.2)  # (start_soon's thread has given up by now)
+    assert not loads and not h.loaded
+    tokens, _ = h.encode_documents(["a"])
+    assert len(tokens) == 1 and loads == ["m"]
+
+
 def test_torch_is_loaded_to_embed_and_dropped_after_the_idle_time(fake_loads):
     _, loads = fake_loads
     h = ModelHandle("m", FakeQueries(), idle_s=0.2)

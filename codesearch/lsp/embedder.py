@@ -7,8 +7,8 @@ peft stay imported, with their allocator's pages), against 480 MB for one that n
 torch. So documents are embedded in ``python -m codesearch.lsp.embedder SPEC``: the server
 sends batches of texts and gets their vectors back; ending the child gives back everything.
 Whole index runs (the workspace at start, ``codesearch.reindex``, a save without the watcher)
-run in the child too: a server that ran one over 20k chunks itself kept about 110 MB of
-LanceDB's and the allocator's memory from its writes (docs/speed.md).
+run in the child too: a server that ran one over 20k chunks itself held about 110 MB more
+private memory after it than one restarted over the same index (docs/speed.md).
 
 Protocol: pickles over the child's stdin/stdout, one object per message (a private pipe
 between a process and its own child). The child answers ``(True, {"device", "fingerprint"})``

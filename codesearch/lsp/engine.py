@@ -8,8 +8,8 @@ Searches and the index keys need only the numpy query encoder (no torch); the to
 which embeds documents, is started (in a child process, codesearch.lsp.embedder) when an
 index run or a watcher update has something to embed and ended after ``lsp.model_idle_s``
 seconds without one (see :class:`ModelHandle`), so an idle server never holds torch. Whole
-index runs go to that child as well, so what their writes leave with LanceDB and the
-allocator ends with it; the watcher's small updates write from the server.
+index runs go to that child as well, so what they leave with LanceDB and the allocator ends
+with it; the watcher's small updates write from the server.
 """
 
 from __future__ import annotations
@@ -86,6 +86,10 @@ def model_idle_s(settings) -> float | None:
     return None if value is None or value < 0 else value
 
 
+class _NoProcess(RuntimeError):
+    """The embedding process cannot start here (what needs the model loads it in the server)."""
+
+
 class ModelHandle(QuerySide):
     """A model as the language server holds it: the numpy query encoder always, the torch
     encoder only while documents are embedded.
@@ -133,7 +137,7 @@ class ModelHandle(QuerySide):
 
         def start() -> None:
             try:
-                with self._using():
+                with self._using(local=False):
                     pass
             except Exception as exc:  # noqa: BLE001 - the run that needs it says why
                 log.info("starting the embedding process early failed: %s", exc)
@@ -142,10 +146,14 @@ class ModelHandle(QuerySide):
 
     def run_index(self, settings: dict, roots, *, exclude=None, progress=None):
         """A whole index run in the embedding process (see embedder.py), as one use; None
-        where the torch encoder runs in this process instead (the caller runs it here)."""
-        with self._using() as encoder:
-            run = getattr(encoder, "run_index", None)
-            return None if run is None else run(settings, roots, exclude=exclude, progress=progress)
+        where there is no such process (the caller runs it here, and the torch encoder is
+        loaded here only if the run has something to embed)."""
+        try:
+            with self._using(local=False) as encoder:
+                run = getattr(encoder, "run_index", None)
+                return None if run is None else run(settings, roots, exclude=exclude, progress=progress)
+        except _NoProcess:
+            return None
 
     @property
     def device(self):
@@ -173,8 +181,9 @@ class ModelHandle(QuerySide):
             self._end_use()
 
     @contextmanager
-    def _using(self):
-        """A use of the torch encoder: started if it is not running (as one use, see busy)."""
+    def _using(self, local: bool = True):
+        """A use of the torch encoder: started if it is not running (as one use, see busy);
+        with ``local`` False, only as the embedding process (else :class:`_NoProcess`)."""
         with self.busy():
             with self._lock:
                 if self._torch is not None and not getattr(self._torch, "alive", True):
@@ -182,7 +191,7 @@ class ModelHandle(QuerySide):
                     self._close(self._torch)
                     self._torch = None
                 if self._torch is None:
-                    started = self._start()
+                    started = self._start(local)
                     if getattr(started, "fingerprint", self.fingerprint) != self.fingerprint:
                         self._close(started)  # the files changed since (a fine-tune): the engine reloads
                         raise RuntimeError(f"the model {self.spec} changed on disk since the server loaded it")
@@ -196,15 +205,18 @@ class ModelHandle(QuerySide):
             finally:
                 del encoder
 
-    def _start(self):  # (holding the lock)
+    def _start(self, local: bool = True):  # (holding the lock)
         """The embedding process; where none starts (no subprocesses here, ...), the torch
-        encoder in this process as before, dropped the same way. A failure is remembered for
-        a minute, so that the indexer's file-by-file retries do not each wait for a load."""
+        encoder in this process as before, dropped the same way (with ``local`` False:
+        :class:`_NoProcess` instead). A failure to load is remembered for a minute, so that
+        the indexer's file-by-file retries do not each wait for a load."""
         if self._failed is not None and time.monotonic() - self._failed[0] < 60:
             raise RuntimeError(self._failed[1])
         try:
             return start_embedder(self.spec)
         except Exception as exc:  # noqa: BLE001
+            if not local:
+                raise _NoProcess(str(exc)) from None
             log.warning("cannot start the embedding process (%s): loading the model in the server", exc)
         try:
             return load_encoder_once(self.spec, fresh=True)
