@@ -144,6 +144,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # (18 s: .ci/run's second step)
 def test_the_gpu_curriculum_rehearses_on_cpu_without_lancedb_or_grammars(tmp_path):
     """The shipped GPU curriculum, tiny: three phases from a pack, each gated on validation
     sets (the rust and formal phases on the mean of several), run in a process that cannot import LanceDB, the

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from codesearch.cli import main
@@ -53,6 +54,7 @@ def test_an_index_run_loads_the_model_only_when_something_is_to_be_embedded(smal
     assert json.loads(found.output)[0]["name"] == "clamp_reading"
 
 
+@pytest.mark.slow  # (18 s: .ci/run's second step, with the other faults)
 def test_a_model_that_cannot_load_to_embed_ends_the_run_in_one_line_and_loses_nothing(small_repo, tmp_path):
     # A model whose files the query side reads, but torch cannot build (an adapter names modules
     # the base model does not have).
