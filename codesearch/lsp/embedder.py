@@ -16,6 +16,7 @@ once the numpy query side of its model is read (the torch encoder is loaded at t
 document to embed), then:
 
 - ``("encode", texts, batch_size, space)``: ``(ok, vectors or error text)``;
+- ``("prepare",)``: ``(True, None)`` once what an index run needs first is imported;
 - ``("index", settings, roots, exclude, log_level)``: ``("progress", stage, done, total)`` and
   ``("log", level, logger, text)`` messages while the run goes, then ``(True, IndexSummary)``
   or ``(False, exception)`` (the exception itself where it pickles, else its text).
@@ -83,6 +84,13 @@ class EmbedderProcess:
         if not ok:
             raise EmbedderError(value)
         return value
+
+    def prepare_index(self) -> None:
+        """Have the child import what an index run needs (LanceDB) now, while the server gets
+        its run ready; a child started only to embed never pays for it."""
+        with self._lock:
+            self._send(("prepare",))
+            self._recv()
 
     def run_index(self, settings: dict, roots, *, exclude=None, progress=None):
         """``Indexer(Store(settings["home"]), model, settings, exclude=exclude).run(roots,
@@ -173,17 +181,20 @@ def main(argv: list[str]) -> int:
         send((False, f"{type(exc).__name__}: {exc}"))
         return 1
     send((True, {"device": device, "fingerprint": encoder.fingerprint}))
-    try:  # what an index run needs first (LanceDB: about 1.2 s), read while the server starts
-        import lancedb  # noqa: F401
-
-        import codesearch.indexer.pipeline  # noqa: F401
-    except Exception:  # noqa: BLE001 - said by the run that needs it
-        pass
     while True:
         try:
             request = pickle.load(inp)
         except EOFError:
             return 0
+        if request[0] == "prepare":
+            try:  # what an index run needs first (LanceDB: about 1.2 s)
+                import lancedb  # noqa: F401
+
+                import codesearch.indexer.pipeline  # noqa: F401
+            except Exception:  # noqa: BLE001 - said by the run that needs it
+                pass
+            send((True, None))
+            continue
         if request[0] == "index":
             try:
                 _index(encoder, request[1:], send)

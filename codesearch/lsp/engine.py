@@ -131,14 +131,16 @@ class ModelHandle(QuerySide):
             return encoder.encode_documents(*args, **kwargs)
 
     def start_soon(self) -> None:
-        """Start the embedding process now, in the background, as one use (an index run is
-        coming: the child's start then overlaps the server's own; it ends ``idle_s`` after, as
-        ever, if no run comes)."""
+        """Start the embedding process now, in the background, as one use, and have it import
+        what an index run needs (an index run is coming: the child's start then overlaps the
+        server's own; it ends ``idle_s`` after, as ever, if no run comes)."""
 
         def start() -> None:
             try:
-                with self._using(local=False):
-                    pass
+                with self._using(local=False) as encoder:
+                    prepare = getattr(encoder, "prepare_index", None)
+                    if prepare is not None:
+                        prepare()
             except Exception as exc:  # noqa: BLE001 - the run that needs it says why
                 log.info("starting the embedding process early failed: %s", exc)
 
