@@ -257,9 +257,13 @@ class Searcher:
 
     def prepare(self) -> None:
         """Read what searches of the current index need in memory (its pooled vectors) now, not
-        in the next search: a long-lived searcher's owner calls it after the index changed."""
+        in the next search: a long-lived searcher's owner calls it after the index changed. The
+        query encoder's session is made here too (once: about 0.1 s)."""
         from codesearch.indexer.store import is_read_error
+        from codesearch.model.query import QueryEncoder
 
+        if isinstance(self.queries, QueryEncoder):  # (not getattr: an OnDemandEncoder would load torch to answer)
+            self.queries.warm()
         try:
             self._resident_pooled()
         except FileNotFoundError:

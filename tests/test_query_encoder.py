@@ -118,3 +118,43 @@ def test_a_model_in_training_without_routing_searches_in_its_active_adapter(tmp_
     (a,), _ = twin.encode_queries_pooled(["parse an interval"])
     (b,), _ = model.encode_queries_pooled(["parse an interval"])
     assert (a * b).sum(axis=1).min() > 0.999
+
+
+def test_onnx_runtime_and_numpy_give_the_same_query_vectors(lean, monkeypatch):
+    # Every search encodes its query in ONNX Runtime (twice numpy's speed on a query's skinny
+    # products); numpy stays the fallback. Both run the same float32 arithmetic on the same weights.
+    monkeypatch.setenv("CODESEARCH_QUERY_RUNTIME", "numpy")
+    plain = QueryEncoder.load(DEFAULT_MODEL_DIR)
+    for spaces in (["rust", "general"], ["formal"], [None], ["rust", None, "formal"], ["general", "rust"]):
+        for text in QUERIES:
+            fast, slow = lean.encode_query_spaces(text, spaces), plain.encode_query_spaces(text, spaces)
+            for space in spaces:
+                assert fast[space][0].shape == slow[space][0].shape
+                assert np.abs(fast[space][0] - slow[space][0]).max() < 1e-5, (spaces, text)
+                assert np.abs(fast[space][1] - slow[space][1]).max() < 1e-5, (spaces, text)
+            # one space at a time or several in one pass: the very same vectors
+            for space in spaces:
+                (alone,), pooled = lean.encode_queries_pooled([text], space=space)
+                assert np.abs(alone - fast[space][0]).max() < 1e-6 and np.abs(pooled[0] - fast[space][1]).max() < 1e-6
+    assert lean._bert.runtime.name == "onnxruntime" and plain._bert.runtime.name == "numpy"
+
+
+def test_a_searcher_makes_the_query_session_when_prepared(tmp_path):
+    # A language server prepares its searcher after each index update: its first search must not
+    # also wait for ONNX Runtime's session (about 0.1 s).
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    fresh = QueryEncoder.load(DEFAULT_MODEL_DIR)
+    searcher = Searcher(Store(tmp_path / "home"), fresh, {})
+    assert not fresh._bert.runtime._layers
+    searcher.prepare()
+    from codesearch.model.ortgraph import OrtLayers
+
+    assert isinstance(fresh._bert.runtime._layers[True], OrtLayers)
+
+
+def test_an_unknown_query_runtime_is_refused_with_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("CODESEARCH_QUERY_RUNTIME", "tensorflow")
+    with pytest.raises(ValueError, match="onnxruntime, numpy"):
+        QueryEncoder.load(DEFAULT_MODEL_DIR)
