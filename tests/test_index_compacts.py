@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from codesearch.indexer import store as store_mod
 from conftest import stdlib_repo
 
@@ -46,6 +48,7 @@ def _segments(store, table: str) -> dict[str, list[int]]:
             for ix in ds.describe_indices()}
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_upkeep_leaves_full_fragments_and_big_segments_alone(tmp_path, index_env, encoder, monkeypatch):
     """Compaction and index upkeep read only what is new (their memory is bounded by
     FRAGMENT_ROWS and SEGMENT_MERGE_ROWS, not by the index), and searches answer as from one

@@ -489,6 +489,7 @@ async def test_status_and_warm_latency(lsp):
 
 
 # ---------------------------------------------------------------------------- after a fine-tune
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 async def test_after_a_fine_tune_the_model_is_reloaded_and_the_personal_eval_reported(lsp, tmp_path):
     """A personal fine-tune writes new model weights and re-embeds the index from another
     process; the server notices at the next search, loads the new model and tells the user

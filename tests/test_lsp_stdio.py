@@ -259,6 +259,7 @@ def mid_embedding(m: dict) -> bool:
             and 25 < m["params"].get("percentage", 0) < 99)
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_search_during_the_first_index_says_indexing(tmp_path):
     """A search sent while the first index run is embedding is answered with what is indexed
     so far, and says so (``indexing: true`` with the run's progress). The run is held half-way

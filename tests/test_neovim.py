@@ -94,6 +94,7 @@ def find_nvim() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_neovim_workspace_symbol_and_search(tmp_path):
     nvim = find_nvim()
     if nvim is None:

@@ -91,6 +91,7 @@ TIME = re.compile(r"^Time: mine ([\d.]+)s, train ([\d.]+)s, gate ([\d.]+)s, expo
                   r"other ([\d.]+)s\.$", re.M)
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_finetune_trains_gates_and_reports(personal_home, encoder, monkeypatch):
     """Through the command, as a person runs it: the estimate before training (stderr), then the
     before/after table, the gate's decision, the rate and where the time went."""

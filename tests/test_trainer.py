@@ -69,6 +69,7 @@ def _tiny_phases(tmp: Path, steps: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_tiny_curriculum_checkpoints_gates_resumes_and_reports(tmp_path):
     from codesearch.model import MultiVectorEncoder
     from codesearch.trainer.curriculum import CurriculumConfig, run_curriculum
@@ -333,6 +334,7 @@ def test_interpolate_scales_the_trained_change_and_the_checkpoint_keeps_the_trai
         PhaseConfig.load(tmp_path / "bad.yaml")
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_a_curriculum_reports_eval_sets_searched_as_a_user_searches(tmp_path):
     """`eval_sets:` in a curriculum config: each set's corpus is indexed and searched with the
     base model and after each phase; the rows sit beside the held-out ones in the report, and

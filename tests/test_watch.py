@@ -316,6 +316,7 @@ def branch_switch_converges(tmp_path, encoder, n_files: int, mass_change: int, s
     return e
 
 
+@pytest.mark.slow  # (over 15 s: .ci/run's slow step)
 def test_a_branch_switch_touching_hundreds_of_files_converges(tmp_path, encoder):
     # mass_change 150: the switches (~300 paths) re-walk; smaller batches go path by path.
     branch_switch_converges(tmp_path, encoder, 300, mass_change=150, switches=("topic", "main"))
