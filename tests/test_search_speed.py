@@ -145,7 +145,8 @@ def test_token_merge_equals_the_plain_greedy_loop_bit_for_bit():
 
 def test_an_index_run_does_its_numpy_work_at_one_blas_thread_with_the_same_vectors(small_repo, tmp_path, encoder):
     """The head's, the token merge's and the codec's products are small: OpenBLAS's second thread
-    made them several times slower beside torch (docs/speed.md). One thread changes no bit."""
+    made them several times slower beside torch (docs/speed.md). One thread changes the vectors by
+    float32 rounding at most."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from codesearch.config import load_settings
     from codesearch.indexer.pipeline import Indexer
