@@ -134,3 +134,11 @@ def test_eval_command_scores_a_hand_checked_set(small_repo, tmp_path):
     assert by_id["a"]["results"][0] == {"path": "src/bounds.rs", "start_line": 11, "end_line": 14, "score": by_id["a"]["results"][0]["score"]}
     table = run_cli("eval", str(evalset), "--root", str(small_repo), "--method", "bm25", "-q", home=home)
     assert "overall" in table.output and "P@1" in table.output
+
+
+def test_an_unknown_document_runtime_stops_an_index_run_with_one_line(small_repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODESEARCH_DOCUMENT_RUNTIME", "fast")
+    out = run_cli("index", str(small_repo), "-q", home=tmp_path / "home")
+    assert out.exit_code == 2
+    errors = [line for line in out.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and "CODESEARCH_DOCUMENT_RUNTIME='fast': choose one of auto, torch, int8" in errors[0]

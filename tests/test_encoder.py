@@ -89,16 +89,18 @@ def test_the_base_space_of_a_model_with_adapters_is_the_plain_base(encoder):
     text = ["fn clamp(x: i32, lo: i32, hi: i32) -> i32 { x.max(lo).min(hi) }"]
     with_adapter = encoder.encode_documents(text, space=encoder.adapter_names[0])[0][0]
     base = encoder.encode_documents(text, space=None)[0][0]
-    assert np.allclose(base, plain.encode_documents(text)[0][0], atol=1e-3)
+    assert np.allclose(base, plain.encode_documents(text, space=None)[0][0], atol=1e-3)
     assert not np.allclose(base, with_adapter, atol=1e-2)
 
 
-def test_queries_and_documents_in_a_space_match_the_adapter_and_follow_weight_changes(tmp_path):
+def test_queries_and_documents_in_a_space_match_the_adapter_and_follow_weight_changes(tmp_path, monkeypatch):
     """Queries and documents of a named space are encoded with a merged copy of its adapter
     (fast whatever the LoRA rank, no lock): it must give the vectors the adapter itself gives,
-    in every space, and follow the adapter when training changes its weights in place."""
+    in every space, and follow the adapter when training changes its weights in place. (In
+    torch: the int8 document layers are compared with it in the test below.)"""
     import torch
 
+    monkeypatch.setenv("CODESEARCH_DOCUMENT_RUNTIME", "torch")
     model = load_encoder("default")
     query = ["check if a value is within bounds"]
     document = ["theorem clamp_le (x lo hi : Nat) (h : lo <= hi) : clamp x lo hi <= hi := by omega"]
@@ -214,3 +216,76 @@ def test_the_shipped_model_reads_the_first_128_tokens_of_a_document(encoder):
     assert a.shape[0] <= 128
     assert np.array_equal(a, b) and np.array_equal(pooled[0], pooled[1])
     assert not np.array_equal(a, c)
+
+
+def _real_documents() -> list[str]:
+    """Declarations-sized pieces of real Rust and Python files (the fixtures and the stdlib)."""
+    import sysconfig
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parent.joinpath("fixtures").rglob("*.rs"))[:6]
+    files += [Path(sysconfig.get_paths()["stdlib"]) / n for n in ("bisect.py", "heapq.py", "textwrap.py")]
+    docs = []
+    for f in files:
+        text = f.read_text(errors="replace")
+        docs += [text[i : i + 700] for i in range(0, min(len(text), 4200), 700) if text[i : i + 700].strip()]
+    return docs
+
+
+def test_documents_in_int8_keep_the_models_vectors_and_ignore_their_batch_mates(monkeypatch):
+    """On a CPU without native bfloat16, documents' weight products run in 8 bits
+    (CODESEARCH_DOCUMENT_RUNTIME=int8, the default there): each token's vector stays within
+    8-bit rounding of the float32 model's, and a text's vectors still do not depend on what
+    else shares its batch (a resumed index equals a clean one)."""
+    docs = _real_documents()
+    assert len(docs) >= 30
+    monkeypatch.setenv("CODESEARCH_DOCUMENT_RUNTIME", "torch")
+    exact = load_encoder("default", dtype="float32")
+    monkeypatch.setenv("CODESEARCH_DOCUMENT_RUNTIME", "int8")
+    fast = load_encoder("default", dtype="float32")
+    assert exact.document_runtime == "torch" and fast.document_runtime == "int8"
+    for space in ("rust", None):
+        want, want_pooled = exact.encode_documents(docs, space=space)
+        got, got_pooled = fast.encode_documents(docs, space=space)
+        ranked = {"exact": want, "int8": got}
+        assert fast.document_runtime == "int8"  # (it did not fall back to torch)
+        assert [len(t) for t in got] == [len(t) for t in want]
+        cosines = np.concatenate([(a * b).sum(axis=1) for a, b in zip(got, want)])
+        assert cosines.mean() > 0.995 and cosines.min() > 0.97, (space, cosines.mean(), cosines.min())
+        assert (got_pooled * want_pooled).sum(axis=1).min() > 0.98
+        assert not np.array_equal(got[0], want[0])  # (the 8-bit layers did run)
+        alone, alone_pooled = fast.encode_documents(docs[5:6], space=space)
+        assert np.array_equal(alone[0], got[5]) and np.array_equal(alone_pooled[0], got_pooled[5])
+    # Training changes an adapter's weights in place: the int8 layers follow.
+    import torch
+
+    before = fast.encode_documents(docs[5:6], space="rust")[0][0]
+    lora_b = next(p for n, p in fast.model.named_parameters() if ".rust." in n and "lora_B" in n)
+    with torch.no_grad():
+        lora_b.add_(0.05)
+    assert not np.allclose(fast.encode_documents(docs[5:6], space="rust")[0][0], before, atol=1e-2)
+    # A query's best document is the same either way, on these documents.
+    from codesearch.model import maxsim
+
+    for query in ("insert an item into a sorted list", "wrap text to a given width", "pop the smallest item from a heap"):
+        (q,) = exact.encode_queries([query], space=None)
+        best = {k: int(np.argmax([maxsim(q, d) for d in vectors])) for k, vectors in ranked.items()}
+        assert best["exact"] == best["int8"], query
+
+
+def test_int8_weight_codes_keep_each_neighbouring_pair_within_a_16_bit_lane():
+    """AVX2 adds two neighbouring u8 x s8 products in a saturating 16-bit lane: with activation
+    codes up to 255, each pair of weight codes (rows 2k, 2k+1) must add up to at most 128 in
+    magnitude for the products to be exact. Within that, the codes use nearly 8 bits."""
+    from codesearch.model.ortgraph import pair_bounded_codes
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((385, 96)).astype(np.float32)  # (an odd count of rows: the last stands alone)
+    w[10, :] = 6.0  # an outlier row
+    q, scale = pair_bounded_codes(w)
+    assert q.dtype == np.int8 and scale.shape == (96,)
+    padded = np.abs(np.concatenate([q, np.zeros((1, 96), np.int8)]).astype(np.int64))
+    assert padded.reshape(-1, 2, 96).sum(axis=1).max() <= 128
+    assert np.all(np.abs(q * scale - w) <= scale / 2 + 1e-6)  # each weight within half a step
+    assert np.abs(q).max(axis=0).min() > 63  # more than 7 bits' worth in every column
+

@@ -207,17 +207,45 @@ def space_fingerprint_of(config: EncoderConfig, base_name: str, space: str | Non
     return h.hexdigest()[:16]
 
 
+DOCUMENT_RUNTIMES = ("auto", "torch", "int8")
+
+
+def document_runtime(device, dtype) -> str:
+    """What runs documents' layers: ``CODESEARCH_DOCUMENT_RUNTIME`` (``auto``, the default:
+    ``int8`` on a CPU without native bfloat16, else ``torch``). ``int8`` is
+    :class:`~codesearch.model.ortgraph.Int8DocumentLayers` (CPU only); ``torch`` the model
+    itself. An unknown value is a ValueError naming the valid ones."""
+    import os
+
+    name = os.environ.get("CODESEARCH_DOCUMENT_RUNTIME") or "auto"
+    if name not in DOCUMENT_RUNTIMES:
+        raise ValueError(f"CODESEARCH_DOCUMENT_RUNTIME={name!r}: choose one of {', '.join(DOCUMENT_RUNTIMES)}")
+    if getattr(device, "type", str(device)) != "cpu":
+        return "torch"
+    if name == "auto":
+        import torch
+
+        return "int8" if dtype == torch.float32 else "torch"
+    return name
+
+
 def _auto_dtype():
     """bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA, else float32."""
     import torch
 
     if torch.cuda.is_available():
         return torch.bfloat16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo
+    (False where it cannot be read)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class MultiVectorEncoder(RoutedSpaces):
@@ -244,6 +272,8 @@ class MultiVectorEncoder(RoutedSpaces):
             torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _auto_dtype() if dtype == "auto" else getattr(torch, dtype)
+        self.document_runtime = document_runtime(self.device, self.dtype)
+        self._int8_layers: dict = {}
         base = self.base_path()
         refuse_pickled_weights(base)
         self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
@@ -439,6 +469,58 @@ class MultiVectorEncoder(RoutedSpaces):
         self._merged_models[space] = (state, merged)
         return merged
 
+    def _document_layers(self, space):
+        """(the embeddings module, :class:`~codesearch.model.ortgraph.Int8DocumentLayers`) for
+        documents of ``space`` where they run in int8 (``document_runtime``), else None: the torch
+        path, also for an active adapter (training's, whose weights change every step).
+
+        Made once per space and set of weights (about 0.3 s) from the space's merged copy, which
+        is then let go: the int8 layers hold all they need (about 25 MB a space, against a
+        float32 copy's 90 MB), and the embeddings are the base model's, which no adapter changes.
+        Where ONNX Runtime fails, documents go back to torch for good."""
+        if self.document_runtime != "int8":
+            return None
+        if space is ACTIVE:  # (the active adapter's space: the base model's when none is active)
+            if self.active_adapter is not None:
+                return None
+            space = None
+        peft = hasattr(self.model, "peft_config")
+        if peft and space is not None and space not in self.config.adapters:
+            return None  # (a space this model has not: the torch path says so)
+        state = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        cached = self._int8_layers.get(space)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        try:
+            import torch
+
+            from codesearch.model.ortgraph import Int8DocumentLayers
+
+            model = self._merged_model(space) if peft else self.model
+            base = self.model.get_base_model() if peft else self.model
+            keep_merged = any(".embeddings." in n and "lora_" in n for n, _ in self.model.named_parameters())
+            linear, norms = {}, {}
+            weights = model.state_dict()
+            for name, tensor in weights.items():
+                if "encoder.layer." not in name or not name.endswith(".weight"):
+                    continue
+                module = name[name.index("encoder.layer."): -len(".weight")]
+                bias = weights[name[: -len("weight")] + "bias"].float().cpu().numpy()
+                (norms if module.endswith("LayerNorm") else linear)[module] = (tensor.float().cpu().numpy().copy(), bias.copy())
+            cfg = model.config
+            layers = Int8DocumentLayers(linear, norms, int(cfg.num_hidden_layers), int(cfg.num_attention_heads),
+                                        float(cfg.layer_norm_eps), torch.get_num_threads())
+            embeddings = model.embeddings if keep_merged else base.embeddings
+            del linear, norms, weights
+        except Exception as exc:  # (no onnxruntime, or a model of another shape)
+            log.info("documents encoded in torch: %s", str(exc).splitlines()[0][:200])
+            self.document_runtime = "torch"
+            return None
+        if peft and not keep_merged:
+            self._merged_models.pop(space, None)
+        self._int8_layers[space] = (state, (embeddings, layers))
+        return embeddings, layers
+
     def _tuner_layers(self):
         """peft's LoRA layers (cached per set of adapters), or None if peft changed its internals."""
         key = tuple(self.config.adapters)
@@ -617,8 +699,12 @@ class MultiVectorEncoder(RoutedSpaces):
                     "input_ids": torch.from_numpy(input_ids).to(self.device),
                     "attention_mask": torch.from_numpy(attention).to(self.device),
                 }
-                merged = self._merged_model(space)
-                if merged is not None:
+                int8 = None if is_query else self._document_layers(space)
+                merged = None if int8 is not None else self._merged_model(space)
+                if int8 is not None:
+                    embedded = int8[0](input_ids=inputs["input_ids"]).float().numpy()
+                    hidden = int8[1].run(embedded, attention)
+                elif merged is not None:
                     hidden = merged(**inputs).last_hidden_state.float().cpu().numpy()
                 else:
                     with self.in_space(space):
