@@ -112,7 +112,7 @@ def test_the_next_estimate_uses_the_rate_this_home_measured(tiny_repo, index_env
     monkeypatch.setattr(pipeline, "MIN_CHUNKS_FOR_RATE", 1)  # a tiny repo's rate is kept too
     seen: list = []
     first = indexer.run([tiny_repo], on_estimate=seen.append)
-    assert [(e.files, e.measured, e.rate) for e in seen] == [(2, False, pipeline.DEFAULT_RATE["cpu"])]
+    assert [(e.files, e.measured, e.rate) for e in seen] == [(2, False, pipeline.default_rate("cpu"))]
     rate = store.meta()["index_rate"]["cpu"]
     assert rate > 0 and abs(rate - first.embedded / first.seconds) <= 0.1 * rate + 0.1  # taken just before the lock is let go
     (tiny_repo / "src" / "more.py").write_text("def add_tax(price):\n    return round(price * 1.2, 2)\n")

@@ -41,13 +41,23 @@ BYTES_PER_CHUNK = 350
 # hash of the path) and uses their ratio. It varies with the code: 314 to 408 B/chunk on the eval
 # corpora, 647 on the Rust library with 96 Debian crates, which 350 put at twice its 117,180 chunks.
 ESTIMATE_SAMPLE_FILES = 64
-# Chunks embedded per second of a whole run when this home has not measured its own yet: on CPU,
-# the 88 chunks/s of `codesearch bench --index` on Rust std on this project's 2-core machine,
-# with the shipped model reading 128 tokens a document (docs/speed.md). No default for a GPU:
-# its estimate names no time until a run there has measured one.
-DEFAULT_RATE = {"cpu": 88.0}
+# Chunks embedded per second of a whole run when this home has not measured its own yet, on the
+# project's 2-core machines with the shipped model reading 128 tokens a document (docs/speed.md):
+# with native bfloat16 (AVX512-BF16 or AMX), the 88 chunks/s of `codesearch bench --index` on Rust
+# std; without it (AVX2 only: documents in int8), 49 on the Rust eval corpus (2026-12-07). No
+# default for a GPU: its estimate names no time until a run there has measured one.
+DEFAULT_RATE = {"cpu": 49.0, "cpu-bf16": 88.0}
 # A run that embeds fewer chunks is mostly fixed costs (setup, compaction): its rate is not kept.
 MIN_CHUNKS_FOR_RATE = 256
+
+
+def default_rate(device: str) -> float | None:
+    """DEFAULT_RATE for this kind of device (and, for a CPU, whether it has native bfloat16)."""
+    if device == "cpu":
+        from codesearch.model.encoder import cpu_has_native_bf16
+
+        return DEFAULT_RATE["cpu-bf16" if cpu_has_native_bf16() else "cpu"]
+    return DEFAULT_RATE.get(device)
 
 
 def _timed(summary: "IndexSummary", stage: str):
@@ -360,7 +370,7 @@ class Indexer:
 
     def _estimate(self, changed: list[walker.SourceFile]) -> IndexEstimate:
         device = self._device()
-        rate, measured = rate_for((self.store.meta().get("index_rate") or {}).get(device), device, DEFAULT_RATE)
+        rate, measured = rate_for((self.store.meta().get("index_rate") or {}).get(device), device, {device: default_rate(device)})
         n_bytes = sum(s.size for s in changed)
         chunks = max(len(changed), round(n_bytes / _bytes_per_chunk(changed)))
         return IndexEstimate(len(changed), n_bytes, chunks, rate, measured)
