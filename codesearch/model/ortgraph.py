@@ -117,6 +117,46 @@ def _model(nodes: list[bytes], inits: list[bytes], inputs: list[bytes], outputs:
     return _int(1, 8) + _bytes(2, "codesearch") + opsets + _bytes(7, graph)  # ir_version 8 (opset 17)
 
 
+def _options(threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+class _Graph:
+    """A graph being written: ``op`` adds a node and names its output, ``weight`` an initializer
+    (handed to the session as an OrtValue over the array, never copied into the graph)."""
+
+    def __init__(self):
+        self.nodes: list[bytes] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self._count = iter(range(1 << 30))
+
+    def op(self, kind: str, inputs: Sequence[str], domain: str = "", **attrs) -> str:
+        out = f"t{next(self._count)}"
+        self.nodes.append(_node(kind, inputs, out, domain, **attrs))
+        return out
+
+    def weight(self, name: str, arr: np.ndarray, dtype=None) -> str:
+        self.weights[name] = np.ascontiguousarray(arr, dtype)
+        return name
+
+    def session(self, inputs: list[bytes], outputs: list[bytes], name: str, threads: int):
+        """(the InferenceSession, the OrtValues it reads: keep them alive as long as it)."""
+        import onnxruntime as ort
+
+        model = _model(self.nodes, [_external_tensor(n, a) for n, a in self.weights.items()], inputs, outputs, name)
+        options = _options(threads)
+        values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in self.weights.items()}
+        options.add_external_initializers(list(values), list(values.values()))
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"]), values
+
+
 # ---------------------------------------------------------------------------- the graph
 LORA_SUFFIXES = (".lora_a", ".lora_b")
 
@@ -126,24 +166,15 @@ class OrtLayers:
     with ``x`` of shape (twins, tokens, hidden) and, per LoRA module, each twin's factors."""
 
     def __init__(self, bert, lora: bool):
-        import onnxruntime as ort
-
         self.lora = lora
         self.modules: list[tuple[str, int, int]] = []  # (module, in, out) with LoRA inputs
         hidden = bert.position.shape[1]
         heads, size = bert.heads, hidden // bert.heads
-        weights: dict[str, np.ndarray] = {}
-        nodes: list[bytes] = []
-        count = iter(range(1 << 30))
-
-        def op(kind: str, inputs: Sequence[str], domain: str = "", **attrs) -> str:
-            out = f"t{next(count)}"
-            nodes.append(_node(kind, inputs, out, domain, **attrs))
-            return out
+        graph = _Graph()
+        nodes, op = graph.nodes, graph.op
 
         def weight(name: str, arr: np.ndarray) -> str:
-            weights[name] = np.ascontiguousarray(arr, np.float32)  # (the mapped arrays as they are)
-            return name
+            return graph.weight(name, arr, np.float32)  # (the mapped arrays as they are)
 
         nodes.append(_int64_constant("split_heads", [0, 0, heads, size]))
         nodes.append(_int64_constant("join_heads", [0, 0, hidden]))
@@ -180,20 +211,13 @@ class OrtLayers:
         for module, n_in, n_out in self.modules:
             inputs.append(_value_info(module + LORA_SUFFIXES[0], _FLOAT, ["twins", n_in, "rank"]))
             inputs.append(_value_info(module + LORA_SUFFIXES[1], _FLOAT, ["twins", "rank", n_out]))
-        model = _model(nodes, [_external_tensor(n, a) for n, a in weights.items()], inputs,
-                       [_value_info("hidden", _FLOAT, ["twins", "tokens", hidden])])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # (a search runs its full-text part on the other core)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        self._values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in weights.items()}  # (kept alive: the session reads them)
-        options.add_external_initializers(list(self._values), list(self._values.values()))
-        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        # One thread: a search runs its full-text part on the other core.
+        self._session, self._values = graph.session(
+            inputs, [_value_info("hidden", _FLOAT, ["twins", "tokens", hidden])], "codesearch-query-encoder", threads=1)
         # The session multiplies with its packed copies from now on: the mapped file's pages it
         # read to pack them leave this process (they stay in the page cache; a query's embedding
         # rows are read back as it needs them). An idle searcher holds 41 MB less.
-        _release_mapped_pages(weights.values())
+        _release_mapped_pages(graph.weights.values())
         self._feeds: dict[tuple, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
 
@@ -269,23 +293,12 @@ class Int8DocumentLayers:
     """
 
     def __init__(self, linear: dict, norms: dict, layers: int, heads: int, eps: float, threads: int = 0):
-        import onnxruntime as ort
-
         linear_weights = linear  # (the name ``linear`` is the graph helper below)
         hidden = next(iter(linear_weights.values()))[0].shape[1]
         size = hidden // heads
-        weights: dict[str, np.ndarray] = {}
-        nodes: list[bytes] = []
-        count = iter(range(1 << 30))
-
-        def op(kind: str, inputs: Sequence[str], domain: str = "", **attrs) -> str:
-            out = f"t{next(count)}"
-            nodes.append(_node(kind, inputs, out, domain, **attrs))
-            return out
-
-        def weight(name: str, arr: np.ndarray) -> str:
-            weights[name] = np.ascontiguousarray(arr)
-            return name
+        graph = _Graph()
+        nodes, op, weight = graph.nodes, graph.op, graph.weight
+        self._threads = threads
 
         for name, arr in (("flat", np.array([-1, hidden], np.int64)), ("start", np.array([0], np.int64)),
                           ("stop", np.array([2], np.int64)), ("heads", np.array([heads, size], np.int64)),
@@ -344,16 +357,8 @@ class Int8DocumentLayers:
                                           weight(p + "ln2.bias", np.asarray(b, np.float32))], epsilon=float(eps), axis=-1)
         nodes.append(_node("Reshape", [x, shape], "hidden"))
         inputs = [_value_info("x", _FLOAT, ["rows", "width", hidden]), _value_info("mask", _FLOAT, ["rows", 1, 1, "width"])]
-        model = _model(nodes, [_external_tensor(n, a) for n, a in weights.items()], inputs,
-                       [_value_info("hidden", _FLOAT, ["rows", "width", hidden])], name="codesearch-document-encoder")
-        self._options = options = ort.SessionOptions()
-        options.intra_op_num_threads = max(0, int(threads))
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        self._values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in weights.items()}  # (kept alive: the session reads them)
-        options.add_external_initializers(list(self._values), list(self._values.values()))
-        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._session, self._values = graph.session(
+            inputs, [_value_info("hidden", _FLOAT, ["rows", "width", hidden])], "codesearch-document-encoder", threads)
         self.check_exact_products()
         self._codes.clear()
 
@@ -371,10 +376,7 @@ class Int8DocumentLayers:
             nodes = [_constant("w", q), _constant("zero", np.array(_ZERO, np.uint8)), _node("MatMulInteger", ["a", "w", "zero"], "y")]
             model = _model(nodes, [], [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", q.shape[1]])],
                            name="codesearch-product-check")  # (6: INT32)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._options.intra_op_num_threads
-            options.log_severity_level = 3
-            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(model, _options(self._threads), providers=["CPUExecutionProvider"])
             a = np.array([[255] * rows, [0] * rows], np.uint8)
             got = session.run(["y"], {"a": a})[0]
             want = (a.astype(np.int64) - _ZERO) @ q.astype(np.int64)
