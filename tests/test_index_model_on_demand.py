@@ -27,6 +27,7 @@ def _index(home: Path, repo: Path, *model: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # (13-17 s: .ci/run's slow step; the default run took 7:44 to 8:12 here)
 def test_an_index_run_loads_the_model_only_when_something_is_to_be_embedded(small_repo, tmp_path, encoder):
     from codesearch.config import load_settings
     from codesearch.indexer.pipeline import Indexer

@@ -164,6 +164,7 @@ def test_finetune_trains_gates_and_reports(personal_home, encoder, monkeypatch):
     assert line.endswith(" pairs/s (this home's last run).")
 
 
+@pytest.mark.slow  # (13-17 s: .ci/run's slow step; the default run took 7:44 to 8:12 here)
 def test_code_without_plain_words_to_judge_on_is_left_as_it_is(tmp_path, encoder):
     """Code with no doc comments, history or marked results: the gate could not check queries in
     plain words, so the command says so before training and the index keeps its model."""
@@ -208,6 +209,7 @@ def _with_personal_adapter(encoder_spec: str = "shipped"):
     return model
 
 
+@pytest.mark.slow  # (13-17 s: .ci/run's slow step; the default run took 7:44 to 8:12 here)
 def test_an_installed_personal_model_becomes_the_default_and_can_be_removed(personal_home):
     from codesearch.config import resolve_model
     from codesearch.indexer.store import Store

@@ -280,6 +280,7 @@ def test_a_language_phase_must_name_a_language_of_its_domain(tmp_path):
             PhaseConfig.load(tmp_path / "p.yaml")
 
 
+@pytest.mark.slow  # (13-17 s: .ci/run's slow step; the default run took 7:44 to 8:12 here)
 def test_the_gate_scores_a_language_with_its_own_adapter_in_its_own_space():
     """Held-out pairs are encoded as the index encodes them: a language routed to an adapter of
     its own uses it, documents and queries; the other languages of the domain do not."""
