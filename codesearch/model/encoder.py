@@ -433,6 +433,11 @@ class MultiVectorEncoder(RoutedSpaces):
                     layer._disable_adapters = False
         return self.model(**inputs)
 
+    def _weights_state(self) -> tuple:
+        """Each parameter's storage and version: it changes when training updates a weight in
+        place or a weight is replaced (what the merged copies and the int8 layers are rebuilt on)."""
+        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+
     def _merged_model(self, space):
         """A copy of the model with adapter ``space`` merged into its weights (``None``: the base
         model alone), for encoding queries and documents of a named space; None where there are
@@ -449,7 +454,7 @@ class MultiVectorEncoder(RoutedSpaces):
         """
         if space is ACTIVE or not hasattr(self.model, "peft_config") or (space is not None and space not in self.config.adapters):
             return None
-        state = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        state = self._weights_state()
         cached = self._merged_models.get(space)
         if cached is not None and cached[0] == state:
             return cached[1]
@@ -487,7 +492,7 @@ class MultiVectorEncoder(RoutedSpaces):
         peft = hasattr(self.model, "peft_config")
         if peft and space is not None and space not in self.config.adapters:
             return None  # (a space this model has not: the torch path says so)
-        state = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        state = self._weights_state()
         cached = self._int8_layers.get(space)
         if cached is not None and cached[0] == state:
             return cached[1]
@@ -542,7 +547,7 @@ class MultiVectorEncoder(RoutedSpaces):
         does not run (then queries go through this encoder)."""
         from codesearch.model.query import QueryEncoder, Unsupported
 
-        state = (tuple((p.data_ptr(), p._version) for p in self.model.parameters()), tuple(self.config.adapters),
+        state = (self._weights_state(), tuple(self.config.adapters),
                  None if self.head_weight is None else (id(self.head_weight), self.head_weight.sum()))
         cached = getattr(self, "_query_encoder", None)
         if cached is None or cached[0] != state:

@@ -298,7 +298,6 @@ class Int8DocumentLayers:
         size = hidden // heads
         graph = _Graph()
         nodes, op, weight = graph.nodes, graph.op, graph.weight
-        self._threads = threads
 
         for name, arr in (("flat", np.array([-1, hidden], np.int64)), ("start", np.array([0], np.int64)),
                           ("stop", np.array([2], np.int64)), ("heads", np.array([heads, size], np.int64)),
@@ -324,12 +323,9 @@ class Int8DocumentLayers:
             codes = op("QuantizeLinear", [v, s, op("Expand", [zero, op("Shape", [s])])], axis=0)
             return codes, op("Unsqueeze", [s, "axis1"]), zero
 
-        self._codes: dict[str, np.ndarray] = {}
-
         def linear(name: str, v: str, codes: tuple | None = None, gelu: bool = False) -> tuple[str, tuple]:
             w, b = linear_weights[name]
             q, col = pair_bounded_codes(np.asarray(w, np.float32).T)  # (in, out)
-            self._codes[name] = q
             codes = codes or quantised(v, gelu)
             y = op("MatMulIntegerToFloat", [codes[0], weight(name + ".q", q), "one", weight(name + ".s", col), codes[2]],
                    "com.microsoft")
@@ -359,33 +355,33 @@ class Int8DocumentLayers:
         inputs = [_value_info("x", _FLOAT, ["rows", "width", hidden]), _value_info("mask", _FLOAT, ["rows", 1, 1, "width"])]
         self._session, self._values = graph.session(
             inputs, [_value_info("hidden", _FLOAT, ["rows", "width", hidden])], "codesearch-document-encoder", threads)
-        self.check_exact_products()
-        self._codes.clear()
-
-    def check_exact_products(self) -> None:
-        """Raise ArithmeticError unless this machine's u8 x s8 kernel multiplies every weight matrix
-        exactly at the largest activation codes (all 255: each neighbouring pair at its largest sum)
-        and the smallest (all 0)."""
-        import onnxruntime as ort
-
-        by_rows: dict[int, list[str]] = {}
-        for name, q in self._codes.items():
-            by_rows.setdefault(q.shape[0], []).append(name)
-        for rows, names in by_rows.items():
-            q = np.concatenate([self._codes[n] for n in names], axis=1)
-            nodes = [_constant("w", q), _constant("zero", np.array(_ZERO, np.uint8)), _node("MatMulInteger", ["a", "w", "zero"], "y")]
-            model = _model(nodes, [], [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", q.shape[1]])],
-                           name="codesearch-product-check")  # (6: INT32)
-            session = ort.InferenceSession(model, _options(self._threads), providers=["CPUExecutionProvider"])
-            a = np.array([[255] * rows, [0] * rows], np.uint8)
-            got = session.run(["y"], {"a": a})[0]
-            want = (a.astype(np.int64) - _ZERO) @ q.astype(np.int64)
-            if not np.array_equal(got, want):
-                raise ArithmeticError("this CPU's 8-bit products saturate on the document encoder's weights")
+        _check_exact_products([a for a in graph.weights.values() if a.dtype == np.int8], threads)
 
     def run(self, x: np.ndarray, attention: np.ndarray) -> np.ndarray:
         mask = ((attention == 0).astype(np.float32) * np.float32(-1e4))[:, None, None, :]
         return self._session.run(["hidden"], {"x": np.ascontiguousarray(x, np.float32), "mask": mask})[0]
+
+
+def _check_exact_products(codes: list[np.ndarray], threads: int) -> None:
+    """Raise ArithmeticError unless this machine's u8 x s8 kernel multiplies every weight matrix of
+    ``codes`` exactly at the largest activation codes (all 255: each neighbouring pair at its
+    largest sum) and the smallest (all 0)."""
+    import onnxruntime as ort
+
+    by_rows: dict[int, list[np.ndarray]] = {}
+    for q in codes:
+        by_rows.setdefault(q.shape[0], []).append(q)
+    for rows, same in by_rows.items():
+        q = np.concatenate(same, axis=1)
+        nodes = [_constant("w", q), _constant("zero", np.array(_ZERO, np.uint8)), _node("MatMulInteger", ["a", "w", "zero"], "y")]
+        model = _model(nodes, [], [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", q.shape[1]])],
+                       name="codesearch-product-check")  # (6: INT32)
+        session = ort.InferenceSession(model, _options(threads), providers=["CPUExecutionProvider"])
+        a = np.array([[255] * rows, [0] * rows], np.uint8)
+        got = session.run(["y"], {"a": a})[0]
+        want = (a.astype(np.int64) - _ZERO) @ q.astype(np.int64)
+        if not np.array_equal(got, want):
+            raise ArithmeticError("this CPU's 8-bit products saturate on the document encoder's weights")
 
 
 def _release_mapped_pages(arrays) -> None:
