@@ -284,9 +284,9 @@ class Int8DocumentLayers:
       depend on its own tokens only, never on its batch-mates, as the index requires (a resumed
       index equals a clean one). ONNX Runtime's dynamic quantisation (one scale per tensor) would not.
     - **Weights** are int8 codes per output column whose neighbouring pairs are bounded
-      (:func:`pair_bounded_codes`), so the integer products are exact on every x86 kernel. The
-      session checks that on its own weights when it is made (a kernel that pairs codes in
-      another way raises, and documents then run in torch).
+      (:func:`pair_bounded_codes`), so the integer products are exact on every x86 kernel. Each
+      process checks its kernel once per matrix height on the worst cases of such codes (a
+      kernel that pairs codes in another way raises: documents then run in torch).
     - Attention (query-key products, softmax, the value product), layer norms and GELU stay in
       float32. A token's final vector has a cosine of 0.998 to float32's on average (1st
       percentile 0.995) on Rust, Verus and Lean code.
@@ -355,33 +355,53 @@ class Int8DocumentLayers:
         inputs = [_value_info("x", _FLOAT, ["rows", "width", hidden]), _value_info("mask", _FLOAT, ["rows", 1, 1, "width"])]
         self._session, self._values = graph.session(
             inputs, [_value_info("hidden", _FLOAT, ["rows", "width", hidden])], "codesearch-document-encoder", threads)
-        _check_exact_products([a for a in graph.weights.values() if a.dtype == np.int8], threads)
+        for rows in sorted({a.shape[0] for a in graph.weights.values() if a.dtype == np.int8}):
+            _check_exact_products(rows, threads)
 
     def run(self, x: np.ndarray, attention: np.ndarray) -> np.ndarray:
         mask = ((attention == 0).astype(np.float32) * np.float32(-1e4))[:, None, None, :]
         return self._session.run(["hidden"], {"x": np.ascontiguousarray(x, np.float32), "mask": mask})[0]
 
 
-def _check_exact_products(codes: list[np.ndarray], threads: int) -> None:
-    """Raise ArithmeticError unless this machine's u8 x s8 kernel multiplies every weight matrix of
-    ``codes`` exactly at the largest activation codes (all 255: each neighbouring pair at its
-    largest sum) and the smallest (all 0)."""
+_CHECKED: dict[tuple[int, int], bool] = {}
+_CHECK_LOCK = threading.Lock()
+
+
+def _check_exact_products(rows: int, threads: int) -> None:
+    """Raise ArithmeticError unless this machine's u8 x s8 kernel multiplies pair-bounded codes
+    (:func:`pair_bounded_codes`) of ``rows`` rows exactly. Checked once per process and shape.
+
+    Any pair-bounded matrix is exact on a kernel that adds rows 2k and 2k+1 in a saturating lane
+    (or saturates nowhere), so the check multiplies the worst cases for such a kernel: each pair
+    summing to 128 in magnitude, balanced and not, and in patterns whose other pairings (rows
+    2k+1 and 2k+2) sum to 254 and would overflow; then random pair-bounded codes. Activations: all
+    255, all 0, and random."""
+    with _CHECK_LOCK:
+        if (rows, threads) not in _CHECKED:
+            _CHECKED[(rows, threads)] = _products_are_exact(rows, threads)
+    if not _CHECKED[(rows, threads)]:
+        raise ArithmeticError("this CPU's 8-bit products saturate on pair-bounded weights")
+
+
+def _products_are_exact(rows: int, threads: int) -> bool:
     import onnxruntime as ort
 
-    by_rows: dict[int, list[np.ndarray]] = {}
-    for q in codes:
-        by_rows.setdefault(q.shape[0], []).append(q)
-    for rows, same in by_rows.items():
-        q = np.concatenate(same, axis=1)
-        nodes = [_constant("w", q), _constant("zero", np.array(_ZERO, np.uint8)), _node("MatMulInteger", ["a", "w", "zero"], "y")]
-        model = _model(nodes, [], [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", q.shape[1]])],
-                       name="codesearch-product-check")  # (6: INT32)
-        session = ort.InferenceSession(model, _options(threads), providers=["CPUExecutionProvider"])
-        a = np.array([[255] * rows, [0] * rows], np.uint8)
-        got = session.run(["y"], {"a": a})[0]
-        want = (a.astype(np.int64) - _ZERO) @ q.astype(np.int64)
-        if not np.array_equal(got, want):
-            raise ArithmeticError("this CPU's 8-bit products saturate on the document encoder's weights")
+    def tiled(pattern: list[int]) -> np.ndarray:
+        return np.resize(np.array(pattern, np.int64), rows)
+
+    patterns = [[127, 1], [1, 127], [64, 64], [1, 127, 127, 1], [127, 1, 1, 127], [96, 32, 32, 96]]
+    columns = [tiled(p) * sign for p in patterns for sign in (1, -1)] + [tiled([127, -127])]
+    rng = np.random.default_rng(rows)
+    q = np.concatenate([np.stack(columns, axis=1).astype(np.int8),
+                        pair_bounded_codes(rng.standard_normal((rows, 51)).astype(np.float32))[0]], axis=1)
+    nodes = [_constant("w", q), _constant("zero", np.array(_ZERO, np.uint8)), _node("MatMulInteger", ["a", "w", "zero"], "y")]
+    model = _model(nodes, [], [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", q.shape[1]])],
+                   name="codesearch-product-check")  # (6: INT32)
+    session = ort.InferenceSession(model, _options(threads), providers=["CPUExecutionProvider"])
+    a = np.concatenate([np.full((1, rows), 255, np.uint8), np.zeros((1, rows), np.uint8),
+                        rng.integers(0, 256, (6, rows), dtype=np.uint8)])
+    got = session.run(["y"], {"a": a})[0]
+    return bool(np.array_equal(got, (a.astype(np.int64) - _ZERO) @ q.astype(np.int64)))
 
 
 def _release_mapped_pages(arrays) -> None:
