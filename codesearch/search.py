@@ -201,6 +201,7 @@ class Searcher:
         self.in_memory_max = opts.in_memory_max
         self._resident: ResidentPooled | None = None
         self._too_big: int | None = None  # the table version found bigger than in_memory_max
+        self._read_version: int | None = None  # the chunks table's version the last search read
         # Torch threads while encoding a query with the torch encoder. A query is a few tokens: on a
         # busy 2-core machine one thread measured p50 3.6 ms / p95 4 ms, two threads 8 ms / 25-80 ms.
         self.query_threads = opts.query_threads
@@ -257,14 +258,16 @@ class Searcher:
 
     def prepare(self) -> None:
         """Read what searches of the current index need in memory (its pooled vectors) now, not
-        in the next search: a long-lived searcher's owner calls it after the index changed. The
-        query encoder's session is made here too (once: about 0.1 s)."""
+        in the next search: a long-lived searcher's owner calls it after the index changed (the
+        store's caches are renewed here when they outgrew their budget). The query encoder's
+        session is made here too (once: about 0.1 s)."""
         from codesearch.indexer.store import is_read_error
         from codesearch.model.query import QueryEncoder
 
         if isinstance(self.queries, QueryEncoder):  # (not getattr: an OnDemandEncoder would load torch to answer)
             self.queries.warm()
         try:
+            self._chunks_table()
             self._resident_pooled()
         except FileNotFoundError:
             pass  # (no chunks yet)
@@ -538,11 +541,24 @@ class Searcher:
             self._per_search.resident = resident
         return resident
 
+    def _chunks_table(self):
+        """(the chunks table, its newest version). At a new version (an edit indexed since) the
+        store's caches still hold what every version read before needed: past a budget, the
+        store starts them again empty (Store.renew_reads; about 1-2 MB an edit at 20k chunks,
+        which a language server kept for good, docs/speed.md)."""
+        tbl = self.store.table("chunks", create=False)
+        version = tbl.version
+        if version != self._read_version:
+            if self._read_version is not None and self.store.renew_reads():
+                tbl = self.store.table("chunks", create=False)
+                version = tbl.version
+            self._read_version = version
+        return tbl, version
+
     def _read_resident_pooled(self) -> ResidentPooled | None:
         if self.in_memory_max <= 0 or not self.use_ann:
             return None
-        tbl = self.store.table("chunks", create=False)
-        version = tbl.version
+        tbl, version = self._chunks_table()
         if self._resident is not None and self._resident.version == version:
             return self._resident
         self._resident = None  # (the old copy is freed before the new one is read)

@@ -135,3 +135,48 @@ def test_fetched_token_vectors_do_not_keep_their_whole_batch_alive(tmp_path):
         for k, v in got.items():
             assert v.base is None or v.base.nbytes == v.nbytes, k  # owns its memory, nothing more
             assert len(v) == 20 + int(k[1:])
+
+
+def _session_bytes(store) -> int:
+    size = store._session.size_bytes
+    return size() if callable(size) else size
+
+
+def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, index_env, monkeypatch):
+    # A language server reads each version an edit makes; LanceDB's caches kept what every one
+    # of them needed (1-2 MB an edit at 20k chunks). Past a budget the reader starts them again.
+    import codesearch.indexer.store as store_mod
+    from codesearch.config import load_settings
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    store, indexer, _ = index_env
+    indexer.run([small_repo])
+    reader = Store(store.home)
+    searcher = Searcher(reader, indexer.encoder, load_settings(config_file=None, home=str(store.home)))
+    searcher.prepare()
+    assert searcher.search("check if a value is within bounds", limit=1)[0].name == "contains"
+    connection, session = reader.db, reader._session
+
+    def edit(name: str, doc: str) -> None:
+        py = small_repo / "src" / "cache.py"
+        py.write_text(py.read_text() + f'\n\ndef {name}(n):\n    """{doc}"""\n    return n\n')
+        os.utime(py, ns=(py.stat().st_atime_ns, py.stat().st_mtime_ns + 10**9))
+        indexer.run([small_repo])
+
+    # Within the budget: the same connection reads the new version.
+    edit("fibonacci_numbers", "Yield the first n Fibonacci numbers.")
+    searcher.prepare()
+    assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
+    assert reader.db is connection
+    grown = _session_bytes(reader)
+    assert grown > 0
+    # Past it: a new connection with empty caches, which reads the new version alike.
+    monkeypatch.setattr(store_mod, "READ_CACHE_RENEW_BYTES", grown // 2)
+    edit("collatz_steps", "Count the steps of the Collatz sequence from n down to one.")
+    searcher.prepare()
+    assert reader.db is not connection
+    assert searcher.search("steps of the collatz sequence", limit=1)[0].name == "collatz_steps"
+    assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
+    old = session.size_bytes
+    assert _session_bytes(reader) < (old() if callable(old) else old)  # (the old caches held two versions' reads)

@@ -57,6 +57,11 @@ os.environ.setdefault("LANCE_LEGACY_SHUFFLER", "1")
 # Bounded here; a search reads the current version only (its full-text and vector indexes fit).
 INDEX_CACHE_BYTES = 128 << 20
 METADATA_CACHE_BYTES = 32 << 20
+# A long-lived reader (the language server, the search service) fills those caches with what each
+# new version needed, 0.7 MB an edit at 3k chunks, 1-2 MB at 20k, and reads only the newest: it
+# starts a new connection once they hold more than this (Store.renew_reads). One version's own
+# reads take 5 MB at 20k chunks and 13 MB at 100k (docs/speed.md).
+READ_CACHE_RENEW_BYTES = 48 << 20
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
 ANN_ROWS_PER_PARTITION = 1_000
@@ -245,8 +250,6 @@ class Store:
     """The LanceDB tables of one index home."""
 
     def __init__(self, home: Path, dim: int | None = None, *, create: bool = True):
-        import lancedb
-
         self.home = Path(home).expanduser()
         if create:
             # The index holds the text of the code: private to its owner. The home is 0700
@@ -258,23 +261,37 @@ class Store:
                 self.home.chmod(0o700)
         elif not (self.home / INDEX_META).exists():
             raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first")
-        # Every read sees the latest commit, also one made by another Store (a watcher in this
-        # process, an indexer in another): checking costs well under a millisecond.
-        self.db = lancedb.connect(
-            str(self.home / LANCE_DIR),
-            read_consistency_interval=timedelta(0),
-            # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
-            session=lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES),
-        )
+        self._connect()
         meta = self.meta()
         self.dim = dim or meta.get("dim")
-        self._tables: dict = {}
         self._vectors_have_groups = False  # (checked once: add_vectors adds the column to an older table)
         # IVF index on chunks.pooled from this many chunks on (settings.ann_build_rows), which the
         # indexer and bench set; a store opened only to read never builds one
         from codesearch.settings import ann_build_rows
 
         self.ann_min_rows = ann_build_rows(None)
+
+    def _connect(self) -> None:
+        import lancedb
+
+        # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
+        self._session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+        # Every read sees the latest commit, also one made by another Store (a watcher in this
+        # process, an indexer in another): checking costs well under a millisecond.
+        self.db = lancedb.connect(str(self.home / LANCE_DIR), read_consistency_interval=timedelta(0), session=self._session)
+        self._tables: dict = {}
+
+    def renew_reads(self, above: int | None = None) -> bool:
+        """A new connection, with empty caches, where this one's caches hold more than ``above``
+        bytes (default READ_CACHE_RENEW_BYTES); True if so. A long-lived reader calls it when the index has a new version: its
+        caches keep what every version it read needed (index segments, manifests, file
+        metadata), and it reads only the newest. Tables already handed out keep working on the
+        old connection until they are let go."""
+        size = self._session.size_bytes
+        if (size() if callable(size) else size) <= (READ_CACHE_RENEW_BYTES if above is None else above):
+            return False
+        self._connect()
+        return True
 
     # ------------------------------------------------------------------ metadata
     def meta(self) -> dict:
