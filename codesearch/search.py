@@ -544,8 +544,8 @@ class Searcher:
     def _chunks_table(self):
         """(the chunks table, its newest version). At a new version (an edit indexed since) the
         store's caches still hold what every version read before needed: past a budget, the
-        store starts them again empty (Store.renew_reads; about 1-2 MB an edit at 20k chunks,
-        which a language server kept for good, docs/speed.md)."""
+        store starts them again empty (Store.renew_reads: they grew by 0.1-0.7 MB an edit up to
+        their 160 MB caps in a language server, docs/speed.md)."""
         tbl = self.store.table("chunks", create=False)
         version = tbl.version
         if version != self._read_version:

@@ -8,6 +8,10 @@ without the variables the Python standard library is indexed into a temporary ho
 minutes on a laptop CPU). Measured through the protocol: the warm ``codesearch/search``
 round trip (p50/p95 over distinct queries), a 20-keystroke typing burst with cancellation,
 and the server's resident memory when idle after indexing.
+
+``CODESEARCH_LSP_BENCH_EDITS=N`` then appends a function to a Rust or Python file of the first
+folder N times (it must be a copy you may change), waits until a search finds each, and reports
+the idle memory after them: what a day of saves does to the server.
 """
 
 from __future__ import annotations
@@ -114,7 +118,39 @@ async def test_figures(bench):
     figures["idle_rss_mb"] = status["rssMB"]
     figures["chunks"] = status["chunks"]
     figures["reindex_unchanged_s"] = (await command(client, "codesearch.reindex", timeout=3600))["seconds"]
+    edits = int(os.environ.get("CODESEARCH_LSP_BENCH_EDITS", "0"))
+    if edits:
+        figures["after_edits"] = await _edits(client, Path(summary["folders"][0]), edits)
     print("\n" + json.dumps(figures, indent=2))
     out = os.environ.get("CODESEARCH_LSP_BENCH_OUT")
     if out:
         Path(out).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+async def _edits(client, folder: Path, n: int) -> dict:
+    """Append a function to a file of ``folder`` ``n`` times (the watcher indexes each save),
+    each awaited until a search finds it; then the idle memory."""
+    files = sorted(p for p in folder.rglob("*.rs") if "tests" not in p.parts)[::37] or sorted(folder.rglob("*.py"))[::7]
+    waits = []
+    for i in range(1, n + 1):
+        f = files[i % len(files)]
+        name = f"bench_edited_function_{i}_{os.getpid()}"
+        with f.open("a") as out:
+            if f.suffix == ".rs":
+                out.write(f"\n/// Clamp value number {i} within the bounds.\npub fn {name}(v: i32, lo: i32, hi: i32) -> i32 {{\n    v.clamp(lo, hi)\n}}\n")
+            else:
+                out.write(f"\n\ndef {name}(v, lo, hi):\n    \"\"\"Clamp value number {i} within the bounds.\"\"\"\n    return max(lo, min(hi, v))\n")
+        t = time.perf_counter()
+        while time.perf_counter() - t < 120:
+            res = await request(client, "codesearch/search", {"query": name, "limit": 3})
+            if any(r.get("name") == name for r in res["results"]):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"edit {i} ({f}) not found after 120 s")
+        waits.append(time.perf_counter() - t)
+    for q in QUERIES[:15]:
+        await request(client, "codesearch/search", {"query": q})
+    await asyncio.sleep(5)
+    status = await request(client, "codesearch/status", None)
+    return {"edits": n, "idle_rss_mb": status["rssMB"], "save_to_found_s_p50": round(statistics.median(waits), 1)}

@@ -58,9 +58,9 @@ os.environ.setdefault("LANCE_LEGACY_SHUFFLER", "1")
 INDEX_CACHE_BYTES = 128 << 20
 METADATA_CACHE_BYTES = 32 << 20
 # A long-lived reader (the language server, the search service) fills those caches with what each
-# new version needed, 0.7 MB an edit at 3k chunks, 1-2 MB at 20k, and reads only the newest: it
-# starts a new connection once they hold more than this (Store.renew_reads). One version's own
-# reads take 5 MB at 20k chunks and 13 MB at 100k (docs/speed.md).
+# new version needed (0.1-0.7 MB an edit, measured at 20k and 3k chunks) and reads only the
+# newest: it starts a new connection once they hold more than this (Store.renew_reads). One
+# version's own reads take 5 MB at 20k chunks and 13 MB at 100k (docs/speed.md).
 READ_CACHE_RENEW_BYTES = 48 << 20
 SUPERSEDED_GRACE_S = 2.0  # drop_superseded_versions: time left to searches reading an old version
 SUPERSEDED_MIN_BYTES = 4 << 20  # ... and the least it must free to be worth it
@@ -283,10 +283,10 @@ class Store:
 
     def renew_reads(self, above: int | None = None) -> bool:
         """A new connection, with empty caches, where this one's caches hold more than ``above``
-        bytes (default READ_CACHE_RENEW_BYTES); True if so. A long-lived reader calls it when the index has a new version: its
-        caches keep what every version it read needed (index segments, manifests, file
-        metadata), and it reads only the newest. Tables already handed out keep working on the
-        old connection until they are let go."""
+        bytes (default READ_CACHE_RENEW_BYTES); True if so. A long-lived reader calls it when
+        the index has a new version: its caches keep what every version it read needed (index
+        segments, manifests, file metadata), and it reads only the newest. Tables already handed
+        out keep working on the old connection until they are let go."""
         size = self._session.size_bytes
         if (size() if callable(size) else size) <= (READ_CACHE_RENEW_BYTES if above is None else above):
             return False
