@@ -555,9 +555,10 @@ def create_server(backend: Backend) -> MCPServer:
 def main(config: LspConfig, roots: list[str], *, index_on_start: bool = True, watch: bool = True,
          log_level: str = "WARNING", log_file: str | None = None) -> int:
     """Serve MCP on stdin/stdout until the client closes the stream."""
-    from codesearch.heap import limit_arenas
+    from codesearch.heap import arrow_on_system_allocator, limit_arenas
 
     limit_arenas()  # (before the server's threads, as the language server does)
+    arrow_on_system_allocator()
     for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
                        ("TOKENIZERS_PARALLELISM", "false"), ("LANCE_LOG", "error")):
         os.environ.setdefault(key, value)

@@ -445,9 +445,10 @@ def _log(message: str) -> None:
 def serve(ctx, config_file: str | None = None) -> int:
     """Run the service of ctx's home until a reason to stop (see the module doc). 0: stopped
     normally or another service runs already; 1: could not start."""
-    from codesearch.heap import limit_arenas
+    from codesearch.heap import arrow_on_system_allocator, limit_arenas
 
     limit_arenas()  # (before the service's threads: about 200 MB less after searching, docs/speed.md)
+    arrow_on_system_allocator()  # (the same for Arrow's buffers: docs/speed.md)
     home = IndexHome.of(ctx.settings)
     if not home.has_index():
         _log(f"no index at {home.path}")

@@ -86,3 +86,23 @@ def test_the_store_scans_in_batches_of_1024_rows_unless_the_user_says_otherwise(
     monkeypatch.setenv("LANCE_DEFAULT_BATCH_SIZE", "4096")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "4096"
 
+
+
+POOL = r"""
+import pyarrow as pa
+from codesearch.heap import arrow_on_system_allocator
+arrow_on_system_allocator()
+data = pa.array(range(100_000))
+print(pa.default_memory_pool().backend_name, data.sort().buffers()[1].size > 0)
+"""
+
+
+@pytest.mark.parametrize("env, backend", [({}, "system"), ({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}, "mimalloc")])
+def test_long_lived_processes_put_arrow_on_the_system_allocator_unless_told_otherwise(env, backend):
+    # pyarrow's bundled mimalloc kept what a language server's reads freed after each edit
+    # (docs/speed.md); a user's ARROW_DEFAULT_MEMORY_POOL still decides.
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | env
+    out = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, check=True, env=full).stdout.split()
+    assert out == [backend, "True"]

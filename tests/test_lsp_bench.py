@@ -10,7 +10,7 @@ round trip (p50/p95 over distinct queries), a 20-keystroke typing burst with can
 and the server's resident memory when idle after indexing.
 
 ``CODESEARCH_LSP_BENCH_EDITS=N`` then appends a function to a Rust or Python file of the first
-folder N times (it must be a copy you may change), waits until a search finds each, and reports
+folder N times (it must be a copy you may change), waits until the index holds each, and reports
 the idle memory after them: what a day of saves does to the server.
 """
 
@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -129,28 +130,31 @@ async def test_figures(bench):
 
 async def _edits(client, folder: Path, n: int) -> dict:
     """Append a function to a file of ``folder`` ``n`` times (the watcher indexes each save),
-    each awaited until a search finds it; then the idle memory."""
+    each awaited until the index holds its chunk, then a search; then the idle memory."""
     files = sorted(p for p in folder.rglob("*.rs") if "tests" not in p.parts)[::37] or sorted(folder.rglob("*.py"))[::7]
     waits = []
+    chunks = (await request(client, "codesearch/status", None))["chunks"]
     for i in range(1, n + 1):
         f = files[i % len(files)]
-        name = f"bench_edited_function_{i}_{os.getpid()}"
+        name = f"bench_edit_{uuid.uuid4().hex[:12]}"
         with f.open("a") as out:
             if f.suffix == ".rs":
                 out.write(f"\n/// Clamp value number {i} within the bounds.\npub fn {name}(v: i32, lo: i32, hi: i32) -> i32 {{\n    v.clamp(lo, hi)\n}}\n")
             else:
                 out.write(f"\n\ndef {name}(v, lo, hi):\n    \"\"\"Clamp value number {i} within the bounds.\"\"\"\n    return max(lo, min(hi, v))\n")
         t = time.perf_counter()
-        while time.perf_counter() - t < 120:
-            res = await request(client, "codesearch/search", {"query": name, "limit": 3})
-            if any(r.get("name") == name for r in res["results"]):
+        while time.perf_counter() - t < 120:  # (each edit adds one chunk)
+            now = (await request(client, "codesearch/status", None))["chunks"]
+            if now > chunks:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
         else:
-            raise AssertionError(f"edit {i} ({f}) not found after 120 s")
+            raise AssertionError(f"edit {i} ({f}) not indexed after 120 s")
         waits.append(time.perf_counter() - t)
+        chunks = now
+        await request(client, "codesearch/search", {"query": QUERIES[i % len(QUERIES)]})
     for q in QUERIES[:15]:
         await request(client, "codesearch/search", {"query": q})
     await asyncio.sleep(5)
     status = await request(client, "codesearch/status", None)
-    return {"edits": n, "idle_rss_mb": status["rssMB"], "save_to_found_s_p50": round(statistics.median(waits), 1)}
+    return {"edits": n, "idle_rss_mb": status["rssMB"], "save_to_indexed_s_p50": round(statistics.median(waits), 1)}
