@@ -55,8 +55,8 @@ def arrow_on_system_allocator() -> None:
     (an index run's) keep pyarrow's default. ``ARROW_DEFAULT_MEMORY_POOL`` set by the user wins.
 
     mimalloc keeps the pages that buffers freed in 64 MB regions of its own: a language server
-    over Rust's standard library (20,794 chunks) held 523-525 MB idle and 645-663 MB after 40
-    edits, against 490 and 566 MB with glibc's (docs/speed.md)."""
+    over Rust's standard library (20,794 chunks) held 534-536 MB idle and 651-657 MB after 40
+    edits, against 490 and 546-559 MB with glibc's (docs/speed.md)."""
     import os
 
     if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
