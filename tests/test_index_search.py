@@ -137,11 +137,6 @@ def test_fetched_token_vectors_do_not_keep_their_whole_batch_alive(tmp_path):
             assert len(v) == 20 + int(k[1:])
 
 
-def _session_bytes(store) -> int:
-    size = store._session.size_bytes
-    return size() if callable(size) else size
-
-
 def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, index_env, monkeypatch):
     # A language server reads each version an edit makes; LanceDB's caches kept what every one
     # of them needed (1-2 MB an edit at 20k chunks). Past a budget the reader starts them again.
@@ -169,7 +164,7 @@ def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, in
     searcher.prepare()
     assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
     assert reader.db is connection
-    grown = _session_bytes(reader)
+    grown = reader._session.size_bytes
     assert grown > 0
     # Past it: a new connection with empty caches, which reads the new version alike.
     monkeypatch.setattr(store_mod, "READ_CACHE_RENEW_BYTES", grown // 2)
@@ -178,5 +173,4 @@ def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, in
     assert reader.db is not connection
     assert searcher.search("steps of the collatz sequence", limit=1)[0].name == "collatz_steps"
     assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
-    old = session.size_bytes
-    assert _session_bytes(reader) < (old() if callable(old) else old)  # (the old caches held two versions' reads)
+    assert reader._session.size_bytes < session.size_bytes  # (the old caches held two versions' reads)

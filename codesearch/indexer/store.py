@@ -287,8 +287,7 @@ class Store:
         the index has a new version: its caches keep what every version it read needed (index
         segments, manifests, file metadata), and it reads only the newest. Tables already handed
         out keep working on the old connection until they are let go."""
-        size = self._session.size_bytes
-        if (size() if callable(size) else size) <= (READ_CACHE_RENEW_BYTES if above is None else above):
+        if self._session.size_bytes <= (READ_CACHE_RENEW_BYTES if above is None else above):
             return False
         self._connect()
         return True

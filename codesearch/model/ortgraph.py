@@ -26,6 +26,7 @@ model get zero factors), so one session serves every space and every set of spac
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import threading
@@ -363,10 +364,6 @@ class Int8DocumentLayers:
         return self._session.run(["hidden"], {"x": np.ascontiguousarray(x, np.float32), "mask": mask})[0]
 
 
-_CHECKED: dict[tuple[int, int], bool] = {}
-_CHECK_LOCK = threading.Lock()
-
-
 def _check_exact_products(rows: int, threads: int) -> None:
     """Raise ArithmeticError unless this machine's u8 x s8 kernel multiplies pair-bounded codes
     (:func:`pair_bounded_codes`) of ``rows`` rows exactly. Checked once per process and shape.
@@ -376,13 +373,11 @@ def _check_exact_products(rows: int, threads: int) -> None:
     summing to 128 in magnitude, balanced and not, and in patterns whose other pairings (rows
     2k+1 and 2k+2) sum to 254 and would overflow; then random pair-bounded codes. Activations: all
     255, all 0, and random."""
-    with _CHECK_LOCK:
-        if (rows, threads) not in _CHECKED:
-            _CHECKED[(rows, threads)] = _products_are_exact(rows, threads)
-    if not _CHECKED[(rows, threads)]:
+    if not _products_are_exact(rows, threads):
         raise ArithmeticError("this CPU's 8-bit products saturate on pair-bounded weights")
 
 
+@functools.cache
 def _products_are_exact(rows: int, threads: int) -> bool:
     import onnxruntime as ort
 
