@@ -152,6 +152,20 @@ def test_atomic_saves_and_a_burst_of_writes_are_coalesced(env):
     assert env.converged()
 
 
+def test_waiting_for_the_watcher_covers_a_rename_that_watchdog_passes_on_late(env):
+    """watchdog can hand on an editor's atomic save (a rename) half a second after the kernel
+    reported it. Simulated by a change that lands 0.45 s after the wait began: the wait
+    includes it and its update, so the search after it finds the new function."""
+    bounds = env.root / "src" / "bounds.rs"
+    late = threading.Timer(0.45, lambda: bounds.write_text(bounds.read_text() + "\n" + CLAMP))
+    late.start()
+    try:
+        env.settle()
+    finally:
+        late.join()
+    assert env.names("clamp a value into a range", 1) == [("clamp_to_range", "src/bounds.rs")]
+
+
 def test_ignore_file_changes_recheck_their_folder(env):
     root = env.root
     (root / ".codesearchignore").write_text("proofs/\n")
