@@ -174,3 +174,32 @@ def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, in
     assert searcher.search("steps of the collatz sequence", limit=1)[0].name == "collatz_steps"
     assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
     assert reader._session.size_bytes < session.size_bytes  # (the old caches held two versions' reads)
+
+
+def test_a_searcher_finds_the_words_of_a_function_written_since_its_last_search(small_repo, index_env):
+    # The full-text half takes its candidates' paths and lines from the rows the searcher holds
+    # in memory (those of the version its last search read), and reads the rows of chunks
+    # written since by their row id: results as a fresh searcher gives them.
+    from codesearch.config import load_settings
+    from codesearch.indexer.store import Store
+    from codesearch.search import Searcher
+
+    store, indexer, _ = index_env
+    indexer.run([small_repo])
+    settings = load_settings(config_file=None, home=str(store.home))
+    settings["search"]["exact_below"] = 0  # (candidates as in a big index: the path with rows held)
+    searcher = Searcher(Store(store.home), indexer.encoder, settings)
+    assert searcher.search("check if a value is within bounds", limit=1)[0].name == "contains"
+
+    rs = small_repo / "src" / "bounds.rs"
+    rs.write_text(rs.read_text() + "\npub fn zygomorphic_quux_total(v: &[u64]) -> u64 {\n    v.iter().sum()\n}\n")
+    indexer.run([small_repo])
+
+    def shown(s, method):
+        return [(r.rel_path, r.name, r.start_line, r.end_line, r.score) for r in s.search("zygomorphic quux total", method=method)]
+
+    fresh = Searcher(Store(store.home), indexer.encoder, settings)
+    for method in ("bm25", "hybrid", "bm25"):  # (bm25 first: the rows held are still the last version's)
+        got = shown(searcher, method)
+        assert got[0][:2] == ("src/bounds.rs", "zygomorphic_quux_total")
+        assert got == shown(fresh, method)
