@@ -154,10 +154,11 @@ def test_atomic_saves_and_a_burst_of_writes_are_coalesced(env):
 
 def test_waiting_for_the_watcher_covers_a_rename_that_watchdog_passes_on_late(env):
     """watchdog can hand on an editor's atomic save (a rename) half a second after the kernel
-    reported it. Simulated by a change that lands 0.45 s after the wait began: the wait
+    reported it. Simulated by a change that lands 0.3 s after the wait began (past the 0.2 s
+    debounce of these tests, within the 0.75 s the wait allows for that): the wait
     includes it and its update, so the search after it finds the new function."""
     bounds = env.root / "src" / "bounds.rs"
-    late = threading.Timer(0.45, lambda: bounds.write_text(bounds.read_text() + "\n" + CLAMP))
+    late = threading.Timer(0.3, lambda: bounds.write_text(bounds.read_text() + "\n" + CLAMP))
     late.start()
     try:
         env.settle()
