@@ -603,10 +603,14 @@ class Searcher:
             log.warning("no full-text index yet, and it cannot be built now (%s): words are matched again "
                         "once `codesearch index` runs with space", str(exc).splitlines()[0][:120])
             return [], []
-        resident = self._resident  # (the version the last search read; this task may run beside the next read)
-        if resident is None:
+
+        def whole_rows() -> tuple[list[dict], list[float]]:
             data = self.store.full_text(words, n, _META_COLUMNS, where=where)
             return data.select(_CANDIDATE_COLUMNS).to_pylist(), data.column("_score").to_pylist()
+
+        resident = self._resident  # (the version the last search read; this task may run beside the next read)
+        if resident is None:
+            return whole_rows()
         # Only the ids from the full-text search (4.6 ms less for 50 rows at 100k chunks): the
         # other columns come from the rows held in memory, or by row id for rows written since.
         hits = self.store.full_text(words, n, ["id"], where=where)
@@ -621,9 +625,7 @@ class Searcher:
 
                 if is_read_error(exc):
                     raise
-                # (a commit since the full-text search moved the rows: search again, whole rows)
-                data = self.store.full_text(words, n, _META_COLUMNS, where=where)
-                return data.select(_CANDIDATE_COLUMNS).to_pylist(), data.column("_score").to_pylist()
+                return whole_rows()  # (a commit since the full-text search moved the rows: search again)
             rows = [r if r is not None else got.get(rid) for rid, r in zip(row_ids, rows)]
         kept = [(r, sc) for r, id_, sc in zip(rows, ids, scores) if r is not None and r["id"] == id_]
         return [r for r, _ in kept], [sc for _, sc in kept]
