@@ -213,6 +213,8 @@ def index(ctx: Context, paths, as_json, quiet):
     Finds git repositories below each path, respects .gitignore, .ignore and .codesearchignore,
     never indexes .git, build output, dependencies or secrets, and embeds only chunks whose text
     changed since the last run. Safe to interrupt: running it again finishes the job.
+    Run in a terminal, it then starts the home's search service in the background, so that the
+    next `codesearch search` answers at once (off: search.service: false).
     """
     from codesearch.indexer.store import DiskFull, IndexDamaged, IndexLocked, damage_message, is_disk_full
     from codesearch.model.ondemand import ModelLoadError
@@ -235,6 +237,21 @@ def index(ctx: Context, paths, as_json, quiet):
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         _print_summary(summary)
+    _start_service_for_a_person(ctx)
+
+
+def _start_service_for_a_person(ctx: Context) -> None:
+    """After an `index` run in a terminal, start the home's search service in the background, so
+    that the person's first search answers from a warm process (it would start one anyway; see
+    codesearch/service.py). Not for scripts and cron jobs (no terminal): they may never search."""
+    from codesearch import service
+
+    if not (sys.stdin.isatty() or sys.stderr.isatty()) or not service.enabled(ctx.settings):
+        return
+    # (A service running already keeps the home, and the new one gives up at once: that one reads
+    # the new rows at its next search. No ping first: one still warming up would not answer it.)
+    flags = click.get_current_context().find_root().params
+    service.start(ctx.settings, model=flags.get("model"), config_file=flags.get("config_file"))
 
 
 # ---------------------------------------------------------------------------- search

@@ -257,3 +257,66 @@ def test_one_service_per_home_and_its_reasons_to_exit(tmp_path, monkeypatch):
     finally:
         server.close()
     assert not (IndexHome(home).service_socket).exists()  # a stopped service leaves no socket behind
+
+
+def _index_in_a_terminal(home: Path, repo: Path) -> str:
+    """`codesearch index REPO` as a person runs it in a terminal (stdin, stdout and stderr a pty);
+    what it printed."""
+    import pty
+
+    cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "index", str(repo)]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # (the pty's other side closed: the command ended)
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def test_an_index_run_in_a_terminal_starts_the_search_service_and_a_script_does_not(tmp_path, monkeypatch, encoder):
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    home = tmp_path / "home"
+    repo = tmp_path / "repos" / "small"
+    shutil.copytree(FIXTURES / "repo_small", repo)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    Indexer(Store(home), encoder, load_settings(config_file=None, home=str(home))).run([repo.parent])
+    log = IndexHome(home).service_log
+    assert "5 unchanged" in _index_in_a_terminal(home, repo.parent)  # (bringing it up to date: no model to load)
+    pid = None
+    try:
+        deadline = time.monotonic() + 90
+        while (reply := _ping(home)) is None:
+            assert time.monotonic() < deadline, log.read_text() if log.exists() else "no service was started"
+            time.sleep(0.2)
+        pid = reply["pid"]
+        # The person's first search is answered by the warm service.
+        out, err, rc = _via_service(home, ["check if a value is within bounds", "--json"])
+        assert rc == 0, err
+        assert json.loads(out)[0]["name"] == "contains"
+        assert _ping(home)["served"] == reply["served"] + 1
+    finally:
+        if pid:
+            os.kill(pid, 15)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _ping(home) is not None:
+                time.sleep(0.2)
+    assert _ping(home) is None and not IndexHome(home).service_socket.exists()
+
+    # A script's run (no terminal) starts none: the service's log is opened before it would start.
+    log.unlink()
+    monkeypatch.delenv("CODESEARCH_NO_SERVICE", raising=False)
+    r = CliRunner().invoke(main, ["--home", str(home), "index", str(repo.parent)])
+    assert r.exit_code == 0 and "5 unchanged" in r.stdout, r.output
+    assert not log.exists() and _ping(home) is None
