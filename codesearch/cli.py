@@ -62,9 +62,11 @@ class Context:
 
     def index_encoder(self):
         """What an index run encodes with: the torch encoder where it is loaded (or the only one
-        that runs this model), else the numpy query encoder with the torch encoder loaded at the
+        that runs this model), else the numpy query encoder with a document encoder loaded at the
         first document to embed (codesearch/model/ondemand.py): a run with nothing to embed never
-        loads it. (`watch` loads it at start: its first change is then searchable at once.)"""
+        loads it. That is the torch-free 8-bit one where documents run in 8 bits (a CPU without
+        native bfloat16: codesearch/model/docint8.py), else torch. (`watch` loads torch at
+        start: its first change is then searchable at once.)"""
         from codesearch.model import load_query_encoder
         from codesearch.model.ondemand import OnDemandEncoder
         from codesearch.model.query import QueryEncoder
@@ -75,7 +77,9 @@ class Context:
         if not isinstance(queries, QueryEncoder):
             self._encoder = queries  # (the torch encoder)
             return queries
-        return OnDemandEncoder(queries, self.encoder)
+        from codesearch.model.docint8 import document_loader
+
+        return OnDemandEncoder(queries, document_loader(queries, self.encoder))
 
     def _load(self, loader):
         from codesearch.config import resolve_model

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from codesearch.model import MultiVectorEncoder, load_encoder
+from codesearch.model import DEFAULT_MODEL_DIR, MultiVectorEncoder, load_encoder
 from codesearch.model.encoder import packaged_base_path
 
 CODE = "pub fn contains(&self, value: i64) -> bool {\n    self.lo <= value && value <= self.hi\n}"
@@ -236,7 +236,8 @@ def test_documents_in_int8_keep_the_models_vectors_and_ignore_their_batch_mates(
     """On a CPU without native bfloat16, documents' weight products run in 8 bits
     (CODESEARCH_DOCUMENT_RUNTIME=int8, the default there): each token's vector stays within
     8-bit rounding of the float32 model's, and a text's vectors still do not depend on what
-    else shares its batch (a resumed index equals a clean one)."""
+    else shares its batch (a resumed index equals a clean one). The torch-free encoder an index
+    run uses there gives the very same vectors."""
     docs = _real_documents()
     assert len(docs) >= 30
     monkeypatch.setenv("CODESEARCH_DOCUMENT_RUNTIME", "torch")
@@ -256,6 +257,16 @@ def test_documents_in_int8_keep_the_models_vectors_and_ignore_their_batch_mates(
         assert not np.array_equal(got[0], want[0])  # (the 8-bit layers did run)
         alone, alone_pooled = fast.encode_documents(docs[5:6], space=space)
         assert np.array_equal(alone[0], got[5]) and np.array_equal(alone_pooled[0], got_pooled[5])
+    # An index run there embeds without torch (codesearch/model/docint8.py): the same vectors bit
+    # for bit, in each space.
+    from codesearch.model.docint8 import Int8DocumentEncoder
+    from codesearch.model.query import QueryEncoder
+
+    light = Int8DocumentEncoder(QueryEncoder.load(DEFAULT_MODEL_DIR))
+    for space in ("rust", "formal", "general", None):
+        want, want_pooled = fast.encode_documents(docs, space=space)
+        got, got_pooled = light.encode_documents(docs, space=space)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)) and np.array_equal(got_pooled, want_pooled), space
     # Training changes an adapter's weights in place: the int8 layers follow.
     import torch
 

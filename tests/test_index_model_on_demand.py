@@ -1,9 +1,11 @@
-"""`codesearch index` loads the torch encoder only once there is something to embed: a run over
-a home with nothing new answers in about 2 s instead of 7, without torch (codesearch/model/ondemand.py)."""
+"""`codesearch index` loads a document encoder only once there is something to embed: a run over
+a home with nothing new answers in about 2 s instead of 7, without torch (codesearch/model/ondemand.py);
+where documents run in 8 bits it never imports torch (codesearch/model/docint8.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,9 +24,10 @@ PROBE = (
 )
 
 
-def _index(home: Path, repo: Path, *model: str) -> subprocess.CompletedProcess:
+def _index(home: Path, repo: Path, *model: str, documents: str = "auto") -> subprocess.CompletedProcess:
+    env = dict(os.environ, CODESEARCH_DOCUMENT_RUNTIME=documents)
     return subprocess.run([sys.executable, "-c", PROBE, "--home", str(home), *model, "index", str(repo), "--json"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.mark.slow  # (13-17 s: .ci/run's slow step; the default run took 7:44 to 8:12 here)
@@ -46,13 +49,23 @@ def test_an_index_run_loads_the_model_only_when_something_is_to_be_embedded(smal
         "/// Limit a temperature reading to the range the sensor can report.\n"
         "pub fn clamp_reading(t: f64) -> f64 {\n    t.max(-40.0).min(125.0)\n}\n"
     )
-    changed = _index(home, small_repo)
-    assert changed.returncode == 0, changed.stderr
-    summary = json.loads(changed.stdout)
-    assert summary["embedded"] >= 1 and summary["model_load_seconds"] > 0
-    assert "torch imported: True" in changed.stderr
-    found = CliRunner().invoke(main, ["--home", str(home), "search", "limit a sensor reading to a range", "--json"])
-    assert json.loads(found.output)[0]["name"] == "clamp_reading"
+    # Where documents run in 8 bits (the default on a CPU without native bfloat16), without torch
+    # (codesearch/model/docint8.py); in torch, with it.
+    for documents, name, torch_imported in (("int8", "clamp_reading", False), ("torch", "wrap_angle", True)):
+        (small_repo / "src" / f"{name}.rs").write_text(
+            "/// Limit a temperature reading to the range the sensor can report.\n"
+            "pub fn clamp_reading(t: f64) -> f64 {\n    t.max(-40.0).min(125.0)\n}\n" if name == "clamp_reading" else
+            "/// Bring an angle in degrees back into the range from 0 to 360.\n"
+            "pub fn wrap_angle(a: f64) -> f64 {\n    a.rem_euclid(360.0)\n}\n"
+        )
+        changed = _index(home, small_repo, documents=documents)
+        assert changed.returncode == 0, changed.stderr
+        summary = json.loads(changed.stdout)
+        assert summary["embedded"] >= 1 and summary["model_load_seconds"] > 0
+        assert f"torch imported: {torch_imported}" in changed.stderr, documents
+    for query, name in (("limit a sensor reading to a range", "clamp_reading"), ("normalise an angle in degrees", "wrap_angle")):
+        found = CliRunner().invoke(main, ["--home", str(home), "search", query, "--json"])
+        assert json.loads(found.output)[0]["name"] == name
 
 
 @pytest.mark.slow  # (18 s: .ci/run's second step, with the other faults)
@@ -65,7 +78,7 @@ def test_a_model_that_cannot_load_to_embed_ends_the_run_in_one_line_and_loses_no
     config.write_text(json.dumps({**json.loads(config.read_text()), "target_modules": ["no_such_module"]}))
     home = tmp_path / "home"
 
-    failed = _index(home, small_repo, "--model", str(bad))
+    failed = _index(home, small_repo, "--model", str(bad), documents="torch")  # (the 8-bit path reads only the factors)
     assert failed.returncode == 2, failed.stderr
     errors = [line for line in failed.stderr.splitlines() if line.startswith("codesearch: error:")]
     assert len(errors) == 1 and errors[0].startswith("codesearch: error: cannot load the model to embed documents: ")

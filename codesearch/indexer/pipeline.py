@@ -572,12 +572,12 @@ class Indexer:
         summary.files_indexed += len(work)
 
     def _load_model(self, summary: IndexSummary) -> None:
-        """Load the torch encoder of a model that loads it on demand (an :class:`OnDemandEncoder`)
+        """Load the document encoder of a model that loads it on demand (an :class:`OnDemandEncoder`)
         now that there is something to embed, timed apart from the stages and the run."""
         if not isinstance(self.encoder, OnDemandEncoder) or self.encoder.loaded:
             return
         began = time.perf_counter()
-        self.encoder.torch_encoder()
+        self.encoder.document_encoder()
         summary.model_seconds += time.perf_counter() - began
 
     def _cut_again(self, source: walker.SourceFile, summary: IndexSummary) -> list[Chunk]:

@@ -1,5 +1,5 @@
-"""The language server's torch encoder and its index runs, in a child process that exits when
-it is dropped.
+"""The language server's document encoder and its index runs, in a child process that exits
+when it is dropped.
 
 Measured on the rust eval corpus (4,664 chunks, see CHANGELOG): a server that had embedded
 and then dropped its torch encoder in-process still held 1,039 MB (torch, transformers and
@@ -12,8 +12,8 @@ private memory after it than one restarted over the same index (docs/speed.md).
 
 Protocol: pickles over the child's stdin/stdout, one object per message (a private pipe
 between a process and its own child). The child answers ``(True, {"device", "fingerprint"})``
-once the numpy query side of its model is read (the torch encoder is loaded at the first
-document to embed), then:
+once the numpy query side of its model is read (the document encoder, torch's or the torch-free
+8-bit one of codesearch/model/docint8.py, is loaded at the first document to embed), then:
 
 - ``("encode", texts, batch_size, space)``: ``(ok, vectors or error text)``;
 - ``("prepare",)``: ``(True, None)`` once what an index run needs first is imported;
@@ -167,15 +167,18 @@ def main(argv: list[str]) -> int:
     try:
         from codesearch.blas import one_blas_thread
         from codesearch.model import load_encoder, load_query_encoder
+        from codesearch.model.docint8 import document_loader
         from codesearch.model.encoder import ACTIVE
         from codesearch.model.ondemand import OnDemandEncoder
         from codesearch.model.query import QueryEncoder
 
         spec = argv[0]
         queries = load_query_encoder(spec)
-        # The torch encoder is loaded at the first document to embed: an index run with
-        # nothing to embed (a server started over an up-to-date index) never loads it.
-        encoder = OnDemandEncoder(queries, lambda: load_encoder(spec)) if isinstance(queries, QueryEncoder) else queries
+        # The document encoder is loaded at the first document to embed: an index run with
+        # nothing to embed (a server started over an up-to-date index) never loads it. Where
+        # documents run in 8 bits it is the torch-free one (codesearch/model/docint8.py).
+        encoder = (OnDemandEncoder(queries, document_loader(queries, lambda: load_encoder(spec)))
+                   if isinstance(queries, QueryEncoder) else queries)
         device = str(encoder.device)
     except Exception as exc:  # noqa: BLE001 - reported to the server, which says it
         send((False, f"{type(exc).__name__}: {exc}"))

@@ -69,7 +69,7 @@ def open_model(spec: str, settings: dict, fresh: bool = False):
 
 
 def start_embedder(spec: str):
-    """The torch encoder of ``spec`` in a child process (seconds: torch, then the model)."""
+    """The document encoder of ``spec`` in a child process (codesearch/lsp/embedder.py)."""
     from codesearch.lsp.embedder import EmbedderProcess
 
     return EmbedderProcess(spec)

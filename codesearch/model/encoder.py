@@ -248,6 +248,79 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# Documents: at most this many padded tokens a batch (16 rows of 256 tokens; up to 128 tokens,
+# the full batch_size of 32). Activations grow with a batch's tokens: a group of 256 long
+# chunks rose 133-203 MB above the memory before it in batches of 32 rows, 91-139 MB in
+# batches of 16 (the forward pass of 32 x 256 tokens alone: +102-115 MB), 3-4% slower, the
+# same vectors bit for bit; a first index of 40k chunks peaked 90-160 MB lower. 2,048
+# tokens: 65-117 MB, but 13-17% slower on long chunks (docs/speed.md).
+DOCUMENT_BATCH_TOKENS = 4096
+WIDTH_STEP = 16  # documents are padded to a multiple of this many tokens (see MultiVectorEncoder._encode)
+
+
+def padded_width(n: int, limit: int = 0) -> int:
+    """The width a document of ``n`` tokens is padded to: a function of ``n`` alone (and of the
+    model's ``limit`` of positions, 0: none)."""
+    width = -(-n // WIDTH_STEP) * WIDTH_STEP if WIDTH_STEP > 1 else n
+    return min(width, max(n, limit)) if limit else width
+
+
+def padded_rows(n: int, batch_size: int) -> int:
+    """The rows a batch of ``n`` texts is padded to, at most ``batch_size``: the next power of
+    two up to 8, then the next multiple of 8 (a handful of shapes per width, as with powers of
+    two throughout, but a batch of 17 computes 24 rows, not 32: on the Rust eval corpus the
+    padded tokens went from 1.30 to 1.22 times the real ones)."""
+    rows = 1 << (n - 1).bit_length() if n <= 8 else -(-n // 8) * 8
+    return max(n, min(batch_size, rows))
+
+
+def padded_batches(ids: Sequence[Sequence[int]], widths: Sequence[int], batch_size: int, batch_tokens: int, pad: int):
+    """Batches of token ids to encode: (the texts' indexes, input ids, attention mask), texts of
+    one padded width each (``widths``: a function of each text's own token count, so that its
+    vectors do not depend on what else is encoded with it; see ``MultiVectorEncoder._encode``),
+    at most ``batch_size`` rows and ``batch_tokens`` padded tokens (0: no token limit).
+
+    Rows are padded too (:func:`padded_rows`): the CPU kernels keep native memory per input shape,
+    and with every row count of every width an index run's memory grew batch after batch
+    (docs/speed.md). Padding rows attend to their first token only; their output is dropped."""
+    order = sorted(range(len(ids)), key=lambda i: (widths[i], len(ids[i]), i))
+
+    def most_rows(width: int) -> int:
+        return max(1, min(batch_size, batch_tokens // width)) if batch_tokens else batch_size
+
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and widths[batches[-1][0]] == widths[i] and len(batches[-1]) < most_rows(widths[i]):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    for batch_idx in batches:
+        width = widths[batch_idx[0]]
+        rows = padded_rows(len(batch_idx), most_rows(width))
+        input_ids = np.full((rows, width), pad, dtype=np.int64)
+        attention = np.zeros((rows, width), dtype=np.int64)
+        attention[len(batch_idx):, 0] = 1
+        for row, i in enumerate(batch_idx):
+            input_ids[row, : len(ids[i])] = ids[i]
+            attention[row, : len(ids[i])] = 1
+        yield batch_idx, input_ids, attention
+
+
+def collect_vectors(hidden: np.ndarray, input_ids: np.ndarray, attention: np.ndarray, batch_idx: list[int],
+                    ids: Sequence[Sequence[int]], dropped: np.ndarray, project, out: list, pooled: np.ndarray) -> None:
+    """Each text's token vectors (``out[i]``: its tokens but ``dropped`` ids, projected) and pooled
+    vector (``pooled[i]``: the mean of all its real tokens' states) from a batch's hidden states."""
+    keep = attention.astype(bool) & ~np.isin(input_ids, dropped)
+    for row, i in enumerate(batch_idx):
+        real = hidden[row, : len(ids[i])]
+        # One row at a time: numpy's matmul rounds a row differently in a bigger batch.
+        pooled[i] = project(real.mean(axis=0, keepdims=True))[0]
+        vecs = hidden[row][keep[row]]
+        if len(vecs) == 0:  # e.g. a document made only of punctuation: keep its real tokens
+            vecs = real
+        out[i] = project(vecs)
+
+
 class MultiVectorEncoder(RoutedSpaces):
     """Encodes queries and documents into per-token unit vectors (numpy float32 arrays)."""
 
@@ -475,7 +548,7 @@ class MultiVectorEncoder(RoutedSpaces):
         return merged
 
     def _document_layers(self, space):
-        """(the embeddings module, :class:`~codesearch.model.ortgraph.Int8DocumentLayers`) for
+        """(:class:`~codesearch.model.docint8.Embeddings`, :class:`~codesearch.model.ortgraph.Int8DocumentLayers`) for
         documents of ``space`` where they run in int8 (``document_runtime``), else None: the torch
         path, also for an active adapter (training's, whose weights change every step).
 
@@ -515,7 +588,16 @@ class MultiVectorEncoder(RoutedSpaces):
             cfg = model.config
             layers = Int8DocumentLayers(linear, norms, int(cfg.num_hidden_layers), int(cfg.num_attention_heads),
                                         float(cfg.layer_norm_eps), torch.get_num_threads())
-            embeddings = model.embeddings if keep_merged else base.embeddings
+            from codesearch.model.docint8 import Embeddings
+
+            module = model.embeddings if keep_merged else base.embeddings
+
+            def array(t):  # (float32 already: a view of the module's weights, not a copy)
+                return t.detach().float().cpu().numpy()
+
+            embeddings = Embeddings(array(module.word_embeddings.weight), array(module.token_type_embeddings.weight[0]),
+                                    array(module.position_embeddings.weight), array(module.LayerNorm.weight),
+                                    array(module.LayerNorm.bias), module.LayerNorm.eps)
             del linear, norms, weights
         except Exception as exc:  # (no onnxruntime, or a model of another shape)
             log.info("documents encoded in torch: %s", str(exc).splitlines()[0][:200])
@@ -672,34 +754,12 @@ class MultiVectorEncoder(RoutedSpaces):
         # queries to their own length (a search encodes one query: no padding is the cheapest).
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, add_special_tokens=True)["input_ids"]
         widths = [len(x) if is_query else self._padded_width(len(x)) for x in ids]
-        order = sorted(range(len(ids)), key=lambda i: (widths[i], len(ids[i]), i))
-
-        def most_rows(width: int) -> int:  # at most batch_size rows and batch_tokens padded tokens
-            return max(1, min(batch_size, batch_tokens // width)) if batch_tokens else batch_size
-
-        batches: list[list[int]] = []
-        for i in order:
-            if batches and widths[batches[-1][0]] == widths[i] and len(batches[-1]) < most_rows(widths[i]):
-                batches[-1].append(i)
-            else:
-                batches.append([i])
         out: list[np.ndarray | None] = [None] * len(ids)
         pooled = np.zeros((len(ids), self.dim), np.float32)
-        pad = self.tokenizer.pad_token_id or 0
+        dropped = self._special_ids if is_query else np.union1d(self._special_ids, self._skip_ids)
         with torch.inference_mode():
-            for batch_idx in batches:
-                width = widths[batch_idx[0]]
-                # Rows are padded too, to a power of two (at most most_rows): the CPU kernels
-                # keep native memory per input shape, and with every row count of every width
-                # an index run's memory grew batch after batch (docs/speed.md). Padding rows
-                # attend to their first token only; their output is dropped.
-                rows = self._padded_rows(len(batch_idx), most_rows(width))
-                input_ids = np.full((rows, width), pad, dtype=np.int64)
-                attention = np.zeros((rows, width), dtype=np.int64)
-                attention[len(batch_idx) :, 0] = 1
-                for row, i in enumerate(batch_idx):
-                    input_ids[row, : len(ids[i])] = ids[i]
-                    attention[row, : len(ids[i])] = 1
+            for batch_idx, input_ids, attention in padded_batches(ids, widths, batch_size, batch_tokens,
+                                                                  self.tokenizer.pad_token_id or 0):
                 inputs = {
                     "input_ids": torch.from_numpy(input_ids).to(self.device),
                     "attention_mask": torch.from_numpy(attention).to(self.device),
@@ -707,25 +767,14 @@ class MultiVectorEncoder(RoutedSpaces):
                 int8 = None if is_query else self._document_layers(space)
                 merged = None if int8 is not None else self._merged_model(space)
                 if int8 is not None:
-                    embedded = int8[0](input_ids=inputs["input_ids"]).float().numpy()
-                    hidden = int8[1].run(embedded, attention)
+                    hidden = int8[1].run(int8[0](input_ids), attention)
                 elif merged is not None:
                     hidden = merged(**inputs).last_hidden_state.float().cpu().numpy()
                 else:
                     with self.in_space(space):
                         hidden = self._forward(**inputs).last_hidden_state
                         hidden = hidden.float().cpu().numpy()
-                keep = attention.astype(bool) & ~np.isin(input_ids, self._special_ids)
-                if not is_query and len(self._skip_ids):
-                    keep &= ~np.isin(input_ids, self._skip_ids)
-                for row, i in enumerate(batch_idx):
-                    real = hidden[row, : len(ids[i])]
-                    # One row at a time: numpy's matmul rounds a row differently in a bigger batch.
-                    pooled[i] = self._project(real.mean(axis=0, keepdims=True))[0]
-                    vecs = hidden[row][keep[row]]
-                    if len(vecs) == 0:  # e.g. a document made only of punctuation: keep its real tokens
-                        vecs = real
-                    out[i] = self._project(vecs)
+                collect_vectors(hidden, input_ids, attention, batch_idx, ids, dropped, self._project, out, pooled)
                 if progress is not None:
                     progress(len(batch_idx))
         if not is_query:
@@ -762,30 +811,11 @@ class MultiVectorEncoder(RoutedSpaces):
         vectors = torch.nn.functional.normalize(hidden, dim=-1)
         return vectors, mask
 
-    # Documents: at most this many padded tokens a batch (16 rows of 256 tokens; up to 128 tokens,
-    # the full batch_size of 32). Activations grow with a batch's tokens: a group of 256 long
-    # chunks rose 133-203 MB above the memory before it in batches of 32 rows, 91-139 MB in
-    # batches of 16 (the forward pass of 32 x 256 tokens alone: +102-115 MB), 3-4% slower, the
-    # same vectors bit for bit; a first index of 40k chunks peaked 90-160 MB lower. 2,048
-    # tokens: 65-117 MB, but 13-17% slower on long chunks (docs/speed.md).
-    DOCUMENT_BATCH_TOKENS = 4096
-    WIDTH_STEP = 16  # documents are padded to a multiple of this many tokens (see _encode)
+    DOCUMENT_BATCH_TOKENS = DOCUMENT_BATCH_TOKENS  # (see the module's constant)
 
     def _padded_width(self, n: int) -> int:
         """The width a document of ``n`` tokens is padded to: a function of ``n`` alone."""
-        step = self.WIDTH_STEP
-        width = -(-n // step) * step if step > 1 else n
-        limit = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
-        return min(width, max(n, limit)) if limit else width
-
-    @staticmethod
-    def _padded_rows(n: int, batch_size: int) -> int:
-        """The rows a batch of ``n`` texts is padded to, at most ``batch_size``: the next power of
-        two up to 8, then the next multiple of 8 (a handful of shapes per width, as with powers of
-        two throughout, but a batch of 17 computes 24 rows, not 32: on the Rust eval corpus the
-        padded tokens went from 1.30 to 1.22 times the real ones)."""
-        rows = 1 << (n - 1).bit_length() if n <= 8 else -(-n // 8) * 8
-        return max(n, min(batch_size, rows))
+        return padded_width(n, int(getattr(self.model.config, "max_position_embeddings", 0) or 0))
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
         if self.head_weight is not None:

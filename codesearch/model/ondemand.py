@@ -1,11 +1,13 @@
-"""A model whose torch encoder is loaded only when a document is to be embedded.
+"""A model whose document encoder is loaded only when a document is to be embedded.
 
 Everything an index run asks of a model before it embeds (each space's fingerprint, which
 space a language goes to, the vector size) the numpy query encoder answers: its fingerprints
 equal the torch encoder's (tests/test_query_encoder.py). Loading torch, transformers and peft
 and building the model took 5-6 of the 7.2 s that `codesearch index` took over a home with
 nothing to embed, and 0.4 of its 0.65 GB (measured on 3,358 chunks, docs/speed.md). So the
-`index` command holds an :class:`OnDemandEncoder`; the language server holds its own
+`index` command holds an :class:`OnDemandEncoder`, whose document encoder is the torch-free
+8-bit one where documents run in 8 bits (:mod:`codesearch.model.docint8`: 0.2 s to load), else
+torch's; the language server holds its own
 kind (:class:`codesearch.lsp.engine.ModelHandle`: the torch encoder in a child process that
 ends when unused). Both answer the query side through :class:`QuerySide`.
 """
@@ -21,7 +23,7 @@ from typing import Callable
 
 
 class ModelLoadError(RuntimeError):
-    """The torch encoder could not be loaded to embed documents."""
+    """The document encoder could not be loaded to embed documents."""
 
 
 class QuerySide:
@@ -75,30 +77,31 @@ def cuda_possible() -> bool:
 
 
 class OnDemandEncoder(QuerySide):
-    """The numpy query encoder for the query side, and the torch encoder ``load()`` returns,
-    loaded at the first document to embed and kept from then on (an index run).
+    """The numpy query encoder for the query side, and the document encoder ``load()`` returns
+    (torch's, or the torch-free 8-bit one), loaded at the first document to embed and kept from
+    then on (an index run).
 
     ``device`` names the device without loading the model where no GPU can be there (an index
     run's estimate asks it before knowing whether anything is to be embedded). Anything else
-    asked of it is the torch encoder's. A load that fails raises :class:`ModelLoadError`, and
+    asked of it is the document encoder's. A load that fails raises :class:`ModelLoadError`, and
     the same error again for a minute, so that an index run's retries file by file do not
     each wait for a load."""
 
     def __init__(self, queries, load: Callable[[], object]):
         self.queries = queries
         self._load = load
-        self._torch = None
+        self._documents = None
         self._failed: tuple[float, str] | None = None
         self._lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
-        """Is the torch encoder loaded?"""
-        return self._torch is not None
+        """Is the document encoder loaded?"""
+        return self._documents is not None
 
-    def torch_encoder(self):
+    def document_encoder(self):
         with self._lock:
-            if self._torch is None:
+            if self._documents is None:
                 if self._failed is not None and time.monotonic() - self._failed[0] < 60:
                     raise ModelLoadError(self._failed[1])
                 try:
@@ -109,21 +112,21 @@ class OnDemandEncoder(QuerySide):
                     raise ModelLoadError(self._failed[1]) from exc
                 if encoder.fingerprint != self.fingerprint:
                     raise ModelLoadError("the model's files changed on disk since this run began: run it again")
-                # The torch encoder answers the query side as well (the same fingerprints and
-                # routes): the numpy one, about 25 MB, is let go.
-                self._torch = self.queries = encoder
-            return self._torch
+                # The document encoder answers the query side as well (the same fingerprints and
+                # routes; the torch-free one is built on the query encoder it answers with).
+                self._documents = self.queries = encoder
+            return self._documents
 
     def encode_documents(self, *args, **kwargs):
-        return self.torch_encoder().encode_documents(*args, **kwargs)
+        return self.document_encoder().encode_documents(*args, **kwargs)
 
     @property
     def device(self):
-        if self._torch is None and not cuda_possible():
+        if self._documents is None and not cuda_possible():
             return "cpu"
-        return self.torch_encoder().device
+        return self.document_encoder().device
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.torch_encoder(), name)
+        return getattr(self.document_encoder(), name)
