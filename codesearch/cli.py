@@ -42,7 +42,7 @@ class Context:
         return Path(self.settings["home"])
 
     def encoder(self):
-        """The torch encoder (indexing, training, eval), loaded once."""
+        """The torch encoder (training, bench, a model only torch runs), loaded once."""
         if self._encoder is None:
             from codesearch.model import load_encoder
 
@@ -65,8 +65,7 @@ class Context:
         that runs this model), else the numpy query encoder with a document encoder loaded at the
         first document to embed (codesearch/model/ondemand.py): a run with nothing to embed never
         loads it. That is the torch-free 8-bit one where documents run in 8 bits (a CPU without
-        native bfloat16: codesearch/model/docint8.py), else torch. (`watch` loads torch at
-        start: its first change is then searchable at once.)"""
+        native bfloat16: codesearch/model/docint8.py), else torch."""
         from codesearch.model import load_query_encoder
         from codesearch.model.ondemand import OnDemandEncoder
         from codesearch.model.query import QueryEncoder
@@ -80,6 +79,20 @@ class Context:
         from codesearch.model.docint8 import document_loader
 
         return OnDemandEncoder(queries, document_loader(queries, self.encoder))
+
+    def loaded_index_encoder(self):
+        """The index encoder with its document encoder loaded now (`watch`, so that its first change
+        is searchable at once; `doctor --fix`, whose repair's time leaves the load out): torch-free
+        where documents run in 8 bits. A model that cannot load is one line (exit 2)."""
+        from codesearch.model.ondemand import ModelLoadError, OnDemandEncoder
+
+        encoder = self.index_encoder()
+        if isinstance(encoder, OnDemandEncoder):
+            try:
+                encoder.document_encoder()
+            except ModelLoadError as exc:
+                _fail(str(exc))
+        return encoder
 
     def _load(self, loader):
         from codesearch.config import resolve_model
@@ -859,7 +872,7 @@ def watch(ctx: Context, paths, as_json, debounce_ms, no_initial):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        watcher = Watcher(store, ctx.encoder(), ctx.settings, paths,
+        watcher = Watcher(store, ctx.loaded_index_encoder(), ctx.settings, paths,
                           on_update=report, initial_sync=not no_initial).start()
     except (FileNotFoundError, ValueError, OSError) as exc:
         _fail(str(exc))
@@ -909,7 +922,7 @@ def doctor(ctx: Context, paths, fix, deep, as_json):
         found = diagnose(store, roots, deep=deep, **walked)
     after, summary = found, None
     if fix and not found.ok:
-        encoder = ctx.encoder()  # loading the model is no part of the repair's time (as for index)
+        encoder = ctx.loaded_index_encoder()  # loading the model is no part of the repair's time (as for index)
         started = time.perf_counter()
         try:
             with _index_progress(as_json) as (progress, estimate):

@@ -392,13 +392,17 @@ def test_an_idle_watcher_uses_no_cpu(env):
 def test_watch_command_updates_an_index_other_processes_search(small_repo, tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "codesearch.cli", "--home", str(home), "watch", str(small_repo), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Documents in 8 bits (the default on a CPU without native bfloat16): no torch in a long-lived
+    # watcher (codesearch/model/docint8.py).
+    env = dict(os.environ, CODESEARCH_DOCUMENT_RUNTIME="int8")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         first = json.loads(proc.stdout.readline())  # the initial pass
         assert first["full"] and first["summary"]["files_indexed"] == 5
         (small_repo / "src" / "fib.py").write_text(FIB)
         update = json.loads(proc.stdout.readline())
         assert not update["full"] and update["summary"]["embedded"] == 1 and update["latency_s"] < 5
+        assert "libtorch" not in Path(f"/proc/{proc.pid}/maps").read_text()
         out = subprocess.run(
             [sys.executable, "-m", "codesearch.cli", "--home", str(home), "search", "fibonacci sequence", "--json", "-n", "1"],
             capture_output=True, text=True, check=True,
