@@ -37,7 +37,7 @@ def run_bench(ctx, n_queries: int = 100, index_paths: tuple[str, ...] = (), watc
     from codesearch.search import Searcher
 
     figures: dict = {}
-    encoder = ctx.encoder()
+    encoder = ctx.loaded_index_encoder()  # (what `index` embeds with: torch-free where documents run in 8 bits)
     if index_paths:
         from codesearch.indexer.pipeline import Indexer
 
@@ -316,7 +316,7 @@ def run_synthetic(
     from codesearch.search import Searcher
     from codesearch.settings import IndexSettings
 
-    encoder = ctx.encoder()
+    encoder = ctx.loaded_index_encoder()  # (what `index` embeds with: torch-free where documents run in 8 bits)
     distinct = min(n, distinct or 100_000)
     dest = Path(folder) if folder else Path(tempfile.gettempdir()) / f"codesearch-synthetic-{n}"
     figures: dict = {"synthetic_chunks": n, "distinct_token_matrices": distinct}
@@ -352,7 +352,7 @@ def _source_store(ctx):
 
     try:
         store = Store(ctx.home, create=False)
-        if store.has_index() and store.count_chunks() >= 200 and store.meta().get("model_fingerprint") == ctx.encoder().fingerprint:
+        if store.has_index() and store.count_chunks() >= 200 and store.meta().get("model_fingerprint") == ctx.query_encoder().fingerprint:
             return store
     except (FileNotFoundError, ValueError):
         pass

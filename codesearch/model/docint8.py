@@ -116,6 +116,11 @@ class Int8DocumentEncoder(QuerySide):
         self._layers: dict = {}
         self._lock = threading.Lock()
 
+    def query_encoder(self):
+        """What encodes queries (a :class:`~codesearch.search.Searcher` asks): the query encoder
+        these documents' layers were built from."""
+        return self.queries
+
     def _space_layers(self, space):
         """The 8-bit layers of ``space`` (None: the base model), made at its first document (about
         0.3 s: the merge, the weight codes and the ONNX Runtime session)."""
