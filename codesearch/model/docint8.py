@@ -53,8 +53,11 @@ def light_document_encoder(queries) -> "Int8DocumentEncoder | None":
         return None
     if not isinstance(queries, QueryEncoder) or queries.active_adapter is not None:
         return None
-    try:
-        import onnxruntime  # noqa: F401
+    try:  # ONNX Runtime, and its 8-bit products exact on this CPU (as the torch encoder checks)
+        from codesearch.model.ortgraph import _check_exact_products
+
+        for rows in sorted({w.shape[1] for w, _ in queries._twin(None).linear.values()}):
+            _check_exact_products(rows, 0)
     except Exception:  # noqa: BLE001 - (documents then run in torch, as they would have)
         return None
     return Int8DocumentEncoder(queries)
