@@ -42,7 +42,7 @@ class Context:
         return Path(self.settings["home"])
 
     def encoder(self):
-        """The torch encoder (training, bench, a model only torch runs), loaded once."""
+        """The torch encoder (documents where they run in torch; a model only torch runs), loaded once."""
         if self._encoder is None:
             from codesearch.model import load_encoder
 

@@ -139,8 +139,8 @@ def _shared_arena() -> bool:
     """One CPU memory arena for every session of this process (ONNX Runtime's environment
     allocator). Each session otherwise keeps an arena of its own as large as its biggest batch
     needed and never gives it back: a document batch's activations are about 150 MB, so a run
-    that embedded code of three spaces held three (peak 704 against 463 MB for 600 chunks of
-    each, the same speed; docs/speed.md). False where it cannot be registered: an arena a session."""
+    that embedded code of three spaces held three (peak about 705 against 470 MB for 600 chunks
+    of each, the same speed; docs/speed.md). False where it cannot be registered: an arena a session."""
     with _ARENA_LOCK:
         if not _ARENA:
             import onnxruntime as ort
