@@ -35,7 +35,9 @@ from codesearch.model.encoder import (
     cpu_has_native_bf16,
     padded_batches,
     padded_width,
+    project_to_unit,
     punctuation_token_ids,
+    texts_for_model,
 )
 from codesearch.model.ondemand import QuerySide, cuda_possible
 
@@ -145,23 +147,11 @@ class Int8DocumentEncoder(QuerySide):
             return made
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
-        """As the torch encoder's: the head, then unit length."""
-        head, bias = self.queries.head_weight, self.queries.head_bias
-        if head is not None:
-            vecs = vecs @ head.T + bias
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+        return project_to_unit(vecs, self.queries.head_weight, self.queries.head_bias)
 
     def model_texts(self, texts: Sequence[str], space=ACTIVE) -> list[str]:
         """What the model reads of each document in ``space`` (as the torch encoder's)."""
-        from codesearch.identifiers import split_identifiers
-        from codesearch.model.encoder import _utf8_text
-
-        prefix = self.config.document_prefix
-        texts = [_utf8_text(t) for t in texts]
-        if self.config.splits_identifiers(space):
-            return [prefix + split_identifiers(t) for t in texts]
-        return [prefix + t for t in texts]
+        return texts_for_model(self.config, texts, is_query=False, splits=self.config.splits_identifiers(space))
 
     def encode_documents(
         self,

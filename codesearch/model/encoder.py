@@ -306,6 +306,24 @@ def padded_batches(ids: Sequence[Sequence[int]], widths: Sequence[int], batch_si
         yield batch_idx, input_ids, attention
 
 
+def texts_for_model(config: EncoderConfig, texts: Sequence[str], *, is_query: bool, splits: bool) -> list[str]:
+    """What the transformer reads of ``texts``: the query or document prefix, then each text
+    (identifiers split where ``splits``)."""
+    prefix = config.query_prefix if is_query else config.document_prefix
+    texts = [_utf8_text(t) for t in texts]
+    if splits:
+        return [prefix + split_identifiers(t) for t in texts]
+    return [prefix + t for t in texts]
+
+
+def project_to_unit(vecs: np.ndarray, head_weight: np.ndarray | None, head_bias: np.ndarray | None) -> np.ndarray:
+    """Hidden states through the projection head (where there is one), then to unit length."""
+    if head_weight is not None:
+        vecs = vecs @ head_weight.T + head_bias
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
 def collect_vectors(hidden: np.ndarray, input_ids: np.ndarray, attention: np.ndarray, batch_idx: list[int],
                     ids: Sequence[Sequence[int]], dropped: np.ndarray, project, out: list, pooled: np.ndarray) -> None:
     """Each text's token vectors (``out[i]``: its tokens but ``dropped`` ids, projected) and pooled
@@ -689,11 +707,7 @@ class MultiVectorEncoder(RoutedSpaces):
     def model_texts(self, texts: Sequence[str], *, is_query: bool, space=ACTIVE) -> list[str]:
         """What the transformer reads in ``space``: the prefix, then the text (identifiers split
         where that space is configured to)."""
-        prefix = self.config.query_prefix if is_query else self.config.document_prefix
-        texts = [_utf8_text(t) for t in texts]
-        if self._splits(space):
-            return [prefix + split_identifiers(t) for t in texts]
-        return [prefix + t for t in texts]
+        return texts_for_model(self.config, texts, is_query=is_query, splits=self._splits(space))
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 32, *, space=ACTIVE) -> list[np.ndarray]:
         """Token vectors of each query (in ``space``: an adapter name, None = base; default: the active one)."""
@@ -818,10 +832,7 @@ class MultiVectorEncoder(RoutedSpaces):
         return padded_width(n, int(getattr(self.model.config, "max_position_embeddings", 0) or 0))
 
     def _project(self, vecs: np.ndarray) -> np.ndarray:
-        if self.head_weight is not None:
-            vecs = vecs @ self.head_weight.T + self.head_bias
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return (vecs / np.maximum(norms, 1e-6)).astype(np.float32)
+        return project_to_unit(vecs, self.head_weight, self.head_bias)
 
 
 def punctuation_token_ids(vocab: dict[str, int]) -> np.ndarray:
