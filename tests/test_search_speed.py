@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -404,3 +405,34 @@ def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OPENBLAS_NUM_THREADS": "2"}).stdout.split()
     assert out[0] == "[1]" and int(out[1]) >= 2, out
+
+
+def test_a_terminal_search_reads_lancedb_without_its_rest_client_which_still_loads_when_named(small_repo, tmp_path, encoder):
+    """`codesearch search` with no service imports LanceDB, whose REST namespace client's API
+    modules cost 1.4 s of a 2.4 s import (docs/speed.md): they are left until something names
+    them. The search answers as before, and the client's classes still load when asked for."""
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    home = tmp_path / "home"
+    Indexer(Store(home), encoder, load_settings(config_file=None, home=str(home))).run([small_repo])
+    code = (
+        "import json, sys\n"
+        "from codesearch.cli import main\n"
+        "try:\n"
+        "    main(['--home', sys.argv[1], 'search', 'evict the least recently used entry', '--json'], standalone_mode=False)\n"
+        "finally:\n"
+        "    sys.stdout.flush()\n"
+        "api = sorted(m for m in sys.modules if m.startswith('lance_namespace_urllib3_client.api'))\n"
+        "import lance_namespace_urllib3_client as client\n"
+        "print(json.dumps({'api_before': api, 'named': client.TableApi.__name__, 'version': client.__version__}))\n"
+    )
+    env = dict(os.environ, CODESEARCH_NO_SERVICE="1")
+    out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, env=env, check=True).stdout
+    decoder = json.JSONDecoder()
+    results, end = decoder.raw_decode(out.lstrip())
+    assert any(r["path"].endswith("cache.py") for r in results[:3]), results
+    seen = json.loads(out.lstrip()[end:].strip())
+    assert seen["api_before"] == []
+    assert seen["named"] == "TableApi" and seen["version"]

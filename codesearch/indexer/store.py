@@ -272,7 +272,9 @@ class Store:
         self.ann_min_rows = ann_build_rows(None)
 
     def _connect(self) -> None:
-        import lancedb
+        from codesearch.lance_import import lancedb as import_lancedb
+
+        lancedb = import_lancedb()  # (without the REST client's 1.4 s of API modules: lance_import.py)
 
         # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
         self._session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES)
@@ -991,6 +993,9 @@ def _unpack_tokens(data: pa.Table | pa.RecordBatch, codec, original: bool = Fals
 def _index_config(name: str):
     """An index configuration class of ``lancedb.index`` (imported when an index is built: a
     search that builds none does not import LanceDB's index module)."""
+    from codesearch.lance_import import defer_rest_client
+
+    defer_rest_client()
     import lancedb.index
 
     return getattr(lancedb.index, name)

@@ -190,8 +190,10 @@ def main(argv: list[str]) -> int:
         except EOFError:
             return 0
         if request[0] == "prepare":
-            try:  # what an index run needs first (LanceDB: about 1.2 s)
-                import lancedb  # noqa: F401
+            try:  # what an index run needs first (LanceDB: about 1 s)
+                from codesearch.lance_import import lancedb
+
+                lancedb()
 
                 import codesearch.indexer.pipeline  # noqa: F401
             except Exception:  # noqa: BLE001 - said by the run that needs it
