@@ -903,7 +903,7 @@ class ResidentPooled:
         return rows, [float(x) for x in scores]
 
 
-# Pooled vectors scored in two halves side by side from this many rows in a space.
+# Pooled vectors scored in two halves side by side from this many rows in a space (numpy's path).
 _SPLIT_ROWS = 50_000
 # Rows widened from int8 to float32 at a time (2 MB: within the cache; 2,048 and 4,096 rows
 # were equally fast, 512 slower).
@@ -926,13 +926,20 @@ class PooledScores:
     stores. So the candidates are those of the float32 product over every row, their scores
     the same to float32 rounding: at 100k chunks the candidate stage takes 5.3 ms instead of
     9.7 (docs/speed.md), and the memory is 3 bytes a number instead of 4 (float16 and int8).
+
+    Where ONNX Runtime's 8-bit kernel is exact here (``products``), the query is put in 8 bits
+    too and the products are integer ones (:class:`codesearch.model.ortgraph.Int8Products`):
+    each row's bound then adds the query's own rounding, ``|q - q~| (1 + |v - s c|)``. Each
+    vector's codes are bounded in neighbouring pairs for that kernel; the candidates and scores
+    stay those of the float32 product.
     """
 
-    def __init__(self, stored: np.ndarray):
+    def __init__(self, stored: np.ndarray, products: bool = True):
         n, dim = stored.shape
         self.stored = stored  # (n, dim) as the table stores them (float16)
         self.norms = np.empty(n, np.float32)
-        self.codes = np.empty((n, dim), np.int8)
+        columns = bool(products and n and _products_run(dim))  # (codes laid out for ONNX Runtime: a column a row)
+        codes = np.empty((dim, n) if columns else (n, dim), np.int8)
         self.scale = np.empty(n, np.float32)
         self.error = np.empty(n, np.float32)
         for i in range(0, n, 8192):  # (a block at a time: no float32 copy of every row)
@@ -940,12 +947,20 @@ class PooledScores:
             norms = np.linalg.norm(v, axis=1)
             norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
             v /= norms[:, None]
-            scale = np.abs(v).max(axis=1) / np.float32(127)
-            scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-            codes = np.clip(np.rint(v / scale[:, None]), -127, 127)
+            scale = _pair_scale(v)
+            block = np.clip(np.rint(v / scale[:, None]), -127, 127)
             rows = slice(i, i + len(v))
-            self.norms[rows], self.scale[rows], self.codes[rows] = norms, scale, codes
-            self.error[rows] = np.linalg.norm(v - codes.astype(np.float32) * scale[:, None], axis=1) + _SLACK
+            self.norms[rows], self.scale[rows] = norms, scale
+            if columns:  # (transposed 1,024 rows at a time: 26 against 97 ms for 100k rows at once)
+                for j in range(0, len(block), 1024):
+                    codes[:, i + j : i + j + 1024] = block[j : j + 1024].T
+            else:
+                codes[rows] = block
+            self.error[rows] = np.linalg.norm(v - block.astype(np.float32) * scale[:, None], axis=1) + _SLACK
+        self.products = _int8_products(codes) if columns else None
+        if columns and self.products is None:  # (the session failed after all: numpy's product, by rows)
+            codes = np.ascontiguousarray(codes.T)
+        self.codes = None if self.products is not None else codes  # (rows, for numpy's product)
 
     def exact(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Cosines of ``rows`` with the unit vector ``q`` (float32, from the stored float16),
@@ -953,17 +968,30 @@ class PooledScores:
         product sums the rows past a multiple of its block differently)."""
         return (self.stored[rows].astype(np.float32) / self.norms[rows][:, None] * q).sum(axis=1)
 
-    def approximate(self, a: int, b: int, q: np.ndarray) -> np.ndarray:
-        """Each row's score from its int8 codes, within ``error`` of :meth:`exact`'s."""
-        out = np.empty(b - a, np.float32)
-        if b - a >= _SPLIT_ROWS:  # (the other core is idle once the full-text search is done)
-            half = a + (b - a) // 2
-            first = _POOL.submit(self._codes_times, a, half, q, out[: half - a])
-            self._codes_times(half, b, q, out[half - a :])
-            first.result()
-        else:
-            self._codes_times(a, b, q, out)
-        return out * self.scale[a:b]
+    def approximate(self, a: int, b: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's score from its codes, and how far it may be from :meth:`exact`'s."""
+        return self._approximate([(a, b, q)])
+
+    def _approximate(self, blocks: Sequence[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, error bounds) of the rows of every block, in order, each block against its query."""
+        if self.products is not None:
+            codes, steps, errors = zip(*(_query_codes(q) for _, _, q in blocks))
+            products = self.products.run(np.stack(codes))  # (one pass over the codes for every query)
+            approx = [products[j, a:b] * (steps[j] * self.scale[a:b]) for j, (a, b, _) in enumerate(blocks)]
+            bounds = [self.error[a:b] + errors[j] * (1.0 + self.error[a:b]) for j, (a, b, _) in enumerate(blocks)]
+            return np.concatenate(approx), np.concatenate(bounds)
+        approx = []
+        for a, b, q in blocks:
+            out = np.empty(b - a, np.float32)
+            if b - a >= _SPLIT_ROWS:  # (the other core is idle once the full-text search is done)
+                half = a + (b - a) // 2
+                first = _POOL.submit(self._codes_times, a, half, q, out[: half - a])
+                self._codes_times(half, b, q, out[half - a :])
+                first.result()
+            else:
+                self._codes_times(a, b, q, out)
+            approx.append(out * self.scale[a:b])
+        return np.concatenate(approx), np.concatenate([self.error[a:b] for a, b, _ in blocks])
 
     def _codes_times(self, a: int, b: int, q: np.ndarray, out: np.ndarray) -> None:
         buf = np.empty((min(_BLOCK_ROWS, b - a), self.codes.shape[1]), np.float32)
@@ -978,11 +1006,10 @@ class PooledScores:
         (rows, exact scores), best first, equal scores in order of ``tie[row]``. Only rows
         where ``mask`` is true, where given."""
         index = np.concatenate([np.arange(a, b) for a, b, _ in blocks])
-        approx = np.concatenate([self.approximate(a, b, q) for a, b, q in blocks])
+        approx, error = self._approximate(blocks)
         if mask is not None:
             approx = np.where(mask[index], approx, -np.inf)
         if len(index) > n:
-            error = self.error[index]
             lower = approx - error
             floor = np.partition(lower, len(lower) - n)[len(lower) - n]  # the n-th best lower bound
             maybe = np.nonzero((approx + error >= floor) & np.isfinite(approx))[0]
@@ -996,3 +1023,54 @@ class PooledScores:
                 scores[inside] = self.exact(rows[inside], q)
         best = np.lexsort((tie[rows], -scores))[:n]
         return rows[best], scores[best]
+
+
+def _pair_scale(v: np.ndarray) -> np.ndarray:
+    """One scale per row of ``v`` such that its codes (``rint(v / scale)``) add up to at most 128
+    in magnitude in each neighbouring pair of columns (2k, 2k+1), as ONNX Runtime's AVX2 kernel
+    needs to stay exact (codesearch.model.ortgraph.pair_bounded_codes, by rows here)."""
+    a = np.abs(v)
+    if a.shape[1] % 2:
+        a = np.concatenate([a, np.zeros((len(a), 1), a.dtype)], axis=1)
+    scale = (a[:, 0::2] + a[:, 1::2]).max(axis=1) / np.float32(127)
+    return np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
+def _query_codes(q: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
+    """A unit query in 8 bits for :class:`Int8Products`: (u8 codes around 128, the step, and
+    ``|q - step * codes|``, the most its rounding moves a score of a vector of length 1)."""
+    q = np.asarray(q, np.float32)
+    step = np.float32(np.abs(q).max() / 127) or np.float32(1.0)
+    codes = np.clip(np.rint(q / step), -127, 127)
+    error = np.float32(np.linalg.norm((q - codes.astype(np.float32) * step).astype(np.float64)) + 1e-6)
+    return (codes + 128).astype(np.uint8), step, error
+
+
+def _products_run(dim: int) -> bool:
+    """Whether ONNX Runtime's exact 8-bit products score the pooled vectors: not where it cannot
+    be imported, where ``CODESEARCH_QUERY_RUNTIME=numpy``, or where its kernel would saturate on
+    pair-bounded codes of ``dim`` (checked once per process)."""
+    import os
+
+    if os.environ.get("CODESEARCH_QUERY_RUNTIME", "onnxruntime") == "numpy":
+        return False
+    try:
+        from codesearch.model.ortgraph import _check_exact_products
+
+        _check_exact_products(dim, 1)
+        return True
+    except Exception as exc:  # noqa: BLE001 - (no onnxruntime, or a kernel that saturates: numpy's path)
+        log.info("pooled vectors scored in numpy: %s", str(exc).splitlines()[0][:200])
+        return False
+
+
+def _int8_products(codes: np.ndarray):
+    """ONNX Runtime's products over ``codes`` (dim, n), one thread (the full-text search runs on
+    the other core), or None where the session cannot be made."""
+    try:
+        from codesearch.model.ortgraph import Int8Products
+
+        return Int8Products(codes, threads=1)
+    except Exception as exc:  # noqa: BLE001
+        log.info("pooled vectors scored in numpy: %s", str(exc).splitlines()[0][:200])
+        return None

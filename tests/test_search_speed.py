@@ -35,11 +35,13 @@ def test_maxsim_many_equals_the_plain_product():
         assert np.array_equal(maxsim_many(q, PackedDocs(docs)), maxsim_many(q, docs))
 
 
-def test_pooled_candidates_from_int8_codes_are_the_exact_best_rows(monkeypatch):
+@pytest.mark.parametrize("products", [True, False], ids=["onnxruntime", "numpy"])
+def test_pooled_candidates_from_int8_codes_are_the_exact_best_rows(monkeypatch, products):
     """Candidates scored from int8 codes, then exactly where their error bound says they may be
     among the best, are the best rows of the exact float32 scores: the same rows, scores and
     order (ties in the given order), with near-duplicate vectors, exact duplicates, masks, two
-    spaces and the product split in halves."""
+    spaces and the product split in halves; with the query in 8 bits too and ONNX Runtime's
+    integer products (the default where it runs), and with numpy's float product."""
     import codesearch.search
     from codesearch.search import PooledScores
 
@@ -54,8 +56,12 @@ def test_pooled_candidates_from_int8_codes_are_the_exact_best_rows(monkeypatch):
     stored = stored[rng.permutation(len(stored))]
     tie = rng.permutation(len(stored))
     exact = stored.astype(np.float32) / np.maximum(np.linalg.norm(stored.astype(np.float32), axis=1), 1e-30)[:, None]
+    if not products:  # (what a user who keeps queries in numpy gets)
+        monkeypatch.setenv("CODESEARCH_QUERY_RUNTIME", "numpy")
     pooled = PooledScores(stored)
-    assert pooled.codes.dtype == np.int8 and pooled.stored is stored
+    assert (pooled.products is not None) == products and pooled.stored is stored  # (ONNX Runtime's kernel is exact here)
+    codes = pooled.products.codes.T if products else pooled.codes
+    assert codes.dtype == np.int8 and np.abs(codes[:, 0::2].astype(int) + codes[:, 1::2]).max() <= 128
     split = (0, 1800, len(stored))
     for split_rows in (50_000, 500):
         monkeypatch.setattr(codesearch.search, "_SPLIT_ROWS", split_rows)
@@ -73,11 +79,13 @@ def test_pooled_candidates_from_int8_codes_are_the_exact_best_rows(monkeypatch):
                 rows, scores = pooled.top(blocks, n, tie, mask)
                 assert np.array_equal(rows, order), (split_rows, trial, n)
                 assert np.array_equal(scores, want[order]), (split_rows, trial, n)
-    # the int8 scores alone would have put other rows first: the bound is what makes it exact
+    # the int8 scores alone would have put other rows first: the bound is what makes it exact,
+    # and it holds for every row
     a, b, q = 0, len(stored), qs[0]
-    approx = pooled.approximate(a, b, q)
+    approx, bound = pooled.approximate(a, b, q)
     want = (exact * q).sum(axis=1)
     assert set(np.argsort(-approx)[:150]) != set(np.argsort(-want)[:150])
+    assert np.all(np.abs(approx - want) <= bound)
 
 
 @pytest.mark.parametrize("name", CODECS)
