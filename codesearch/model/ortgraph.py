@@ -408,7 +408,6 @@ class Int8Products:
         graph.weight("codes", codes, np.int8)
         graph.nodes.append(_constant("zero", np.array(_ZERO, np.uint8)))
         graph.nodes.append(_node("MatMulInteger", ["a", "codes", "zero"], "y"))
-        self.shape = (rows, cols)
         self._session, self._values = graph.session(
             [_value_info("a", _UINT8, ["m", rows])], [_value_info("y", 6, ["m", cols])], "codesearch-int8-products", threads)
         self.codes = graph.weights["codes"]
