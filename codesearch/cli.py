@@ -788,9 +788,9 @@ def status(ctx: Context):
         click.echo("index:     empty")
         return
     n_chunks = store.count_chunks()
-    click.echo(f"files:     {store.table('files').count_rows()}")
+    click.echo(f"files:     {store.count_rows('files')}")
     click.echo(f"chunks:    {n_chunks}")
-    click.echo(f"vectors:   {store.table('vectors').count_rows()} distinct chunk texts")
+    click.echo(f"vectors:   {store.count_rows('vectors')} distinct chunk texts")
     size = store.disk_bytes()
     per_chunk = f" ({size / n_chunks / 1024:.1f} KB per chunk)" if n_chunks else ""
     click.echo(f"disk:      {size / 1e6:.1f} MB{per_chunk}")

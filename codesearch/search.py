@@ -269,7 +269,7 @@ class Searcher:
         if isinstance(self.queries, QueryEncoder):  # (not getattr: an OnDemandEncoder would load torch to answer)
             self.queries.warm()
         try:
-            self._chunks_table()
+            self._chunks_version()
             self._resident_pooled()
         except FileNotFoundError:
             pass  # (no chunks yet)
@@ -296,7 +296,7 @@ class Searcher:
         filters = filters or Filters()
         where = filters.sql()
         try:
-            self.store.table("chunks", create=False)  # (opened, not created: a search never writes)
+            self.store.version("chunks")  # (opened, not created: a search never writes)
         except FileNotFoundError:
             return []  # a first index run stopped before storing a chunk
         glob = filters.path if filters.path and "[" in filters.path else None
@@ -462,8 +462,7 @@ class Searcher:
         resident = self._resident_pooled()
         if resident is not None:
             return set(resident.blocks)
-        tbl = self.store.table("chunks")
-        version = tbl.version
+        version = self.store.version("chunks")
         if version != self._present_version:
             column = self.store.read("chunks", ["space"]).column("space")
             self._present = set(pc.unique(column).to_pylist())
@@ -543,30 +542,28 @@ class Searcher:
             self._per_search.resident = resident
         return resident
 
-    def _chunks_table(self):
-        """(the chunks table, its newest version). At a new version (an edit indexed since) the
+    def _chunks_version(self) -> int:
+        """The chunks table's newest version. At a new version (an edit indexed since) the
         store's caches still hold what every version read before needed: past a budget, the
         store starts them again empty (Store.renew_reads: they grew by 0.1-0.7 MB an edit up to
         their 160 MB caps in a language server, docs/speed.md)."""
-        tbl = self.store.table("chunks", create=False)
-        version = tbl.version
+        version = self.store.version("chunks")
         if version != self._read_version:
             if self._read_version is not None and self.store.renew_reads():
-                tbl = self.store.table("chunks", create=False)
-                version = tbl.version
+                version = self.store.version("chunks")
             self._read_version = version
-        return tbl, version
+        return version
 
     def _read_resident_pooled(self) -> ResidentPooled | None:
         if self.in_memory_max <= 0 or not self.use_ann:
             return None
-        tbl, version = self._chunks_table()
+        version = self._chunks_version()
         if self._resident is not None and self._resident.version == version:
             return self._resident
         self._resident = None  # (the old copy is freed before the new one is read)
         if self._too_big == version:
             return None
-        if tbl.count_rows() > self.in_memory_max:
+        if self.store.count_chunks() > self.in_memory_max:
             self._too_big = version
             return None
         self._resident = ResidentPooled(self.store)

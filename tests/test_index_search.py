@@ -140,6 +140,7 @@ def test_fetched_token_vectors_do_not_keep_their_whole_batch_alive(tmp_path):
 def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, index_env, monkeypatch):
     # A language server reads each version an edit makes; LanceDB's caches kept what every one
     # of them needed (1-2 MB an edit at 20k chunks). Past a budget the reader starts them again.
+    # (Reads now go through Lance's own session; the same holds.)
     import codesearch.indexer.store as store_mod
     from codesearch.config import load_settings
     from codesearch.indexer.store import Store
@@ -151,7 +152,7 @@ def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, in
     searcher = Searcher(reader, indexer.encoder, load_settings(config_file=None, home=str(store.home)))
     searcher.prepare()
     assert searcher.search("check if a value is within bounds", limit=1)[0].name == "contains"
-    connection, session = reader.db, reader._session
+    session = reader._session
 
     def edit(name: str, doc: str) -> None:
         py = small_repo / "src" / "cache.py"
@@ -163,17 +164,18 @@ def test_a_long_lived_reader_lets_go_of_old_versions_cached_reads(small_repo, in
     edit("fibonacci_numbers", "Yield the first n Fibonacci numbers.")
     searcher.prepare()
     assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
-    assert reader.db is connection
-    grown = reader._session.size_bytes
+    assert reader._session is session
+    assert reader._db is None  # (a store that only reads never connects LanceDB: reads go through Lance)
+    grown = reader._session.size_bytes()
     assert grown > 0
     # Past it: a new connection with empty caches, which reads the new version alike.
     monkeypatch.setattr(store_mod, "READ_CACHE_RENEW_BYTES", grown // 2)
     edit("collatz_steps", "Count the steps of the Collatz sequence from n down to one.")
     searcher.prepare()
-    assert reader.db is not connection
+    assert reader._session is not session
     assert searcher.search("steps of the collatz sequence", limit=1)[0].name == "collatz_steps"
     assert searcher.search("fibonacci sequence generator", limit=1)[0].name == "fibonacci_numbers"
-    assert reader._session.size_bytes < session.size_bytes  # (the old caches held two versions' reads)
+    assert reader._session.size_bytes() < session.size_bytes()  # (the old caches held two versions' reads)
 
 
 def test_a_searcher_finds_the_words_of_a_function_written_since_its_last_search(small_repo, index_env):

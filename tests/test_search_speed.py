@@ -415,10 +415,11 @@ def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
     assert out[0] == "[1]" and int(out[1]) >= 2, out
 
 
-def test_a_terminal_search_reads_lancedb_without_its_rest_client_which_still_loads_when_named(small_repo, tmp_path, encoder):
-    """`codesearch search` with no service imports LanceDB, whose REST namespace client's API
-    modules cost 1.4 s of a 2.4 s import (docs/speed.md): they are left until something names
-    them. The search answers as before, and the client's classes still load when asked for."""
+def test_reading_processes_never_import_lancedb_and_writers_import_it_without_its_rest_client(small_repo, tmp_path, encoder):
+    """`codesearch search` with no service, `status` and an `index` run with nothing to do read
+    through Lance itself and never import LanceDB's Python package (0.7-1.0 s of its 1.0 s
+    import, docs/speed.md). A writer imports it without the REST namespace client's API modules
+    (1.4 s more), whose classes still load when named. The search answers as before."""
     from codesearch.config import load_settings
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
@@ -428,19 +429,35 @@ def test_a_terminal_search_reads_lancedb_without_its_rest_client_which_still_loa
     code = (
         "import json, sys\n"
         "from codesearch.cli import main\n"
+        "args = json.loads(sys.argv[2])\n"
         "try:\n"
-        "    main(['--home', sys.argv[1], 'search', 'evict the least recently used entry', '--json'], standalone_mode=False)\n"
+        "    main(['--home', sys.argv[1], *args], standalone_mode=False)\n"
         "finally:\n"
         "    sys.stdout.flush()\n"
-        "api = sorted(m for m in sys.modules if m.startswith('lance_namespace_urllib3_client.api'))\n"
+        "seen = {'lancedb': 'lancedb' in sys.modules, 'lance': 'lance' in sys.modules}\n"
+        "from codesearch.lance_import import lancedb\n"
+        "lancedb()\n"
+        "seen['api_before'] = sorted(m for m in sys.modules if m.startswith('lance_namespace_urllib3_client.api'))\n"
         "import lance_namespace_urllib3_client as client\n"
-        "print(json.dumps({'api_before': api, 'named': client.TableApi.__name__, 'version': client.__version__}))\n"
+        "seen.update(named=client.TableApi.__name__, version=client.__version__)\n"
+        "print(json.dumps(seen))\n"
     )
     env = dict(os.environ, CODESEARCH_NO_SERVICE="1")
-    out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, env=env, check=True).stdout
-    decoder = json.JSONDecoder()
-    results, end = decoder.raw_decode(out.lstrip())
-    assert any(r["path"].endswith("cache.py") for r in results[:3]), results
-    seen = json.loads(out.lstrip()[end:].strip())
-    assert seen["api_before"] == []
-    assert seen["named"] == "TableApi" and seen["version"]
+    commands = {
+        "search": ["search", "evict the least recently used entry", "--json"],
+        "status": ["status"],
+        "index": ["index", str(small_repo)],
+    }
+    for name, args in commands.items():
+        out = subprocess.run([sys.executable, "-c", code, str(home), json.dumps(args)], capture_output=True, text=True,
+                             env=env, check=True).stdout
+        lines = out.strip().splitlines()
+        seen = json.loads(lines[-1])
+        assert seen["lance"] and not seen["lancedb"], (name, seen)
+        assert seen["api_before"] == [], name
+        assert seen["named"] == "TableApi" and seen["version"]
+        if name == "search":
+            results = json.loads("\n".join(lines[:-1]))
+            assert any(r["path"].endswith("cache.py") for r in results[:3]), results
+        elif name == "index":
+            assert "0 new or changed" in out, out

@@ -15,7 +15,9 @@ Three tables, each with one job:
   so an interrupted run is simply resumed: anything not recorded here is redone.
 
 Every write is one atomic LanceDB commit; a file's chunks are replaced in a single merge, so a
-reader never sees a half-updated file and a kill at any moment leaves no duplicates.
+reader never sees a half-updated file and a kill at any moment leaves no duplicates. Reads go
+through Lance, the library LanceDB is built on, over the same files (``Store._dataset``): a
+process that only reads never imports LanceDB.
 """
 
 from __future__ import annotations
@@ -195,11 +197,17 @@ class IndexDamaged(RuntimeError):
 
 
 def is_read_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is LanceDB failing to read its files (damage), not a bad query or a full disk."""
+    """Whether ``exc`` is Lance failing to read its files (damage), not a bad query or a full disk.
+
+    Through LanceDB such an error reads "lance error: ..." (a RuntimeError); through Lance's own
+    Python package, "External error: ..." (Arrow's ValueError, from a scan) or the bare error,
+    e.g. "Not found: <a file of a .lance folder>" (an OSError, from a take by position). A bad
+    filter is "Invalid user input: ..." either way."""
     text = str(exc)
-    return isinstance(exc, (RuntimeError, OSError, ValueError)) and ("lance error" in text.lower() or "LanceError" in text) and (
-        "No space left" not in text
-    )
+    if not isinstance(exc, (RuntimeError, OSError, ValueError)) or "No space left" in text:
+        return False
+    return ("lance error" in text.lower() or "LanceError" in text or text.startswith("External error:")
+            or (text.startswith("Not found:") and ".lance" in text))
 
 
 def damage_message(exc: BaseException) -> str | None:
@@ -272,27 +280,74 @@ class Store:
         self.ann_min_rows = ann_build_rows(None)
 
     def _connect(self) -> None:
-        from codesearch.lance_import import lancedb as import_lancedb
+        import lance
 
-        lancedb = import_lancedb()  # (without the REST client's 1.4 s of API modules: lance_import.py)
-
-        # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
-        self._session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES)
-        # Every read sees the latest commit, also one made by another Store (a watcher in this
-        # process, an indexer in another): checking costs well under a millisecond.
-        self.db = lancedb.connect(str(self.home / LANCE_DIR), read_consistency_interval=timedelta(0), session=self._session)
+        # Reads go through Lance itself (pylance: what LanceDB is built on), writes through
+        # LanceDB, connected at the first write. A process that only reads (a terminal search, the
+        # search service, `status`, an `index` run with nothing to do) never imports LanceDB's
+        # Python package: 0.7-1.0 s of imports (pydantic models of its REST namespace, its
+        # embedding registry) on this project's 2-core machine (docs/speed.md, "Reads through
+        # Lance"). Both read the same files, and each read sees the latest commit.
+        self._session = lance.Session(index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+        self._db = None
+        self._db_session = None
         self._tables: dict = {}
+        self._readers: dict = {}
+
+    @property
+    def db(self):
+        """The LanceDB connection, for writes (opened at the first use)."""
+        if self._db is None:
+            from codesearch.lance_import import lancedb as import_lancedb
+
+            lancedb = import_lancedb()  # (without the REST client's 1.4 s of API modules: lance_import.py)
+            # (a session of its own, as LanceDB's default is: bounded caches, see INDEX_CACHE_BYTES)
+            self._db_session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES,
+                                               metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+            # Every operation sees the latest commit, also one made by another Store (a watcher in
+            # this process, an indexer in another): checking costs well under a millisecond.
+            self._db = lancedb.connect(str(self.home / LANCE_DIR), read_consistency_interval=timedelta(0),
+                                       session=self._db_session)
+        return self._db
+
+    def _cache_bytes(self) -> int:
+        return self._session.size_bytes() + (self._db_session.size_bytes if self._db_session is not None else 0)
 
     def renew_reads(self, above: int | None = None) -> bool:
         """A new connection, with empty caches, where this one's caches hold more than ``above``
         bytes (default READ_CACHE_RENEW_BYTES); True if so. A long-lived reader calls it when
         the index has a new version: its caches keep what every version it read needed (index
-        segments, manifests, file metadata), and it reads only the newest. Tables already handed
-        out keep working on the old connection until they are let go."""
-        if self._session.size_bytes <= (READ_CACHE_RENEW_BYTES if above is None else above):
+        segments, manifests, file metadata), and it reads only the newest. Tables and datasets
+        already handed out keep working on the old caches until they are let go."""
+        if self._cache_bytes() <= (READ_CACHE_RENEW_BYTES if above is None else above):
             return False
         self._connect()
         return True
+
+    def _dataset(self, name: str, *, create: bool = True):
+        """Table ``name`` for reading: its Lance dataset at the latest version (checked at each
+        call, 0.02-0.07 ms). A dataset handed out stays at its version (a new version is a new
+        object), so a read running meanwhile in another thread is not disturbed. A missing table
+        is created (with its indexes) as ``table`` does, unless not ``create``: then it is
+        FileNotFoundError."""
+        ds = self._readers.get(name)
+        if ds is not None:
+            latest = ds.latest_version
+            if latest != ds.version:
+                ds = self._readers[name] = ds.checkout_version(latest)
+            return ds
+        import lance
+
+        uri = str(self.home / LANCE_DIR / f"{name}.lance")
+        try:
+            ds = lance.dataset(uri, session=self._session)
+        except ValueError as exc:  # no committed version: no table yet, or a create stopped midway
+            if "not found" not in str(exc).lower():
+                raise
+            self.table(name, create=create)  # (created through LanceDB, or FileNotFoundError)
+            ds = lance.dataset(uri, session=self._session)
+        self._readers[name] = ds
+        return ds
 
     # ------------------------------------------------------------------ metadata
     def meta(self) -> dict:
@@ -368,20 +423,17 @@ class Store:
         """Build the scalar indexes a table lacks (a run killed between creating a table and
         indexing it); the indexer calls it under the lock. Costs one listing per table."""
         for name in self.table_names() & set(self._SCALAR_INDEXES):
-            tbl = self.table(name)
-            have = {c for ix in tbl.list_indices() for c in getattr(ix, "columns", ())}
+            have = {c for ix in self._dataset(name).describe_indices() for c in ix.field_names}
             for column in self._SCALAR_INDEXES[name]:
                 if column not in have:
-                    tbl.create_index(column, config=_index_config("BTree")(), replace=True)
+                    self.table(name).create_index(column, config=_index_config("BTree")(), replace=True)
 
     def table_names(self) -> set[str]:
-        names, token = set(), None
-        while True:
-            page = self.db.list_tables(page_token=token) if token else self.db.list_tables()
-            names.update(page.tables)
-            token = page.page_token
-            if not token:
-                return names
+        """The tables of this home: each is a folder ``NAME.lance`` (as LanceDB lists them)."""
+        folder = self.home / LANCE_DIR
+        if not folder.is_dir():
+            return set()
+        return {p.name[: -len(".lance")] for p in folder.iterdir() if p.name.endswith(".lance") and p.is_dir()}
 
     def has_index(self) -> bool:
         return "chunks" in self.table_names()
@@ -390,6 +442,7 @@ class Store:
         """Open the tables and read the codec again at their next use: another process (an
         index run in a child, another ``codesearch index``) may have replaced them."""
         self._tables.clear()
+        self._readers.clear()
         self._codec = None
 
     def reset(self) -> None:
@@ -398,6 +451,7 @@ class Store:
             if name in self.table_names():
                 self.db.drop_table(name)
         self._tables.clear()
+        self._readers.clear()
         self._codec = None
         from codesearch.indexer.quant import CODEC_FILE
 
@@ -423,17 +477,15 @@ class Store:
             if name not in present:
                 continue
             try:
-                tbl = self.table(name)
-                n = tbl.count_rows()
+                ds = self._dataset(name)
+                n = ds.count_rows()
                 cols = None if full else [self._CHECK_COLUMN[name]]
-                q = tbl.search()
-                if cols:
-                    q = q.select(cols)
-                seen = sum(b.num_rows for b in q.limit(None).to_batches(4096))
+                seen = sum(b.num_rows for b in ds.to_batches(columns=cols, batch_size=4096))
                 if seen != n:
                     damage[name] = f"read {seen} of {n} rows"
             except Exception as exc:  # noqa: BLE001 - any failure to read is damage
                 self._tables.pop(name, None)
+                self._readers.pop(name, None)
                 damage[name] = _first_line(exc)
         return damage
 
@@ -463,6 +515,7 @@ class Store:
         if kept is not None and name in self._CHECK_COLUMN:  # a row read twice is kept once
             kept = _unique_rows(kept, "id" if name == "chunks" else self._CHECK_COLUMN[name])
         self._tables.pop(name, None)
+        self._readers.pop(name, None)
         self.db.drop_table(name, ignore_missing=True)
         tbl = self.table(name)  # created afresh, with its scalar indexes
         if kept is not None and kept.num_rows:
@@ -474,11 +527,8 @@ class Store:
     # ------------------------------------------------------------------ files
     def file_states(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) for recorded files, optionally only those under some roots."""
-        tbl = self.table("files")
-        query = tbl.search().select(["path", "size", "mtime_ns"])
-        if under:
-            query = query.where(" OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under))
-        data = query.limit(None).to_arrow() if hasattr(query, "limit") else query.to_arrow()
+        where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
+        data = self._dataset("files").to_table(columns=["path", "size", "mtime_ns"], filter=where)
         paths = data.column("path").to_pylist()
         sizes = data.column("size").to_pylist()
         mtimes = data.column("mtime_ns").to_pylist()
@@ -486,10 +536,8 @@ class Store:
 
     def file_records(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, repo) for recorded files, optionally only those under some roots."""
-        query = self.table("files").search().select(["path", "size", "mtime_ns", "repo"])
-        if under:
-            query = query.where(" OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under))
-        return _records(query.limit(None).to_arrow())
+        where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
+        return _records(self._dataset("files").to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where))
 
     def file_records_at(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         """Like ``file_records`` for files at or below each of ``paths`` (files or folders)."""
@@ -498,11 +546,11 @@ class Store:
         if len(paths) > 200:  # cheaper to read every record once than to OR hundreds of patterns
             prefixes = set(paths)
             return {p: rec for p, rec in self.file_records().items() if _has_prefix(p, prefixes)}
-        tbl = self.table("files")
+        ds = self._dataset("files")
         for i in range(0, len(paths), 100):
             part = paths[i : i + 100]
             where = sql_in("path", part) + " OR " + " OR ".join(sql_like_prefix("path", _dir_prefix(Path(p))) for p in part)
-            out.update(_records(tbl.search().select(["path", "size", "mtime_ns", "repo"]).where(where).limit(None).to_arrow()))
+            out.update(_records(ds.to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where)))
         return out
 
     def record_files(self, rows: list[dict]) -> None:
@@ -522,10 +570,10 @@ class Store:
     def existing_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(keys))
         found: set[str] = set()
-        tbl = self.table("vectors")
+        ds = self._dataset("vectors")
         for i in range(0, len(keys), _BATCH_IN):
             part = keys[i : i + _BATCH_IN]
-            data = tbl.search().where(sql_in("key", part)).select(["key"]).limit(None).to_arrow()
+            data = ds.to_table(columns=["key"], filter=sql_in("key", part))
             found.update(data.column("key").to_pylist())
         return found
 
@@ -591,23 +639,23 @@ class Store:
     def get_groups(self, keys: Sequence[str]) -> dict[str, np.ndarray | None]:
         """key -> the stored vector each encoder token of that chunk was merged into (None: not
         recorded; the identity when nothing was merged)."""
-        tbl = self.table("vectors", create=False)
-        if "groups" not in tbl.schema.names:
+        ds = self._dataset("vectors", create=False)
+        if "groups" not in ds.schema.names:
             return dict.fromkeys(keys)
         out: dict[str, np.ndarray | None] = {}
         keys = list(dict.fromkeys(keys))
         for i in range(0, len(keys), _BATCH_IN):
-            data = tbl.search().where(sql_in("key", keys[i : i + _BATCH_IN])).select(["key", "n_tokens", "groups"]).limit(None).to_arrow()
+            data = ds.to_table(columns=["key", "n_tokens", "groups"], filter=sql_in("key", keys[i : i + _BATCH_IN]))
             for key, n, raw in zip(data.column("key").to_pylist(), data.column("n_tokens").to_pylist(), data.column("groups").to_pylist()):
                 out[key] = None if raw is None else unpack_groups(raw, n)
         return out
 
     def _fetch_tokens(self, keys: Sequence[str]) -> Iterator[pa.Table]:
         keys = list(dict.fromkeys(keys))
-        tbl = self.table("vectors")
+        ds = self._dataset("vectors")
         for i in range(0, len(keys), _BATCH_IN):
             part = keys[i : i + _BATCH_IN]
-            yield tbl.search().where(sql_in("key", part)).select(["key", "n_tokens", "tokens"]).limit(None).to_arrow()
+            yield ds.to_table(columns=["key", "n_tokens", "tokens"], filter=sql_in("key", part))
 
     def get_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """key -> (n_tokens, dim) float32 token vectors, decoded back into the encoder's space."""
@@ -639,8 +687,7 @@ class Store:
         ``to_table`` and ``take``. A position in it always holds the same row, so rows can be read
         back by position, without a filter and without checking what they hold; once a clean-up
         has removed that version's files (the home keeps a minute of versions), reading raises."""
-        self.table(table, create=False)  # (a missing table is an error here, not created)
-        return self._lance(table)
+        return self._dataset(table, create=False)  # (a missing table is an error here, not created)
 
     def scoring_query(self, q_tokens: np.ndarray) -> np.ndarray:
         """Query token vectors in the space of ``get_scoring_vectors`` (a rotation for the bit codecs)."""
@@ -649,10 +696,10 @@ class Store:
     def get_pooled(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         keys = list(dict.fromkeys(keys))
-        tbl = self.table("vectors")
+        ds = self._dataset("vectors")
         for i in range(0, len(keys), _BATCH_IN):
             part = keys[i : i + _BATCH_IN]
-            data = tbl.search().where(sql_in("key", part)).select(["key", "pooled"]).limit(None).to_arrow()
+            data = ds.to_table(columns=["key", "pooled"], filter=sql_in("key", part))
             vecs = data.column("pooled").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, self.dim)
             out.update(zip(data.column("key").to_pylist(), vecs.astype(np.float32)))
         return out
@@ -660,8 +707,7 @@ class Store:
     def iter_all_vectors(self, batch_rows: int = 2048, *, scoring: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """Every stored token matrix, a batch at a time: decoded into the encoder's space, or
         with ``scoring`` left in the scoring space (as ``get_scoring_vectors`` returns them)."""
-        query = self.table("vectors").search().select(["key", "n_tokens", "tokens"]).limit(None)
-        for batch in query.to_batches(batch_rows):
+        for batch in self._dataset("vectors").to_batches(columns=["key", "n_tokens", "tokens"], batch_size=batch_rows):
             yield _unpack_tokens(batch, self.codec, original=not scoring)
 
     # ------------------------------------------------------------------ chunks
@@ -681,17 +727,19 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     # The way in for every reader (search, doctor, bench, the trainer, the filter checks):
-    # callers name tables, columns and SQL filters, never LanceDB's query builder.
+    # callers name tables, columns and SQL filters, never Lance's or LanceDB's query API.
     def read(self, table: str, columns: Sequence[str], *, where: str | None = None, limit: int | None = None,
              row_ids: bool = False) -> pa.Table:
         """``columns`` of the rows of ``table`` passing ``where`` (all: None), at most ``limit``
         of them; with ``row_ids`` also each row's ``_rowid``."""
-        q = self.table(table).search()
-        if where:
-            q = q.where(where)
-        if row_ids:
-            q = q.with_row_id(True)
-        return q.select(list(columns)).limit(limit).to_arrow()
+        return self._dataset(table).to_table(columns=list(columns), filter=where or None, limit=limit, with_row_id=row_ids or None)
+
+    def count_rows(self, table: str, where: str | None = None) -> int:
+        return self._dataset(table).count_rows(where) if where else self._dataset(table).count_rows()
+
+    def version(self, table: str) -> int:
+        """The latest version of ``table`` (FileNotFoundError when it is missing: never created here)."""
+        return self._dataset(table, create=False).version
 
     def values(self, table: str, column: str, *, where: str | None = None, limit: int | None = None) -> list:
         """Every value of one column (of the rows passing ``where``)."""
@@ -700,35 +748,33 @@ class Store:
     def rows_by_id(self, table: str, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
         """``columns`` (and ``_rowid``) of the rows with these LanceDB row ids: rows of another
         table version may hold other chunks by now (callers check the ids they get back)."""
-        return self.table(table).take_row_ids(list(row_ids)).select(["_rowid", *columns]).to_arrow()
+        return self._dataset(table)._take_rows(list(row_ids), columns=["_rowid", *columns])
 
     def nearest_chunks(self, vector, n: int, columns: Sequence[str], *, where: str | None = None, exact: bool = False,
                        nprobes: int | None = None, refine: int = 1) -> pa.Table:
         """The ``n`` chunks whose pooled vector is nearest ``vector`` (cosine; ``_distance`` and
         ``_rowid`` with ``columns``): exactly, or through the IVF index where there is one
         (``nprobes`` partitions, re-ranked over ``refine`` times as many rows)."""
-        q = self.table("chunks").search(list(map(float, vector)), vector_column_name="pooled").distance_type("cosine")
+        nearest = {"column": "pooled", "q": np.asarray(vector, np.float32), "k": n, "metric": "cosine"}
         if exact:
-            q = q.bypass_vector_index()
+            nearest["use_index"] = False
         else:
             if nprobes:
-                q = q.nprobes(nprobes)
+                nearest["nprobes"] = nprobes
             if refine > 1:
-                q = q.refine_factor(refine)
-        if where:
-            q = q.where(where, prefilter=True)
-        return q.with_row_id(True).select([*columns, "_distance"]).limit(n).to_arrow()
+                nearest["refine_factor"] = refine
+        return self._dataset("chunks").to_table(columns=[*columns, "_distance"], nearest=nearest, filter=where or None,
+                                                prefilter=True, with_row_id=True)
 
     def full_text(self, words: Sequence[str], n: int, columns: Sequence[str], *, where: str | None = None) -> pa.Table:
         """The ``n`` chunks best matching ``words`` in the full-text column (BM25; ``_score`` and
         ``_rowid`` with ``columns``)."""
-        q = self.table("chunks").search(" ".join(words), query_type="fts", fts_columns="search_text")
-        if where:
-            q = q.where(where, prefilter=True)
-        return q.with_row_id(True).select([*columns, "_score"]).limit(n).to_arrow()
+        query = {"query": " ".join(words), "columns": ["search_text"]}
+        return self._dataset("chunks").to_table(columns=[*columns, "_score"], full_text_query=query, filter=where or None,
+                                                prefilter=True, limit=n, with_row_id=True)
 
     def count_chunks(self, where: str | None = None) -> int:
-        return self.table("chunks").count_rows(where) if where else self.table("chunks").count_rows()
+        return self.count_rows("chunks", where)
 
     # ------------------------------------------------------------------ maintenance
     def optimize(self, keep_versions_seconds: float = KEEP_VERSIONS_SECONDS, *, ann: bool = True) -> None:
@@ -774,7 +820,7 @@ class Store:
         self._lance(name).cleanup_old_versions(older_than=older_than, delete_unverified=delete_unverified)
 
     def has_ann_index(self) -> bool:
-        return any("pooled" in list(getattr(ix, "columns", [])) for ix in self.table("chunks").list_indices())
+        return any("pooled" in ix.field_names for ix in self._dataset("chunks").describe_indices())
 
     def ensure_ann_index(self, min_rows: int | None = None, *, force: bool = False) -> bool:
         """Build (or rebuild) the IVF index on ``chunks.pooled`` when due; True if one exists.
@@ -783,8 +829,7 @@ class Store:
         IVF_PQ on 2 cores and, re-ranked by exact MaxSim, loses nothing measurable (see bench).
         """
         min_rows = self.ann_min_rows if min_rows is None else min_rows
-        tbl = self.table("chunks")
-        n = tbl.count_rows()
+        n = self.count_rows("chunks")
         has = self.has_ann_index()
         trained = int(self.meta().get("ann_rows") or 0)
         if not force and (n < min_rows or (has and n <= 2 * max(trained, 1))):
@@ -792,15 +837,14 @@ class Store:
         if n == 0:
             return False
         partitions = max(8, min(4096, n // ANN_ROWS_PER_PARTITION))
-        tbl.create_index("pooled", config=_index_config("IvfSq")(distance_type="cosine", num_partitions=partitions), replace=True)
+        self.table("chunks").create_index("pooled", config=_index_config("IvfSq")(distance_type="cosine", num_partitions=partitions), replace=True)
         self.write_meta(ann_rows=n, ann_partitions=partitions)
         return True
 
     def ensure_fts_index(self) -> None:
-        tbl = self.table("chunks")
-        names = [getattr(ix, "name", "") for ix in tbl.list_indices()]
-        if not any("search_text" in n for n in names) and tbl.count_rows() > 0:
-            tbl.create_index(
+        ds = self._dataset("chunks")
+        if not any("search_text" in ix.field_names for ix in ds.describe_indices()) and ds.count_rows() > 0:
+            self.table("chunks").create_index(
                 "search_text",
                 config=_index_config("FTS")(base_tokenizer="whitespace", lower_case=True, stem=False, remove_stop_words=False, ascii_folding=True),
                 replace=True,
@@ -808,8 +852,8 @@ class Store:
 
     def gc(self) -> int:
         """Delete cached vectors no chunk refers to any more; returns how many."""
-        live = set(self.table("chunks").search().select(["key"]).limit(None).to_arrow().column("key").to_pylist())
-        all_keys = self.table("vectors").search().select(["key"]).limit(None).to_arrow().column("key").to_pylist()
+        live = set(self.values("chunks", "key"))
+        all_keys = self.values("vectors", "key")
         dead = [k for k in set(all_keys) if k not in live]
         for i in range(0, len(dead), _BATCH_IN):
             self.table("vectors").delete(sql_in("key", dead[i : i + _BATCH_IN]))
