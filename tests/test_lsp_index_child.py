@@ -100,6 +100,29 @@ def test_a_child_killed_mid_run_fails_that_run_and_the_next_starts_a_new_one(eng
     assert engine.search(SearchRequest(QUERY, 3), [ws])[0].name == "contains"
 
 
+def test_an_embedding_process_whose_pipe_broke_is_gone_before_it_has_exited():
+    """A child killed mid-run closes its pipes a moment before it has exited (CI once saw the
+    next run write to it and fail: "gone (exit None): Broken pipe"). Here a child that closes
+    its output and stays alive stands for that moment: once a read found the pipe closed, the
+    process counts as gone, so the engine's next use starts a new one."""
+    import threading
+
+    from codesearch.lsp.embedder import EmbedderProcess
+
+    proc = EmbedderProcess.__new__(EmbedderProcess)  # (its model load is not what is tested)
+    proc.spec, proc._lock, proc._gone = "default", threading.Lock(), False
+    proc._proc = subprocess.Popen(["sh", "-c", "exec 1>&-; exec sleep 30"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.alive
+        with pytest.raises(EmbedderError, match="the embedding process is gone"):
+            proc.encode_documents(["fn main() {}"])
+        assert proc._proc.poll() is None  # (still running: only its pipe is closed)
+        assert not proc.alive
+    finally:
+        proc._proc.kill()
+        proc._proc.wait()
+
+
 @pytest.mark.slow  # (8 s: .ci/run's second step)
 def test_the_embedding_process_ends_with_its_server_even_mid_run(tmp_path):
     """A server that dies (kill -9, a crash) in the middle of an index run leaves no process

@@ -56,6 +56,7 @@ class EmbedderProcess:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.spec = spec
         self._lock = threading.Lock()
+        self._gone = False  # (its pipe broke: it is dying, though it may not have exited yet)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "codesearch.lsp.embedder", spec],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
@@ -73,7 +74,9 @@ class EmbedderProcess:
 
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        # A child killed mid-run closes its pipes a moment before it has exited: after a broken
+        # pipe it counts as gone at once, so the next use starts a new one instead of writing to it.
+        return not self._gone and self._proc.poll() is None
 
     def encode_documents(self, documents, batch_size: int = 32, progress=None, *, space=_ACTIVE):
         from codesearch.model.encoder import ACTIVE
@@ -140,12 +143,14 @@ class EmbedderProcess:
             pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._proc.stdin.flush()
         except (OSError, ValueError) as exc:
+            self._gone = True
             raise EmbedderError(f"the embedding process is gone (exit {self._proc.poll()}): {exc}") from None
 
     def _recv(self):
         try:
             return pickle.load(self._proc.stdout)
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            self._gone = True
             raise EmbedderError(f"the embedding process is gone (exit {self._proc.poll()}): {exc!r}") from None
 
 
