@@ -415,6 +415,32 @@ def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
     assert out[0] == "[1]" and int(out[1]) >= 2, out
 
 
+def test_an_index_run_connects_lancedb_in_its_write_stage_and_reading_a_fresh_home_creates_nothing(small_repo, tmp_path, encoder):
+    """Reads need only Lance: on a fresh home they find no table and create none, so LanceDB (about
+    1 s to import here) is connected where the run starts writing, and its summary counts that in
+    "write", not in "walk" as the first read of the file records did."""
+    from codesearch.config import load_settings
+    from codesearch.indexer.pipeline import Indexer
+    from codesearch.indexer.store import Store
+
+    store = Store(tmp_path / "home")
+    assert store.file_records([small_repo]) == {} and store.existing_keys(["k"]) == set()
+    assert store.table_names() == set() and store._db is None
+    walked: list = []
+
+    class Watched(Store):
+        def open_writes(self):
+            walked.append(self._db is None)  # (connected here, not before)
+            super().open_writes()
+
+    writer = Watched(tmp_path / "home")
+    run = Indexer(writer, encoder, load_settings(config_file=None, home=str(writer.home))).run([small_repo])
+    assert run.total_chunks > 0 and writer._db is not None and walked == [True]
+    again = Watched(tmp_path / "home")
+    assert Indexer(again, encoder, load_settings(config_file=None, home=str(again.home))).run([small_repo]).embedded == 0
+    assert again._db is None and walked == [True]  # (nothing to write: never connected)
+
+
 def test_reading_processes_never_import_lancedb_and_writers_import_it_without_its_rest_client(small_repo, tmp_path, encoder):
     """`codesearch search` with no service, `status` and an `index` run with nothing to do read
     through Lance itself and never import LanceDB's Python package (0.7-1.0 s of its 1.0 s

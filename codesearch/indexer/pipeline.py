@@ -503,6 +503,10 @@ class Indexer:
         if on_estimate is not None and changed:
             on_estimate(self._estimate(changed))
 
+        if changed or removed:  # (LanceDB is imported to write; reads need only Lance)
+            with _timed(summary, "write"):
+                self.store.open_writes()
+
         # 2. Forget files that are gone (or now ignored or skipped).
         if removed:
             with _timed(summary, "write"):

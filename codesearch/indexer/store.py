@@ -310,6 +310,19 @@ class Store:
                                        session=self._db_session)
         return self._db
 
+    def open_writes(self) -> None:
+        """Connect LanceDB now (importing it takes about 1 s on a 2-core machine): an index run
+        about to write does it in its write stage, so that its summary says where the time went."""
+        self.db  # noqa: B018 - (the property connects)
+
+    def _existing(self, name: str):
+        """Table ``name``'s dataset for reading, or None where it does not exist yet (a fresh
+        home: reading creates nothing, and needs no LanceDB)."""
+        try:
+            return self._dataset(name, create=False)
+        except FileNotFoundError:
+            return None
+
     def _cache_bytes(self) -> int:
         return self._session.size_bytes() + (self._db_session.size_bytes if self._db_session is not None else 0)
 
@@ -344,7 +357,9 @@ class Store:
         except ValueError as exc:  # no committed version: no table yet, or a create stopped midway
             if "not found" not in str(exc).lower():
                 raise
-            self.table(name, create=create)  # (created through LanceDB, or FileNotFoundError)
+            if not create:
+                raise FileNotFoundError(f"no index at {self.home}: run `codesearch index PATH` first") from None
+            self.table(name)  # (created through LanceDB)
             ds = lance.dataset(uri, session=self._session)
         self._readers[name] = ds
         return ds
@@ -527,8 +542,11 @@ class Store:
     # ------------------------------------------------------------------ files
     def file_states(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) for recorded files, optionally only those under some roots."""
+        ds = self._existing("files")
+        if ds is None:
+            return {}
         where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
-        data = self._dataset("files").to_table(columns=["path", "size", "mtime_ns"], filter=where)
+        data = ds.to_table(columns=["path", "size", "mtime_ns"], filter=where)
         paths = data.column("path").to_pylist()
         sizes = data.column("size").to_pylist()
         mtimes = data.column("mtime_ns").to_pylist()
@@ -536,8 +554,11 @@ class Store:
 
     def file_records(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, repo) for recorded files, optionally only those under some roots."""
+        ds = self._existing("files")
+        if ds is None:
+            return {}
         where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
-        return _records(self._dataset("files").to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where))
+        return _records(ds.to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where))
 
     def file_records_at(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         """Like ``file_records`` for files at or below each of ``paths`` (files or folders)."""
@@ -546,7 +567,9 @@ class Store:
         if len(paths) > 200:  # cheaper to read every record once than to OR hundreds of patterns
             prefixes = set(paths)
             return {p: rec for p, rec in self.file_records().items() if _has_prefix(p, prefixes)}
-        ds = self._dataset("files")
+        ds = self._existing("files")
+        if ds is None:
+            return {}
         for i in range(0, len(paths), 100):
             part = paths[i : i + 100]
             where = sql_in("path", part) + " OR " + " OR ".join(sql_like_prefix("path", _dir_prefix(Path(p))) for p in part)
@@ -570,7 +593,9 @@ class Store:
     def existing_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(keys))
         found: set[str] = set()
-        ds = self._dataset("vectors")
+        ds = self._existing("vectors")
+        if ds is None:
+            return found
         for i in range(0, len(keys), _BATCH_IN):
             part = keys[i : i + _BATCH_IN]
             data = ds.to_table(columns=["key"], filter=sql_in("key", part))
