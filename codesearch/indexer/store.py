@@ -542,11 +542,9 @@ class Store:
     # ------------------------------------------------------------------ files
     def file_states(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) for recorded files, optionally only those under some roots."""
-        ds = self._existing("files")
-        if ds is None:
+        data = self._recorded(["path", "size", "mtime_ns"], _under_filter(under))
+        if data is None:
             return {}
-        where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
-        data = ds.to_table(columns=["path", "size", "mtime_ns"], filter=where)
         paths = data.column("path").to_pylist()
         sizes = data.column("size").to_pylist()
         mtimes = data.column("mtime_ns").to_pylist()
@@ -554,11 +552,7 @@ class Store:
 
     def file_records(self, under: Sequence[Path] | None = None) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, repo) for recorded files, optionally only those under some roots."""
-        ds = self._existing("files")
-        if ds is None:
-            return {}
-        where = " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
-        return _records(ds.to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where))
+        return _records(self._recorded(_RECORD_COLUMNS, _under_filter(under)))
 
     def file_records_at(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         """Like ``file_records`` for files at or below each of ``paths`` (files or folders)."""
@@ -567,14 +561,17 @@ class Store:
         if len(paths) > 200:  # cheaper to read every record once than to OR hundreds of patterns
             prefixes = set(paths)
             return {p: rec for p, rec in self.file_records().items() if _has_prefix(p, prefixes)}
-        ds = self._existing("files")
-        if ds is None:
-            return {}
         for i in range(0, len(paths), 100):
             part = paths[i : i + 100]
             where = sql_in("path", part) + " OR " + " OR ".join(sql_like_prefix("path", _dir_prefix(Path(p))) for p in part)
-            out.update(_records(ds.to_table(columns=["path", "size", "mtime_ns", "repo"], filter=where)))
+            out.update(_records(self._recorded(_RECORD_COLUMNS, where)))
         return out
+
+    def _recorded(self, columns: list[str], where: str | None) -> pa.Table | None:
+        """``columns`` of the file records passing ``where`` (None: all); None before the first
+        file is recorded (reading creates no table)."""
+        ds = self._existing("files")
+        return None if ds is None else ds.to_table(columns=columns, filter=where)
 
     def record_files(self, rows: list[dict]) -> None:
         if not rows:
@@ -961,9 +958,19 @@ def _segments_to_merge(ds) -> list[tuple[str, int]]:
     return merges
 
 
-def _records(data: pa.Table) -> dict[str, tuple[int, int, str]]:
-    cols = [data.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "repo")]
+_RECORD_COLUMNS = ["path", "size", "mtime_ns", "repo"]
+
+
+def _records(data: pa.Table | None) -> dict[str, tuple[int, int, str]]:
+    if data is None:  # (no file recorded yet)
+        return {}
+    cols = [data.column(c).to_pylist() for c in _RECORD_COLUMNS]
     return {p: (s, m, r) for p, s, m, r in zip(*cols)}
+
+
+def _under_filter(under: Sequence[Path] | None) -> str | None:
+    """The filter of the file records under some roots (None: every record)."""
+    return " OR ".join(sql_like_prefix("path", _dir_prefix(p)) for p in under) if under else None
 
 
 def _unique_rows(data: pa.Table, column: str) -> pa.Table:
