@@ -262,11 +262,18 @@ def test_documents_in_int8_keep_the_models_vectors_and_ignore_their_batch_mates(
     from codesearch.model.docint8 import Int8DocumentEncoder
     from codesearch.model.query import QueryEncoder
 
-    light = Int8DocumentEncoder(QueryEncoder.load(DEFAULT_MODEL_DIR))
+    light = Int8DocumentEncoder(QueryEncoder.load(DEFAULT_MODEL_DIR), workers=2, threads=1)
     for space in ("rust", "formal", "general", None):
         want, want_pooled = fast.encode_documents(docs, space=space)
-        got, got_pooled = light.encode_documents(docs, space=space)
+        seen: list[int] = []
+        got, got_pooled = light.encode_documents(docs, space=space, batch_tokens=512, progress=seen.append)
         assert all(np.array_equal(a, b) for a, b in zip(got, want)) and np.array_equal(got_pooled, want_pooled), space
+        assert sum(seen) == len(docs) and len(seen) > 2  # (several batches, two at a time, each counted once)
+    # The same one batch at a time, with ONNX Runtime's own threads.
+    single = Int8DocumentEncoder(QueryEncoder.load(DEFAULT_MODEL_DIR), workers=1)
+    got, got_pooled = single.encode_documents(docs, space="rust")
+    want, want_pooled = fast.encode_documents(docs, space="rust")
+    assert all(np.array_equal(a, b) for a, b in zip(got, want)) and np.array_equal(got_pooled, want_pooled)
     # Training changes an adapter's weights in place: the int8 layers follow.
     import torch
 

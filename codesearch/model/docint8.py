@@ -59,10 +59,27 @@ def light_document_encoder(queries) -> "Int8DocumentEncoder | None":
         from codesearch.model.ortgraph import _check_exact_products
 
         for rows in sorted({w.shape[1] for w, _ in queries._twin(None).linear.values()}):
-            _check_exact_products(rows, 0)
+            _check_exact_products(rows, document_threads()[1])
     except Exception:  # noqa: BLE001 - (documents then run in torch, as they would have)
         return None
     return Int8DocumentEncoder(queries)
+
+
+def document_threads() -> tuple[int, int]:
+    """(batches encoded at once, ONNX Runtime threads each) on the cores this process may use:
+    two batches of one thread each on two cores, half the cores each on more; one on one core.
+
+    Why two at once: run one at a time, a batch's small kernels (quantising, scales, GELU,
+    softmax, the gathers) leave one of ONNX Runtime's two threads waiting on the other between
+    the products. Two batches on a thread each keep both cores busy: 1.13 times the documents a
+    second on the project's 2-core AVX2 machine, the same vectors bit for bit (docs/speed.md,
+    "Two document batches at once"). More than two cores were not measured."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    workers = 2 if cores >= 2 else 1
+    return workers, max(1, cores // workers)
 
 
 def document_loader(queries, load_torch: Callable[[], object]) -> Callable[[], object]:
@@ -100,7 +117,7 @@ class Int8DocumentEncoder(QuerySide):
     device = "cpu"
     DOCUMENT_BATCH_TOKENS = DOCUMENT_BATCH_TOKENS
 
-    def __init__(self, queries, threads: int = 0):
+    def __init__(self, queries, workers: int = 0, threads: int = 0):
         from tokenizers import Tokenizer
 
         self.queries = queries
@@ -116,7 +133,10 @@ class Int8DocumentEncoder(QuerySide):
         skip = punctuation_token_ids(vocab) if self.config.skip_punctuation else np.zeros(0, np.int64)
         self._dropped = np.union1d(special, skip)
         self._pad = int(vocab.get("[PAD]", vocab.get("<pad>", 0)))
-        self.threads = threads
+        if not workers:
+            workers, threads = document_threads()
+        self.workers, self.threads = workers, threads
+        self._pool = None  # (two threads, at the first document: see document_threads)
         self._embed = Embeddings(bert.word, bert.token_type, bert.position, *bert.norm, bert.eps)
         self._layers: dict = {}
         self._lock = threading.Lock()
@@ -172,11 +192,28 @@ class Int8DocumentEncoder(QuerySide):
         widths = [padded_width(len(x), self.max_positions) for x in ids]
         out: list[np.ndarray | None] = [None] * len(ids)
         pooled = np.zeros((len(ids), self.dim), np.float32)
-        limit = DOCUMENT_BATCH_TOKENS if batch_tokens is None else batch_tokens
-        for batch_idx, input_ids, attention in padded_batches(ids, widths, batch_size, limit, self._pad):
+        # (Batches at once share the token limit, which bounds their activations' memory.)
+        limit = max(1, DOCUMENT_BATCH_TOKENS // self.workers) if batch_tokens is None else batch_tokens
+
+        def encode(batch) -> int:
+            batch_idx, input_ids, attention = batch
             hidden = layers.run(self._embed(input_ids), attention)
             collect_vectors(hidden, input_ids, attention, batch_idx, ids, self._dropped, self._project, out, pooled)
+            return len(batch_idx)
+
+        batches = padded_batches(ids, widths, batch_size, limit, self._pad)
+        for n in (self._workers().map(encode, batches) if self.workers > 1 else map(encode, batches)):
             if progress is not None:
-                progress(len(batch_idx))
+                progress(n)
         release_free_heap()  # (as the torch encoder: a batch's activations, kept by glibc otherwise)
         return out, pooled  # type: ignore[return-value]
+
+    def _workers(self):
+        """The threads that encode batches at once (each text's rows are its own: see
+        :func:`document_threads`); kept for the process, so their memory arenas are reused."""
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="codesearch-documents")
+            return self._pool
