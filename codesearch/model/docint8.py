@@ -71,9 +71,10 @@ def document_threads() -> tuple[int, int]:
 
     Why two at once: run one at a time, a batch's small kernels (quantising, scales, GELU,
     softmax, the gathers) leave one of ONNX Runtime's two threads waiting on the other between
-    the products. Two batches on a thread each keep both cores busy: 1.13 times the documents a
-    second on the project's 2-core AVX2 machine, the same vectors bit for bit (docs/speed.md,
-    "Two document batches at once"). More than two cores were not measured."""
+    the products. Two batches on a thread each keep both cores busy: about 1.1 times the
+    documents a second on the project's 2-core AVX2 machine, the same vectors bit for bit
+    (docs/speed.md, "Only real tokens through the products, and two batches at once"). More
+    than two cores were not measured."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -321,7 +321,7 @@ class Int8DocumentLayers:
       the batch's tokens packed (tokens, hidden) and spreads them over the padded rows only for
       attention, whose padding is masked. A batch's padding (rows and widths) was 1.16 times its
       real tokens on the Rust eval corpus; the vectors are the same bit for bit (docs/speed.md,
-      "Only real tokens through the products").
+      "Only real tokens through the products, and two batches at once").
     - Attention (query-key products, softmax, the value product), layer norms and GELU stay in
       float32. A token's final vector has a cosine of 0.998 to float32's on average (1st
       percentile 0.995) on Rust, Verus and Lean code.
