@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,8 +31,9 @@ log = logging.getLogger(__name__)
 MAX_STORED_TEXT = 8000
 
 # Where a run's time goes (IndexSummary.stage_seconds): walk = finding files and which changed,
-# chunk = reading and cutting them (tree-sitter), embed = the model, write = LanceDB (commits,
-# removals and the final compaction). What is left of the run's seconds is setup and lookups.
+# chunk = reading and cutting them (tree-sitter), embed = the model, write = LanceDB (removals, the
+# final compaction, and the time the run waited on the writes that run beside the model: see
+# _Writes). What is left of the run's seconds is setup and lookups.
 STAGES = ("walk", "chunk", "embed", "write")
 
 # Source bytes per chunk, for the estimate before a run: measured with this chunker on the eval
@@ -197,6 +200,69 @@ class KeySpace:
 
     def meta(self) -> dict:
         return {"spaces": self.fingerprints, "space_by_language": self.by_language, "default_space": self.default}
+
+
+class _Writes:
+    """An index run's writes, in the order given, on one thread beside the encoder.
+
+    Why: writing a group (its token vectors merged and coded, the rows, LanceDB's commits) is
+    mostly one thread of Python and numpy, so while it ran the encoder's second core waited; and
+    while the encoder ran, this thread would have nothing to do. Here the writes of one group run
+    while the next group is encoded (docs/speed.md, "... and writes beside the encoder"). The order of the
+    commits is unchanged (a group's vectors, then its chunks and file records, group after group),
+    so a run stopped at any point leaves what a sequential run would have left.
+
+    At most ``depth`` writes wait (their vectors are held until written). After a write fails, no
+    later one runs: :meth:`put` and :meth:`join` raise that error in the run's thread. ``waited``:
+    the seconds the run waited on writes (its "write" stage)."""
+
+    def __init__(self, depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandon = False
+        self.waited = 0.0
+        self._thread = threading.Thread(target=self._loop, name="codesearch-writes", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                if task is None:
+                    return
+                if self._error is None and not self._abandon:
+                    try:
+                        task()
+                    except BaseException as exc:  # noqa: BLE001 - handed to the run's thread
+                        self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._abandon = True  # (nothing after a failed write)
+            raise error
+
+    def put(self, task: Callable[[], None]) -> None:
+        self._raise()
+        began = time.perf_counter()
+        self._queue.put(task)  # (waits while ``depth`` writes wait already)
+        self.waited += time.perf_counter() - began
+
+    def join(self) -> None:
+        """Wait until every write given so far is done; raise the first that failed."""
+        began = time.perf_counter()
+        self._queue.join()
+        self.waited += time.perf_counter() - began
+        self._raise()
+
+    def close(self, *, abandon: bool) -> None:
+        """Stop the thread: after the writes given so far, or (``abandon``: the run is failing)
+        after the one under way, dropping the rest."""
+        self._abandon = self._abandon or abandon
+        self._queue.put(None)
+        self._thread.join()
 
 
 class Indexer:
@@ -504,7 +570,8 @@ class Indexer:
         if on_estimate is not None and changed:
             on_estimate(self._estimate(changed))
 
-        if changed or removed:  # (LanceDB is imported to write; reads need only Lance)
+        if removed:  # (LanceDB is imported to write; reads need only Lance. For changed files
+            # alone that happens beside the first group's embedding: see below)
             with _timed(summary, "write"):
                 self.store.open_writes()
 
@@ -558,22 +625,32 @@ class Indexer:
             self._load_model(summary)
         if progress:
             progress("embedding", 0, to_embed_total)
-        group: list[_FileWork] = []
-        group_new = 0
-        for w in work:
-            group.append(w)
-            group_new += sum(1 for k in w.keys if k not in have)
-            if group_new >= self.batch_chunks or sum(len(g.keys) for g in group) >= 4 * self.batch_chunks:
-                done += self._commit_group(group, have, summary)
+        writes = _Writes()
+        failed = True
+        try:
+            if changed:
+                writes.put(self.store.open_writes)  # (LanceDB's import, beside the first embedding)
+            group: list[_FileWork] = []
+            group_new = 0
+            for w in work:
+                group.append(w)
+                group_new += sum(1 for k in w.keys if k not in have)
+                if group_new >= self.batch_chunks or sum(len(g.keys) for g in group) >= 4 * self.batch_chunks:
+                    done += self._commit_group(group, have, summary, writes)
+                    if progress:
+                        progress("embedding", done, to_embed_total)
+                    for g in group:
+                        g.chunks = None  # (embedded, and its rows made: its chunks are not needed again)
+                    group, group_new = [], 0
+            if group:
+                done += self._commit_group(group, have, summary, writes)
                 if progress:
                     progress("embedding", done, to_embed_total)
-                for g in group:
-                    g.chunks = None  # (committed: its chunks are not needed again)
-                group, group_new = [], 0
-        if group:
-            done += self._commit_group(group, have, summary)
-            if progress:
-                progress("embedding", done, to_embed_total)
+            writes.join()
+            failed = False
+        finally:
+            writes.close(abandon=failed)
+            summary.stage_seconds["write"] += writes.waited
         summary.files_indexed += len(work)
 
     def _load_model(self, summary: IndexSummary) -> None:
@@ -603,8 +680,9 @@ class Indexer:
         summary.skipped[reason] += 1
         summary.skipped_examples.setdefault(reason, stored_path(path))
 
-    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary) -> int:
-        """Embed the new chunks of some files, then store vectors, chunks, file records in that order."""
+    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, writes: _Writes) -> int:
+        """Embed the new chunks of some files, then store vectors, chunks, file records in that
+        order: the writes go to ``writes``, which runs them beside the next group's embedding."""
         for w in group:
             if w.chunks is None:
                 w.chunks = self._cut_again(w.source, summary)
@@ -635,18 +713,34 @@ class Indexer:
                 raise  # (no model to embed with: no file would fare better; the run stops, nothing lost)
             except Exception:  # one bad input must not abort the run: find the file, skip it
                 if len(group) > 1:
-                    return sum(self._commit_group([w], have, summary) for w in group)
+                    return sum(self._commit_group([w], have, summary, writes) for w in group)
                 log.warning("cannot embed %s", stored_path(group[0].source.path), exc_info=True)
                 self._skip(summary, group[0].source.path, "embedding failed")
                 return 0  # not recorded: tried again next run
-            with _timed(summary, "write"):
-                self.store.add_vectors(list(zip(keys, tokens, pooled)))
+            items = list(zip(keys, tokens, pooled))
+            writes.put(lambda items=items: self.store.add_vectors(items))
             pooled_by_key.update(zip(keys, pooled))
             have.update(keys)
             summary.embedded += len(keys)
-        writing = time.perf_counter()  # rows for LanceDB and their commit: the "write" stage
+        summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
+        summary.chunks += sum(len(pairs) for _, pairs in keyed)
+        files = [
+            {
+                "path": stored_path(w.source.path),
+                "repo": stored_path(w.source.repo),
+                "size": w.source.size,
+                "mtime_ns": w.source.mtime_ns,
+                "n_chunks": len(w.chunks),
+            }
+            for w in group
+        ]
+        writes.put(lambda: self._write_rows(keyed, pooled_by_key, files))
+        return len(new)
+
+    def _write_rows(self, keyed: list, pooled_by_key: dict[str, np.ndarray], files: list[dict]) -> None:
+        """A group's chunk rows and file records, after its vectors (on the writes' thread)."""
         missing_pooled = {k for _, pairs in keyed for _, k in pairs if k not in pooled_by_key}
-        if missing_pooled:
+        if missing_pooled:  # (reused vectors: stored before, in this run or an earlier one)
             pooled_by_key.update(self.store.get_pooled(missing_pooled))
         rows = []
         for w, pairs in keyed:
@@ -672,24 +766,9 @@ class Indexer:
                     )
                 )
         self._pending_chunks = max(0, self._pending_chunks - len(rows))
-        summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
-        summary.chunks += len(rows)
-        self.store.replace_file_chunks([stored_path(w.source.path) for w in group], rows)
-        self.store.record_files(
-            [
-                {
-                    "path": stored_path(w.source.path),
-                    "repo": stored_path(w.source.repo),
-                    "size": w.source.size,
-                    "mtime_ns": w.source.mtime_ns,
-                    "n_chunks": len(w.chunks),
-                }
-                for w in group
-            ]
-        )
+        self.store.replace_file_chunks([f["path"] for f in files], rows)
+        self.store.record_files(files)
         self._committed()
-        summary.stage_seconds["write"] += time.perf_counter() - writing
-        return len(new)
 
     def _committed(self) -> None:
         if not getattr(self, "_marked_due", False):
