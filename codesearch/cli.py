@@ -64,8 +64,8 @@ class Context:
         """What an index run encodes with: the torch encoder where it is loaded (or the only one
         that runs this model), else the numpy query encoder with a document encoder loaded at the
         first document to embed (codesearch/model/ondemand.py): a run with nothing to embed never
-        loads it. That is the torch-free 8-bit one where documents run in 8 bits (a CPU without
-        native bfloat16: codesearch/model/docint8.py), else torch."""
+        loads it. On a CPU that is the torch-free 8-bit one (codesearch/model/docint8.py), else
+        torch (as :func:`codesearch.model.load_index_encoder`, with this command's models kept)."""
         from codesearch.model import load_query_encoder
         from codesearch.model.ondemand import OnDemandEncoder
         from codesearch.model.query import QueryEncoder

@@ -1,6 +1,6 @@
 """`codesearch index` loads a document encoder only once there is something to embed: a run over
 a home with nothing new answers in about 2 s instead of 7, without torch (codesearch/model/ondemand.py);
-where documents run in 8 bits it never imports torch (codesearch/model/docint8.py)."""
+on a CPU, where documents run in 8 bits, it never imports torch (codesearch/model/docint8.py)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def test_an_index_run_loads_the_model_only_when_something_is_to_be_embedded(smal
         "/// Limit a temperature reading to the range the sensor can report.\n"
         "pub fn clamp_reading(t: f64) -> f64 {\n    t.max(-40.0).min(125.0)\n}\n"
     )
-    # Where documents run in 8 bits (the default on a CPU without native bfloat16), without torch
-    # (codesearch/model/docint8.py); in torch, with it.
-    for documents, name, torch_imported in (("int8", "clamp_reading", False), ("torch", "wrap_angle", True)):
+    # By default on any CPU (with native bfloat16 or without), documents run in 8 bits without
+    # torch (codesearch/model/docint8.py); in torch, with it.
+    for documents, name, torch_imported in (("auto", "clamp_reading", False), ("torch", "wrap_angle", True)):
         (small_repo / "src" / f"{name}.rs").write_text(
             "/// Limit a temperature reading to the range the sensor can report.\n"
             "pub fn clamp_reading(t: f64) -> f64 {\n    t.max(-40.0).min(125.0)\n}\n" if name == "clamp_reading" else

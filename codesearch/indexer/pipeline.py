@@ -45,22 +45,22 @@ BYTES_PER_CHUNK = 350
 # corpora, 647 on the Rust library with 96 Debian crates, which 350 put at twice its 117,180 chunks.
 ESTIMATE_SAMPLE_FILES = 64
 # Chunks embedded per second of a whole run when this home has not measured its own yet, on the
-# project's 2-core machines with the shipped model reading 128 tokens a document (docs/speed.md):
-# with native bfloat16 (AVX512-BF16 or AMX), the 88 chunks/s of `codesearch bench --index` on Rust
-# std; without it (AVX2 only: documents in int8), 62-68 on Rust std and the Rust eval corpus
-# (2026-12-07, sixteenth session), rounded down. No default for a GPU: its estimate names no
-# time until a run there has measured one.
-DEFAULT_RATE = {"cpu": 60.0, "cpu-bf16": 88.0}
+# project's 2-core machines with the shipped model reading 128 tokens a document, documents in 8
+# bits (docs/speed.md): with 8-bit dot products (AVX512-VNNI), 172-187 on the Rust eval corpus
+# and 183 on Rust's core, alloc and std (2026-12-07, seventeenth session); without (AVX2 only),
+# 62-68 there (sixteenth session); rounded down. No default for a GPU: its estimate names no time
+# until a run there has measured one.
+DEFAULT_RATE = {"cpu": 60.0, "cpu-vnni": 160.0}
 # A run that embeds fewer chunks is mostly fixed costs (setup, compaction): its rate is not kept.
 MIN_CHUNKS_FOR_RATE = 256
 
 
 def default_rate(device: str) -> float | None:
-    """DEFAULT_RATE for this kind of device (and, for a CPU, whether it has native bfloat16)."""
+    """DEFAULT_RATE for this kind of device (and, for a CPU, whether it has 8-bit dot products)."""
     if device == "cpu":
-        from codesearch.model.encoder import cpu_has_native_bf16
+        from codesearch.model.encoder import cpu_has_vnni
 
-        return DEFAULT_RATE["cpu-bf16" if cpu_has_native_bf16() else "cpu"]
+        return DEFAULT_RATE["cpu-vnni" if cpu_has_vnni() else "cpu"]
     return DEFAULT_RATE.get(device)
 
 

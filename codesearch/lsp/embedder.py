@@ -171,19 +171,14 @@ def main(argv: list[str]) -> int:
 
     try:
         from codesearch.blas import one_blas_thread
-        from codesearch.model import load_encoder, load_query_encoder
-        from codesearch.model.docint8 import document_loader
+        from codesearch.model import load_index_encoder
         from codesearch.model.encoder import ACTIVE
-        from codesearch.model.ondemand import OnDemandEncoder
-        from codesearch.model.query import QueryEncoder
 
         spec = argv[0]
-        queries = load_query_encoder(spec)
         # The document encoder is loaded at the first document to embed: an index run with
-        # nothing to embed (a server started over an up-to-date index) never loads it. Where
-        # documents run in 8 bits it is the torch-free one (codesearch/model/docint8.py).
-        encoder = (OnDemandEncoder(queries, document_loader(queries, lambda: load_encoder(spec)))
-                   if isinstance(queries, QueryEncoder) else queries)
+        # nothing to embed (a server started over an up-to-date index) never loads it. On a CPU
+        # it is the torch-free 8-bit one (codesearch/model/docint8.py).
+        encoder = load_index_encoder(spec)
         device = str(encoder.device)
     except Exception as exc:  # noqa: BLE001 - reported to the server, which says it
         send((False, f"{type(exc).__name__}: {exc}"))

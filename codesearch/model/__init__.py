@@ -40,6 +40,21 @@ def load_encoder(spec: str | Path | None = "default", **kwargs) -> MultiVectorEn
     return MultiVectorEncoder.load(model_folder(spec), **kwargs)
 
 
+def load_index_encoder(spec: str | Path | None = "default"):
+    """What an index run embeds with, for a model name: the numpy query encoder, whose document
+    encoder loads at the first document to embed (the torch-free 8-bit one on a CPU, else the
+    torch encoder: :func:`~codesearch.model.docint8.document_loader`), or the torch encoder for a
+    model the query encoder does not run."""
+    from codesearch.model.docint8 import document_loader
+    from codesearch.model.ondemand import OnDemandEncoder
+    from codesearch.model.query import QueryEncoder
+
+    queries = load_query_encoder(spec)
+    if not isinstance(queries, QueryEncoder):
+        return queries
+    return OnDemandEncoder(queries, document_loader(queries, lambda: load_encoder(spec)))
+
+
 def load_query_encoder(spec: str | Path | None = "default"):
     """What a search needs of a model, loaded the fast way: the numpy
     :class:`~codesearch.model.query.QueryEncoder` (no torch), or the torch encoder for a model

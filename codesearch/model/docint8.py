@@ -1,8 +1,10 @@
-"""Documents embedded with 8-bit layers and no torch: what an index run loads on a CPU without
-native bfloat16.
+"""Documents embedded with 8-bit layers and no torch: what an index run loads on a CPU.
 
-On such a CPU (AVX2 only, as many laptops) documents' layers already run as ONNX Runtime's 8-bit
-products (:class:`~codesearch.model.ortgraph.Int8DocumentLayers`); torch computed only the
+On a CPU documents' layers run as ONNX Runtime's 8-bit products
+(:class:`~codesearch.model.ortgraph.Int8DocumentLayers`). They were first made for CPUs without
+native bfloat16 (AVX2 only, as many laptops); on a CPU with 8-bit dot products (AVX512-VNNI,
+AVX-VNNI) they are faster than torch's bfloat16 too, within noise of it in quality (docs/speed.md,
+"Documents in 8 bits on every CPU"). In the torch encoder's 8-bit path torch computed only the
 embeddings in front of them. Importing torch, transformers and peft and building each space's
 merged copy took most of the 5-6 s an index run waited for its model, and 400 MB of its memory
 (docs/speed.md, "Documents without torch"). Here the same layers are built from the weights the
@@ -13,9 +15,9 @@ torch encoder's own (:func:`~codesearch.model.encoder.padded_batches`,
 :func:`~codesearch.model.encoder.collect_vectors`), so the vectors are the torch encoder's 8-bit
 path's bit for bit (tests/test_encoder.py), and the index's model fingerprint is the same.
 
-Where documents would run in torch (a CPU with native bfloat16, a GPU, or
-``CODESEARCH_DOCUMENT_RUNTIME=torch``), for a model the query encoder cannot run, or where ONNX
-Runtime cannot be imported, :func:`light_document_encoder` gives None and the caller loads torch.
+Where documents run in torch (a GPU, or ``CODESEARCH_DOCUMENT_RUNTIME=torch``), for a model the
+query encoder cannot run, or where ONNX Runtime cannot be imported, :func:`light_document_encoder`
+gives None and the caller loads torch.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from codesearch.model.encoder import (
     DOCUMENT_BATCH_TOKENS,
     DOCUMENT_RUNTIMES,
     collect_vectors,
-    cpu_has_native_bf16,
     padded_batches,
     padded_width,
     project_to_unit,
@@ -44,14 +45,14 @@ from codesearch.model.ondemand import QuerySide, cuda_possible
 
 def light_document_encoder(queries) -> "Int8DocumentEncoder | None":
     """The torch-free document encoder for ``queries`` (a numpy
-    :class:`~codesearch.model.query.QueryEncoder`) where documents run in 8 bits, else None.
-    An unknown ``CODESEARCH_DOCUMENT_RUNTIME`` is a ValueError naming the valid ones."""
+    :class:`~codesearch.model.query.QueryEncoder`) where documents run in 8 bits (a CPU, unless
+    ``CODESEARCH_DOCUMENT_RUNTIME=torch``), else None. An unknown ``CODESEARCH_DOCUMENT_RUNTIME`` is a ValueError naming the valid ones."""
     from codesearch.model.query import QueryEncoder
 
     name = os.environ.get("CODESEARCH_DOCUMENT_RUNTIME") or "auto"
     if name not in DOCUMENT_RUNTIMES:
         raise ValueError(f"CODESEARCH_DOCUMENT_RUNTIME={name!r}: choose one of {', '.join(DOCUMENT_RUNTIMES)}")
-    if name == "torch" or cuda_possible() or (name == "auto" and cpu_has_native_bf16()):
+    if name == "torch" or cuda_possible():
         return None
     if not isinstance(queries, QueryEncoder) or queries.active_adapter is not None:
         return None

@@ -211,10 +211,15 @@ DOCUMENT_RUNTIMES = ("auto", "torch", "int8")
 
 
 def document_runtime(device, dtype) -> str:
-    """What runs documents' layers: ``CODESEARCH_DOCUMENT_RUNTIME`` (``auto``, the default:
-    ``int8`` on a CPU without native bfloat16, else ``torch``). ``int8`` is
-    :class:`~codesearch.model.ortgraph.Int8DocumentLayers` (CPU only); ``torch`` the model
-    itself. An unknown value is a ValueError naming the valid ones."""
+    """What runs documents' layers in this torch encoder: ``CODESEARCH_DOCUMENT_RUNTIME``
+    (``auto``, the default: ``int8`` on a CPU where the model is in float32, else ``torch``).
+    ``int8`` is :class:`~codesearch.model.ortgraph.Int8DocumentLayers` (CPU only); ``torch`` the
+    model itself. An unknown value is a ValueError naming the valid ones.
+
+    ``dtype="auto"`` loads the model in float32 on every CPU (:func:`_auto_dtype`), so its
+    documents get the vectors of the torch-free encoder that index runs use
+    (:func:`~codesearch.model.docint8.light_document_encoder`) bit for bit. Training's model
+    (``dtype="train"``) is in bfloat16 where the CPU has it, and its documents run in torch."""
     import os
 
     name = os.environ.get("CODESEARCH_DOCUMENT_RUNTIME") or "auto"
@@ -229,13 +234,31 @@ def document_runtime(device, dtype) -> str:
     return name
 
 
-def _auto_dtype():
-    """bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA, else float32."""
+def _auto_dtype(training: bool = False):
+    """The model's dtype: bfloat16 on CUDA. On a CPU, float32, so that documents run in the same
+    8-bit layers as an index run's torch-free encoder, built from the same float32 weights, and
+    both give the same vectors bit for bit (one home, one kind of vector); bfloat16 where the CPU
+    has it natively (AVX512-BF16/AMX) for ``training`` (``dtype="train"``: the frozen base runs
+    faster) and where documents are asked to run in torch (``CODESEARCH_DOCUMENT_RUNTIME=torch``)."""
+    import os
+
     import torch
 
     if torch.cuda.is_available():
         return torch.bfloat16
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    in_torch = training or os.environ.get("CODESEARCH_DOCUMENT_RUNTIME") == "torch"
+    return torch.bfloat16 if in_torch and cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has 8-bit dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8),
+    read from /proc/cpuinfo (False where it cannot be read). Only the index-time estimate's default
+    rate depends on it (docs/speed.md, "Documents in 8 bits on every CPU")."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def cpu_has_native_bf16() -> bool:
@@ -362,7 +385,7 @@ class MultiVectorEncoder(RoutedSpaces):
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = _auto_dtype() if dtype == "auto" else getattr(torch, dtype)
+        self.dtype = _auto_dtype(dtype == "train") if dtype in ("auto", "train") else getattr(torch, dtype)
         self.document_runtime = document_runtime(self.device, self.dtype)
         self._int8_layers: dict = {}
         base = self.base_path()

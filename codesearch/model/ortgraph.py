@@ -303,10 +303,12 @@ class Int8DocumentLayers:
     """A document batch's BERT layers after the embeddings, with 8-bit weight products:
     ``run(x, attention)`` for ``x`` of shape (rows, width, hidden) and the batch's 0/1 mask.
 
-    Why: on a CPU without native bfloat16 (AVX2 only, as many laptops and the project's latest
-    machine), the torch encoder runs documents in float32 at about 4,500 tokens/s on 2 cores, and
-    its 36 weight products are most of that. ONNX Runtime's u8 x s8 products run at about 2.1
-    times float32's rate there (0.30 against 0.14 TOP/s, docs/speed.md), so indexing runs faster.
+    Why: on a CPU without native bfloat16 (AVX2 only, as many laptops), the torch encoder runs
+    documents in float32 at about 4,500 tokens/s on 2 cores, and its 36 weight products are most
+    of that. ONNX Runtime's u8 x s8 products run at about 2.1 times float32's rate there (0.30
+    against 0.14 TOP/s, docs/speed.md), so indexing runs faster. On a CPU with 8-bit dot products
+    (AVX512-VNNI) they beat torch's bfloat16 as well, so documents run here on every CPU
+    (docs/speed.md, "Documents in 8 bits on every CPU").
 
     - **Activations** are quantised per token: each row of a product's input has its own scale
       (its largest magnitude over 127 around a zero point of 128; GELU's outputs, which are at

@@ -133,7 +133,7 @@ def run_curriculum(cfg: CurriculumConfig, *, max_steps_per_phase: int | None = N
     # 4x faster per step here), else float32; the LoRA weights always train in float32.
     # Unless keep_adapters, the curriculum trains its adapters afresh on the base model's head:
     # adapters that model already has (the shipped default has some) are left out.
-    encoder = load_encoder(cfg.base_model, dtype="auto", adapters=cfg.keep_adapters)
+    encoder = load_encoder(cfg.base_model, dtype="train", adapters=cfg.keep_adapters)
     routing: dict[str, str] = dict(encoder.config.routing)
     # Languages with an adapter of their own (phases that train one, or the base model's
     # routing) are gated and reported on their own held-out pairs too.

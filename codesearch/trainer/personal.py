@@ -272,7 +272,7 @@ def finetune_personal(
         return report
 
     # 2. Train, starting from the shipped model's adapter for most of the user's code.
-    encoder = load_encoder(_shipped_spec(settings), dtype="auto")
+    encoder = load_encoder(_shipped_spec(settings), dtype="train")
     routing = dict(encoder.config.routing)
     routing.pop("personal", None)
     dominant = _dominant_domain(store)
@@ -400,11 +400,12 @@ def reindex_home(settings: dict, say: Callable[[str], None] = lambda m: None) ->
     from codesearch.config import resolve_model
     from codesearch.indexer.pipeline import Indexer
     from codesearch.indexer.store import Store
-    from codesearch.model import load_encoder
+    from codesearch.model import load_index_encoder
 
     store = Store(Path(settings["home"]))
     roots = [r for r in store.meta().get("roots", []) if Path(r).exists()]
-    encoder = load_encoder(resolve_model({**settings, "model": "default"}))
+    # (as `codesearch index` embeds: on a CPU the torch-free 8-bit encoder, not the trainer's torch)
+    encoder = load_index_encoder(resolve_model({**settings, "model": "default"}))
     say(f"updating the index of {len(roots)} folder(s) with the new model")
     summary = Indexer(store, encoder, settings).run(roots, on_estimate=lambda e: say(e.line()))
     return {"embedded": summary.embedded, "reused": summary.reused, "seconds": round(summary.seconds, 1)}
