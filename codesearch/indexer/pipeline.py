@@ -354,7 +354,8 @@ class Indexer:
         progress: Callable[[str, int, int], None] | None = None,
         on_estimate: Callable[[IndexEstimate], None] | None = None,
     ) -> IndexSummary:
-        """Index ``roots``. ``progress(stage, done, total)`` is called as work advances;
+        """Index ``roots``. ``progress(stage, done, total)`` is called as work advances (the
+        embedding stage's from the thread that writes, once those chunks are searchable);
         ``on_estimate(estimate)`` once the walk knows the new and changed files, when there are
         some (the indexer itself prints nothing: the language server talks on stdout)."""
         roots = [Path(r).expanduser().absolute() for r in roots]
@@ -618,13 +619,20 @@ class Indexer:
         have = self.store.existing_keys(keys_needed) if keys_needed else set()
         to_embed_total = len(keys_needed - have)
         self._pending_chunks = sum(len(w.keys) for w in work)  # for the space a rerun needs
-        done = 0
         if not to_embed_total:
             progress = None  # nothing to embed: no "embedding" stage (an empty bar) to report
         else:
             self._load_model(summary)
         if progress:
             progress("embedding", 0, to_embed_total)
+        committed = 0
+
+        def searchable(n: int) -> None:  # (on the writes' thread: a group's rows are committed)
+            nonlocal committed
+            committed += n
+            if progress:
+                progress("embedding", committed, to_embed_total)
+
         writes = _Writes()
         failed = True
         try:
@@ -636,16 +644,12 @@ class Indexer:
                 group.append(w)
                 group_new += sum(1 for k in w.keys if k not in have)
                 if group_new >= self.batch_chunks or sum(len(g.keys) for g in group) >= 4 * self.batch_chunks:
-                    done += self._commit_group(group, have, summary, writes)
-                    if progress:
-                        progress("embedding", done, to_embed_total)
+                    self._commit_group(group, have, summary, writes, searchable)
                     for g in group:
                         g.chunks = None  # (embedded, and its rows made: its chunks are not needed again)
                     group, group_new = [], 0
             if group:
-                done += self._commit_group(group, have, summary, writes)
-                if progress:
-                    progress("embedding", done, to_embed_total)
+                self._commit_group(group, have, summary, writes, searchable)
             writes.join()
             failed = False
         finally:
@@ -680,9 +684,12 @@ class Indexer:
         summary.skipped[reason] += 1
         summary.skipped_examples.setdefault(reason, stored_path(path))
 
-    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, writes: _Writes) -> int:
+    def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, writes: _Writes,
+                      searchable: Callable[[int], None] = lambda n: None) -> int:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that
-        order: the writes go to ``writes``, which runs them beside the next group's embedding."""
+        order: the writes go to ``writes``, which runs them beside the next group's embedding and
+        then calls ``searchable`` with the number of chunks embedded (the run's progress: what it
+        shows is searchable). Returns that number."""
         for w in group:
             if w.chunks is None:
                 w.chunks = self._cut_again(w.source, summary)
@@ -713,7 +720,7 @@ class Indexer:
                 raise  # (no model to embed with: no file would fare better; the run stops, nothing lost)
             except Exception:  # one bad input must not abort the run: find the file, skip it
                 if len(group) > 1:
-                    return sum(self._commit_group([w], have, summary, writes) for w in group)
+                    return sum(self._commit_group([w], have, summary, writes, searchable) for w in group)
                 log.warning("cannot embed %s", stored_path(group[0].source.path), exc_info=True)
                 self._skip(summary, group[0].source.path, "embedding failed")
                 return 0  # not recorded: tried again next run
@@ -734,8 +741,9 @@ class Indexer:
             }
             for w in group
         ]
-        writes.put(lambda: self._write_rows(keyed, pooled_by_key, files))
-        return len(new)
+        embedded = len(new)
+        writes.put(lambda: (self._write_rows(keyed, pooled_by_key, files), searchable(embedded)))
+        return embedded
 
     def _write_rows(self, keyed: list, pooled_by_key: dict[str, np.ndarray], files: list[dict]) -> None:
         """A group's chunk rows and file records, after its vectors (on the writes' thread)."""

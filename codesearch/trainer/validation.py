@@ -124,8 +124,24 @@ def measure_prepared(encoder, spec: EvalSetSpec) -> dict:
     return {"n": overall["n"], **{k: round(overall[k], 4) for k in METRICS}}
 
 
+def _as_a_user_loads(encoder, folder: Path) -> tuple:
+    """(what indexes, what searches) for ``encoder``'s weights as `codesearch index` and `eval`
+    load them. On a CPU: ``encoder`` saved to ``folder`` and loaded back, documents in 8 bits
+    from float32 weights (codesearch/model/docint8.py), queries by the numpy query encoder.
+    Training's model there is in bfloat16 where the CPU has it, whose documents in torch give
+    other vectors. On a GPU: ``encoder`` itself, as a user's index run there uses torch."""
+    if str(getattr(encoder, "device", "cpu")) != "cpu" or not hasattr(encoder, "save"):
+        return encoder, encoder
+    from codesearch.model import load_index_encoder, load_query_encoder
+
+    shutil.rmtree(folder, ignore_errors=True)
+    encoder.save(folder)
+    return load_index_encoder(folder), load_query_encoder(folder)
+
+
 def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir: Path, method: str = "multivector") -> dict[str, dict]:
-    """P@1, MRR@10 and Recall@5 of each set, the encoder routed by ``routing``."""
+    """P@1, MRR@10 and Recall@5 of each set, the encoder routed by ``routing``, indexed and
+    searched as a user's `codesearch eval` would (:func:`_as_a_user_loads`)."""
     from codesearch.config import load_settings
     from codesearch.eval import METRICS, evaluate_search, load_eval_set
     from codesearch.indexer.pipeline import Indexer
@@ -145,12 +161,14 @@ def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir:
             settings = load_settings(config_file=None, home=str(home))
             store = Store(home)
             root = spec.root.expanduser().absolute()
-            Indexer(store, encoder, settings).run([root])
-            searcher = Searcher(store, encoder, settings)
+            indexing, searching = _as_a_user_loads(encoder, work_dir / "model")
+            Indexer(store, indexing, settings).run([root])
+            searcher = Searcher(store, searching, settings)
             overall = evaluate_search(load_eval_set(spec.file), searcher, root, method)["overall"]
             out[spec.key] = {"n": overall["n"], **{k: round(overall[k], 4) for k in METRICS}}
-            del searcher, store
+            del searcher, store, indexing, searching
             shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(work_dir / "model", ignore_errors=True)
     finally:
         encoder.config.routing = saved_routing
         encoder.use_adapter(saved_adapter)
