@@ -46,7 +46,8 @@ from codesearch.model.ondemand import QuerySide, cuda_possible
 def light_document_encoder(queries) -> "Int8DocumentEncoder | None":
     """The torch-free document encoder for ``queries`` (a numpy
     :class:`~codesearch.model.query.QueryEncoder`) where documents run in 8 bits (a CPU, unless
-    ``CODESEARCH_DOCUMENT_RUNTIME=torch``), else None. An unknown ``CODESEARCH_DOCUMENT_RUNTIME`` is a ValueError naming the valid ones."""
+    ``CODESEARCH_DOCUMENT_RUNTIME=torch``), else None. An unknown ``CODESEARCH_DOCUMENT_RUNTIME``
+    is a ValueError naming the valid ones."""
     from codesearch.model.query import QueryEncoder
 
     name = os.environ.get("CODESEARCH_DOCUMENT_RUNTIME") or "auto"
