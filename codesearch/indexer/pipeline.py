@@ -646,7 +646,7 @@ class Indexer:
                 if group_new >= self.batch_chunks or sum(len(g.keys) for g in group) >= 4 * self.batch_chunks:
                     self._commit_group(group, have, summary, writes, searchable)
                     for g in group:
-                        g.chunks = None  # (embedded, and its rows made: its chunks are not needed again)
+                        g.chunks = None  # (embedded; its writes hold the chunks they need)
                     group, group_new = [], 0
             if group:
                 self._commit_group(group, have, summary, writes, searchable)
