@@ -132,11 +132,12 @@ def _as_a_user_loads(encoder, folder: Path) -> tuple:
     other vectors. On a GPU: ``encoder`` itself, as a user's index run there uses torch."""
     if str(getattr(encoder, "device", "cpu")) != "cpu" or not hasattr(encoder, "save"):
         return encoder, encoder
-    from codesearch.model import load_index_encoder, load_query_encoder
+    from codesearch.model import load_index_encoder
 
     shutil.rmtree(folder, ignore_errors=True)
     encoder.save(folder)
-    return load_index_encoder(folder), load_query_encoder(folder)
+    indexing = load_index_encoder(folder)
+    return indexing, getattr(indexing, "queries", indexing)  # (its numpy query encoder, as `eval` shares it)
 
 
 def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir: Path, method: str = "multivector") -> dict[str, dict]:
@@ -151,25 +152,29 @@ def measure_eval_sets(encoder, routing: dict, sets: list[EvalSetSpec], work_dir:
     saved_routing, saved_adapter = encoder.config.routing, encoder.active_adapter
     encoder.config.routing = dict(routing)
     out: dict[str, dict] = {}
+    user = None  # (what indexes, what searches), loaded once, at the first set to be indexed
     try:
         for spec in sets:
             if spec.chunks is not None:
                 out[spec.key] = measure_prepared(encoder, spec)
                 continue
+            if user is None:
+                user = _as_a_user_loads(encoder, work_dir / "model")
+            indexing, searching = user
             home = work_dir / spec.file.stem
             shutil.rmtree(home, ignore_errors=True)  # a scratch index per measurement: the weights changed
             settings = load_settings(config_file=None, home=str(home))
             store = Store(home)
             root = spec.root.expanduser().absolute()
-            indexing, searching = _as_a_user_loads(encoder, work_dir / "model")
             Indexer(store, indexing, settings).run([root])
             searcher = Searcher(store, searching, settings)
             overall = evaluate_search(load_eval_set(spec.file), searcher, root, method)["overall"]
             out[spec.key] = {"n": overall["n"], **{k: round(overall[k], 4) for k in METRICS}}
-            del searcher, store, indexing, searching
+            del searcher, store
             shutil.rmtree(home, ignore_errors=True)
-            shutil.rmtree(work_dir / "model", ignore_errors=True)
     finally:
+        del user
+        shutil.rmtree(work_dir / "model", ignore_errors=True)
         encoder.config.routing = saved_routing
         encoder.use_adapter(saved_adapter)
     return out
