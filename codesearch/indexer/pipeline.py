@@ -685,7 +685,7 @@ class Indexer:
         summary.skipped_examples.setdefault(reason, stored_path(path))
 
     def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, writes: _Writes,
-                      searchable: Callable[[int], None] = lambda n: None) -> int:
+                      searchable: Callable[[int], None]) -> int:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that
         order: the writes go to ``writes``, which runs them beside the next group's embedding and
         then calls ``searchable`` with the number of chunks embedded (the run's progress: what it
@@ -729,8 +729,9 @@ class Indexer:
             pooled_by_key.update(zip(keys, pooled))
             have.update(keys)
             summary.embedded += len(keys)
-        summary.reused += sum(len(pairs) for _, pairs in keyed) - len(new)
-        summary.chunks += sum(len(pairs) for _, pairs in keyed)
+        chunks = sum(len(pairs) for _, pairs in keyed)
+        summary.reused += chunks - len(new)
+        summary.chunks += chunks
         files = [
             {
                 "path": stored_path(w.source.path),

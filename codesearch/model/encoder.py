@@ -254,21 +254,23 @@ def cpu_has_vnni() -> bool:
     """Whether this CPU has 8-bit dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8),
     read from /proc/cpuinfo (False where it cannot be read). Only the index-time estimate's default
     rate depends on it (docs/speed.md, "Documents in 8 bits on every CPU")."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpuinfo()
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo
     (False where it cannot be read)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpuinfo()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpuinfo() -> str:
+    """/proc/cpuinfo's text ("" where it cannot be read: no flag is found in it)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 # Documents: at most this many padded tokens a batch (16 rows of 256 tokens; up to 128 tokens,
