@@ -124,6 +124,20 @@ pub fn parse_interval() {}
     assert not by_source(pairs, "doc")
 
 
+def test_a_doc_that_opens_with_a_list_item_gives_no_doc_pair():
+    # "- Alg Analysis: Work O(1), ...": a bullet of notes, not what the function is (one Verus
+    # repository opens 926 of its docs so); the declaration falls back to a name pair.
+    text = """/// - Alg Analysis: Code review: Work O(1), Span O(1), a field write of the tree.
+pub fn set_left(x: u64) -> u64 { x }
+
+/// Returns the left child of the node in the binary search tree.
+pub fn left(x: u64) -> u64 { x }
+"""
+    pairs = mine_text("x.rs", text).pairs
+    assert [p.query for p in by_source(pairs, "doc")] == ["Returns the left child of the node in the binary search tree."]
+    assert [p.query for p in by_source(pairs, "name")] == ["set left"]
+
+
 def test_lean_markdown_docs_and_guard_msgs_outputs():
     # Lean docstrings are Markdown: a line starting with "**" is bold, not a javadoc star; a
     # docstring above `#guard_msgs in` is the command's expected output, not documentation.
