@@ -87,8 +87,10 @@ def _phase_sections(config_path: str, trained: set[str], model_config: dict, kep
 # Where the pairs folders of the shipped configs come from (config/curriculum.yaml's `data`).
 DATA_ORIGINS = {
     "pairs": ("from Debian packages on the build machine (config/data.yaml)", "codesearch data build --out data/pairs"),
-    "pairs-formal": ("from public Lean and TLA+ repositories (config/data-formal.yaml)",
+    "pairs-formal": ("from public Lean, TLA+ and Verus repositories (config/data-formal.yaml)",
                      "codesearch data build --config config/data-formal.yaml --out data/pairs-formal"),
+    "pairs-rust": ("from Rust's std, Debian's Rust crates and the Python stdlib (config/data-rust.yaml)",
+                   "codesearch data build --config config/data-rust.yaml --out data/pairs-rust"),
 }
 
 
