@@ -209,6 +209,45 @@ def test_a_set_the_phase_cannot_change_keeps_its_figure(tmp_path):
         assert rust["eval:pyset"] == report.table["after general"]["eval:pyset"]
 
 
+def test_a_slow_first_step_does_not_shrink_the_time_budgets_plan(tmp_path, monkeypatch):
+    # A fake clock: the first step takes 30 s (one-off set-up), every other step 1 s. Of a 50 s
+    # budget, 40 s are spent when the pace is measured at step 11, so 10 more steps fit: 21 in
+    # all (counting the first step in the pace planned 13).
+    import time as real_time
+
+    from codesearch.model import load_encoder
+    from codesearch.trainer import train as train_module
+    from codesearch.trainer.phase import PhaseConfig
+
+    class Clock:
+        now, steps = 1000.0, 0
+
+        def monotonic(self):
+            return self.now
+
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+    clock = Clock()
+    unique_batch = train_module._unique_batch
+
+    def step_batch(batch):
+        clock.now += 30.0 if clock.steps == 0 else 1.0
+        clock.steps += 1
+        return unique_batch(batch)
+
+    monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(train_module, "_unique_batch", step_batch)
+    cfg = yaml.safe_load((CONFIG / "phases" / "gpu-rust.yaml").read_text())
+    cfg.update(steps=1000, batch_size=2, warmup_steps=2, document_max_tokens=16, checkpoint_every=1000, log_every=50,
+               max_train_seconds=50.0, gate_on=None, model_negatives=0)
+    cfg["lora"]["r"] = 2
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    result = train_module.train_phase(load_encoder("default", adapters=False), read_pairs(FIXTURES / "train.jsonl"),
+                                      PhaseConfig.load(tmp_path / "p.yaml"), tmp_path / "out")
+    assert result.planned == 21 and result.steps == 21 and clock.steps == 21
+
+
 def test_a_time_budget_ends_a_phase_early_with_its_schedule_finished(tmp_path):
     from codesearch.model import load_encoder
     from codesearch.trainer.phase import PhaseConfig

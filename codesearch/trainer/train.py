@@ -232,15 +232,22 @@ def train_phase(
     bar = tqdm(range(start, end), desc=f"train {cfg.name}", initial=start, total=plan["total"], leave=False)
     if start == 0 and end > 0:
         eval_point(0)
-    # The time budget: measured over the first steps of this call, after the eval point above.
-    budget_check = start + max(cfg.warmup_steps, 10) if cfg.max_train_seconds and start < plan["total"] else None
+    # The time budget: the pace is measured over the first steps of this call after its first
+    # one, whose one-off costs (lazy set-up, a GPU's kernels and allocator warming) took 2x the
+    # pace on a CPU and may take seconds of a GPU's 80-second budget: counted in, they made
+    # the plan fit too few steps. Time already spent counts against the budget either way.
+    budget_check = start + 1 + max(cfg.warmup_steps, 10) if cfg.max_train_seconds and start < plan["total"] else None
     steps_t0 = time.monotonic()
+    pace_t0 = steps_t0
     for step in bar:
         if step >= end:
             break
+        if step == start + 1:
+            pace_t0 = time.monotonic()
         if step == budget_check:
-            pace = (time.monotonic() - steps_t0) / (step - start)
-            fits = start + int((cfg.max_train_seconds - (time.monotonic() - steps_t0)) / pace) + (step - start)
+            now = time.monotonic()
+            pace = (now - pace_t0) / (step - start - 1)
+            fits = step + int((cfg.max_train_seconds - (now - steps_t0)) / pace)
             if fits < plan["total"]:
                 plan["total"] = max(step + 1, fits)
                 end = min(end, plan["total"])
