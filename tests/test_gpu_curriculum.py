@@ -212,7 +212,7 @@ def test_a_set_the_phase_cannot_change_keeps_its_figure(tmp_path):
 def test_a_slow_first_step_does_not_shrink_the_time_budgets_plan(tmp_path, monkeypatch):
     # A fake clock: the first step takes 30 s (one-off set-up), every other step 1 s. Of a 50 s
     # budget, 40 s are spent when the pace is measured at step 11, so 10 more steps fit: 21 in
-    # all (counting the first step in the pace planned 13).
+    # all (counting the first step in the pace planned 12).
     import time as real_time
 
     from codesearch.model import load_encoder

@@ -125,8 +125,8 @@ pub fn parse_interval() {}
 
 
 def test_a_doc_that_opens_with_a_list_item_gives_no_doc_pair():
-    # "- Alg Analysis: Work O(1), ...": a bullet of notes, not what the function is (one Verus
-    # repository opens 926 of its docs so); the declaration falls back to a name pair.
+    # "- Alg Analysis: Work O(1), ...": a bullet of notes, not what the function is (2,845 docs of
+    # one Verus repository open so); the declaration falls back to a name pair.
     text = """/// - Alg Analysis: Code review: Work O(1), Span O(1), a field write of the tree.
 pub fn set_left(x: u64) -> u64 { x }
 
