@@ -685,11 +685,11 @@ class Indexer:
         summary.skipped_examples.setdefault(reason, stored_path(path))
 
     def _commit_group(self, group: list[_FileWork], have: set[str], summary: IndexSummary, writes: _Writes,
-                      searchable: Callable[[int], None]) -> int:
+                      searchable: Callable[[int], None]) -> None:
         """Embed the new chunks of some files, then store vectors, chunks, file records in that
         order: the writes go to ``writes``, which runs them beside the next group's embedding and
         then calls ``searchable`` with the number of chunks embedded (the run's progress: what it
-        shows is searchable). Returns that number."""
+        shows is searchable)."""
         for w in group:
             if w.chunks is None:
                 w.chunks = self._cut_again(w.source, summary)
@@ -720,10 +720,12 @@ class Indexer:
                 raise  # (no model to embed with: no file would fare better; the run stops, nothing lost)
             except Exception:  # one bad input must not abort the run: find the file, skip it
                 if len(group) > 1:
-                    return sum(self._commit_group([w], have, summary, writes, searchable) for w in group)
+                    for w in group:
+                        self._commit_group([w], have, summary, writes, searchable)
+                    return
                 log.warning("cannot embed %s", stored_path(group[0].source.path), exc_info=True)
                 self._skip(summary, group[0].source.path, "embedding failed")
-                return 0  # not recorded: tried again next run
+                return  # not recorded: tried again next run
             items = list(zip(keys, tokens, pooled))
             writes.put(lambda items=items: self.store.add_vectors(items))
             pooled_by_key.update(zip(keys, pooled))
@@ -744,7 +746,6 @@ class Indexer:
         ]
         embedded = len(new)
         writes.put(lambda: (self._write_rows(keyed, pooled_by_key, files), searchable(embedded)))
-        return embedded
 
     def _write_rows(self, keyed: list, pooled_by_key: dict[str, np.ndarray], files: list[dict]) -> None:
         """A group's chunk rows and file records, after its vectors (on the writes' thread)."""
